@@ -1,0 +1,1 @@
+"""Policies, value functions, returns/GAE and the PPO/TRPO updates."""

@@ -1,0 +1,123 @@
+"""Diagonal Gaussian MLP policy evaluated functionally on a parameter dict.
+
+Parameters live outside the module (``dict[str, Tensor]``), so MAML can adapt them with
+``torch.func``, the sampler can evaluate one parameter set per task, and the learner can
+update them with any optimiser. Observation normalisation statistics are module buffers:
+they travel with the module but are not parameters.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+Params = dict[str, Tensor]
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
+_LOG_2PI = math.log(2.0 * math.pi)
+
+
+def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], activation: str) -> nn.Sequential:
+    """A plain MLP; the output layer is linear."""
+    layers: list[nn.Module] = []
+    for size in hidden_sizes:
+        layers += [nn.Linear(in_dim, size), ACTIVATIONS[activation]()]
+        in_dim = size
+    layers.append(nn.Linear(in_dim, out_dim))
+    return nn.Sequential(*layers)
+
+
+class ObsNormalizer(nn.Module):
+    """Running mean/variance of observations (buffers), applied as (obs - mean) / std, clipped."""
+
+    def __init__(self, obs_dim: int, clip: float = 10.0, enabled: bool = True) -> None:
+        super().__init__()
+        self.enabled = enabled
+        self.clip = clip
+        self.register_buffer("mean", torch.zeros(obs_dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(obs_dim, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(1e-4, dtype=torch.float64))
+
+    def forward(self, obs: Tensor) -> Tensor:
+        if not self.enabled:
+            return obs
+        std = (self.var + 1e-8).sqrt().to(obs.dtype)
+        return ((obs - self.mean.to(obs.dtype)) / std).clamp(-self.clip, self.clip)
+
+    @torch.no_grad()
+    def update(self, obs: Tensor) -> None:
+        """Merge a batch of observations ``[..., obs_dim]`` into the running statistics."""
+        if not self.enabled:
+            return
+        batch = obs.reshape(-1, obs.shape[-1]).to(torch.float64)
+        n = batch.shape[0]
+        if n == 0:
+            return
+        b_mean, b_var = batch.mean(0), batch.var(0, unbiased=False)
+        total = self.count + n
+        delta = b_mean - self.mean
+        self.mean += delta * n / total
+        m2 = self.var * self.count + b_var * n + delta.square() * self.count * n / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+
+class GaussianPolicy(nn.Module):
+    """``obs -> (mean, log_std)`` with a state-independent log standard deviation."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        act_dim: int,
+        hidden_sizes: tuple[int, ...] = (64, 64),
+        activation: str = "tanh",
+        init_std: float = 1.0,
+        normalize_obs: bool = False,
+    ) -> None:
+        super().__init__()
+        self.obs_dim, self.act_dim = obs_dim, act_dim
+        self.obs_normalizer = ObsNormalizer(obs_dim, enabled=normalize_obs)
+        self.mean_net = mlp(obs_dim, act_dim, tuple(hidden_sizes), activation)
+        self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+
+    def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
+        mean = self.mean_net(self.obs_normalizer(obs))
+        return mean, self.log_std.expand_as(mean)
+
+    def init_params(self) -> Params:
+        """A detached copy of the module's initial parameters, as a dict the learner owns."""
+        return {name: p.detach().clone() for name, p in self.named_parameters()}
+
+
+def distribution_params(policy: nn.Module, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
+    """``(mean, log_std)`` of ``policy`` under ``params`` for ``obs [..., obs_dim]``."""
+    return functional_call(policy, params, (obs,))
+
+
+def batched_distribution_params(
+    policy: nn.Module, params: Params, obs: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Per-group parameters: every tensor in ``params`` has a leading ``[group]`` dim and
+    ``obs`` is ``[group, ..., obs_dim]``; each group is evaluated with its own parameters."""
+    return vmap(lambda p, o: functional_call(policy, p, (o,)))(params, obs)
+
+
+def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
+    """Log-density of a diagonal Gaussian, summed over the action dim."""
+    z = (actions - mean) * torch.exp(-log_std)
+    return (-0.5 * z.square() - log_std - 0.5 * _LOG_2PI).sum(-1)
+
+
+def gaussian_entropy(log_std: Tensor) -> Tensor:
+    """Entropy of a diagonal Gaussian, summed over the action dim."""
+    return (log_std + 0.5 * (1.0 + _LOG_2PI)).sum(-1)
+
+
+def gaussian_kl(mean_p: Tensor, log_std_p: Tensor, mean_q: Tensor, log_std_q: Tensor) -> Tensor:
+    """KL(p || q) of two diagonal Gaussians, summed over the action dim."""
+    var_p, var_q = torch.exp(2 * log_std_p), torch.exp(2 * log_std_q)
+    kl = log_std_q - log_std_p + (var_p + (mean_p - mean_q).square()) / (2 * var_q) - 0.5
+    return kl.sum(-1)

@@ -1,0 +1,113 @@
+"""``metarobust`` command line: train | evaluate | plot | config.
+
+User errors (bad config, missing run directory, unknown env id) print one line and exit 2;
+a diverged run prints one line and exits 1; Ctrl-C saves a checkpoint and exits 130.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from metarobust.errors import ConfigError, TrainingError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except ConfigError as err:
+        print(f"metarobust: error: {err}", file=sys.stderr)
+        return 2
+    except TrainingError as err:
+        print(f"metarobust: training stopped: {err}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metarobust", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    train = sub.add_parser("train", help="train a policy (PPO/TRPO) from a YAML config")
+    train.add_argument("--config", type=Path, help="YAML config file (default: all defaults)")
+    train.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. --set ppo.lr=1e-3 (repeatable)",
+    )
+    train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run")
+    train.set_defaults(func=_train)
+
+    evaluate = sub.add_parser("evaluate", help="evaluate a run's policy; writes evaluation.csv")
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes to run")
+    evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed")
+    evaluate.add_argument(
+        "--stochastic", action="store_true", help="sample actions (default: mean)"
+    )
+    evaluate.set_defaults(func=_evaluate)
+
+    plot = sub.add_parser("plot", help="plot a run's learning curves to PNG")
+    plot.add_argument("run_dirs", type=Path, nargs="+")
+    plot.add_argument("--metric", default="charts/episodic_return", help="metrics.jsonl key")
+    plot.add_argument("--out", type=Path, help="PNG path (default: <first run>/<metric>.png)")
+    plot.set_defaults(func=_plot)
+
+    show = sub.add_parser("config", help="list every config field with its default and meaning")
+    show.add_argument("--config", type=Path, help="show this file's resolved values instead")
+    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    show.set_defaults(func=_show_config)
+    return parser
+
+
+def _train(args: argparse.Namespace) -> None:
+    from metarobust.config import load_config
+    from metarobust.utils.run_dir import load_run_config
+
+    if args.resume is not None:
+        if args.config is not None:
+            raise ConfigError("--config: not allowed with --resume (the run keeps its config)")
+        cfg = load_run_config(args.resume, args.overrides)
+    else:
+        cfg = load_config(args.config, args.overrides)
+    from metarobust.train import train  # after validation: bad input fails before heavy imports
+
+    run_dir = train(cfg, args.resume)
+    print(f"run saved in {run_dir}")
+
+
+def _evaluate(args: argparse.Namespace) -> None:
+    from metarobust.evaluate import evaluate_run
+
+    if args.episodes <= 0:
+        raise ConfigError(f"--episodes: expected a positive integer, got {args.episodes}")
+    summary = evaluate_run(args.run_dir, args.episodes, args.seed, not args.stochastic)
+    print(summary)
+
+
+def _plot(args: argparse.Namespace) -> None:
+    from metarobust.plotting import plot_runs
+
+    out = plot_runs(args.run_dirs, args.metric, args.out)
+    print(f"wrote {out}")
+
+
+def _show_config(args: argparse.Namespace) -> None:
+    from metarobust.config import Config, describe_fields, dump_config, load_config
+
+    if args.config is None and not args.overrides:
+        print(describe_fields(Config))
+    else:
+        print(dump_config(load_config(args.config, args.overrides)), end="")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

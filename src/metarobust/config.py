@@ -1,0 +1,245 @@
+"""Typed run configuration: YAML file -> ``--set`` overrides -> validated ``Config``.
+
+Validation is pydantic's; this module only turns its errors into one line that names the
+key and what was expected (raised as ``ConfigError``, which the CLI prints with exit 2).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import gymnasium as gym
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from metarobust.errors import ConfigError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+UnitInterval = Annotated[float, Field(ge=0, le=1)]
+Discount = Annotated[float, Field(gt=0, le=1)]
+
+
+class Section(BaseModel):
+    """A config group: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EnvConfig(Section):
+    """Which environment to train on, and how tasks are drawn for it."""
+
+    id: str = Field("InvertedPendulum-v5", description="Gymnasium env id (any registered id)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="extra gymnasium.make kwargs")
+    max_episode_steps: PositiveInt | None = Field(None, description="override the time limit")
+    task: dict[str, Any] | None = Field(
+        None, description="fixed task passed to reset(options={'task': ...}); none = env default"
+    )
+
+    @field_validator("id")
+    @classmethod
+    def _registered(cls, env_id: str) -> str:
+        import metarobust.envs  # noqa: F401  (registers the metarobust/* ids)
+
+        if env_id not in gym.registry:
+            raise ValueError(f"unknown env id {env_id!r}; expected a registered Gymnasium id")
+        return env_id
+
+
+class SamplerConfig(Section):
+    """How experience is collected."""
+
+    backend: Literal["auto", "local", "subprocess", "ray"] = Field(
+        "auto", description="auto = local for 1 worker, subprocess for more"
+    )
+    workers: PositiveInt = Field(1, description="worker processes (or Ray actors)")
+    envs_per_worker: PositiveInt = Field(1, description="envs each worker steps together")
+    ray_address: str | None = Field(None, description="Ray cluster address; none = local Ray")
+
+
+class PolicyConfig(Section):
+    """Gaussian MLP policy (and the MLP value function's shape)."""
+
+    hidden_sizes: list[PositiveInt] = Field([64, 64], description="hidden layer widths")
+    activation: Literal["tanh", "relu"] = Field("tanh", description="hidden activation")
+    init_std: PositiveFloat = Field(1.0, description="initial action standard deviation")
+    normalize_obs: bool = Field(False, description="running observation normalisation")
+
+
+class PPOConfig(Section):
+    """Proximal Policy Optimisation (clipped objective), SB3/CleanRL conventions."""
+
+    lr: PositiveFloat = Field(3e-4, description="Adam learning rate (policy and value)")
+    anneal_lr: bool = Field(False, description="linearly decay lr to 0 over training")
+    num_steps: PositiveInt = Field(2048, description="steps per env per iteration")
+    num_epochs: PositiveInt = Field(10, description="passes over each batch")
+    minibatch_size: PositiveInt = Field(64, description="transitions per gradient step")
+    gamma: Discount = Field(0.99, description="discount factor")
+    gae_lambda: UnitInterval = Field(0.95, description="GAE lambda")
+    clip_coef: PositiveFloat = Field(0.2, description="policy ratio clip epsilon")
+    clip_value: PositiveFloat | None = Field(None, description="value clip range; none = off")
+    ent_coef: Annotated[float, Field(ge=0)] = Field(0.0, description="entropy bonus weight")
+    vf_coef: Annotated[float, Field(ge=0)] = Field(0.5, description="value loss weight")
+    max_grad_norm: PositiveFloat = Field(0.5, description="global gradient-norm clip")
+    target_kl: PositiveFloat | None = Field(None, description="stop epochs past this KL")
+    normalize_advantages: bool = Field(True, description="standardise advantages per minibatch")
+
+
+class TRPOConfig(Section):
+    """Trust Region Policy Optimisation with a conjugate-gradient natural step."""
+
+    max_kl: PositiveFloat = Field(0.01, description="KL trust-region radius delta")
+    cg_iters: PositiveInt = Field(10, description="conjugate-gradient iterations")
+    cg_damping: Annotated[float, Field(ge=0)] = Field(0.1, description="Fisher damping")
+    line_search_steps: PositiveInt = Field(10, description="backtracking steps")
+    backtrack_ratio: Annotated[float, Field(gt=0, lt=1)] = Field(0.8, description="step shrink")
+    num_steps: PositiveInt = Field(1024, description="steps per env per iteration")
+    gamma: Discount = Field(0.99, description="discount factor")
+    gae_lambda: UnitInterval = Field(0.97, description="GAE lambda")
+    baseline: Literal["linear", "mlp"] = Field("mlp", description="value baseline")
+    vf_lr: PositiveFloat = Field(1e-3, description="MLP value function learning rate")
+    vf_epochs: PositiveInt = Field(5, description="value function epochs per iteration")
+    vf_minibatch_size: PositiveInt = Field(64, description="value function minibatch")
+    normalize_advantages: bool = Field(True, description="standardise advantages")
+
+
+class TrainConfig(Section):
+    """Length of training."""
+
+    algorithm: Literal["ppo", "trpo"] = Field("ppo", description="policy optimiser")
+    total_steps: PositiveInt = Field(1_000_000, description="env steps to train for")
+
+
+class LoggingConfig(Section):
+    """Where and how runs are recorded."""
+
+    log_dir: str = Field("logs", description="runs go to <log_dir>/<run_name>")
+    run_name: str | None = Field(None, description="none = <env>_<algo>_<seed>_<time>")
+    tensorboard: bool = Field(True, description="write TensorBoard event files")
+    progress: bool = Field(True, description="show a progress bar")
+
+
+class CheckpointConfig(Section):
+    """Checkpoint cadence."""
+
+    every: PositiveInt = Field(10, description="save every N iterations (and at the end)")
+
+
+class Config(Section):
+    """A full training run."""
+
+    seed: Annotated[int, Field(ge=0)] = Field(0, description="one seed for everything")
+    device: Literal["cpu", "cuda"] = Field("cpu", description="where the learner's tensors live")
+    env: EnvConfig = Field(default_factory=EnvConfig)
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    ppo: PPOConfig = Field(default_factory=PPOConfig)
+    trpo: TRPOConfig = Field(default_factory=TRPOConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
+    """Read ``path`` (YAML; none = all defaults), apply ``key.sub=value`` overrides, validate."""
+    raw: dict[str, Any] = {} if path is None else read_yaml(Path(path))
+    for item in overrides:
+        key, value = parse_override(item)
+        set_dotted(raw, key, value)
+    return validate(raw)
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """The mapping in a YAML file, or a ConfigError naming the file and what is wrong."""
+    if not path.is_file():
+        raise ConfigError(f"{path}: file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(f"{path}{where}: invalid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of config groups, got {type(data).__name__}")
+    return data
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """``"ppo.lr=1e-3"`` -> ``("ppo.lr", 0.001)``; the value is read as YAML."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {item!r}: expected dotted.key=value")
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"--set {key}: could not read value {text!r}") from None
+    return key.strip(), value
+
+
+def set_dotted(tree: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``tree[a][b][c] = value`` for ``key = "a.b.c"``, creating groups as needed."""
+    *groups, leaf = key.split(".")
+    node = tree
+    for i, group in enumerate(groups):
+        child = node.setdefault(group, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: {'.'.join(groups[: i + 1])} is not a config group")
+        node = child
+    node[leaf] = value
+
+
+def validate(raw: dict[str, Any]) -> Config:
+    """``Config`` from a plain mapping, or a ConfigError with the first problem on one line."""
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(describe_error(err, Config)) from None
+
+
+def describe_error(err: ValidationError, model: type[BaseModel]) -> str:
+    """One line: the dotted key, what was expected, what was given."""
+    first = err.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "config"
+    if first["type"] == "extra_forbidden":
+        allowed = _allowed_keys(model, [str(p) for p in first["loc"][:-1]])
+        return f"{key}: unknown key (expected one of: {', '.join(allowed)})"
+    message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "value_error":
+        return f"{key}: {message}"
+    return f"{key}: {message[0].lower()}{message[1:]} (got {first['input']!r})"
+
+
+def _allowed_keys(model: type[BaseModel], path: list[str]) -> list[str]:
+    for part in path:
+        field = model.model_fields.get(part)
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def dump_config(cfg: Config) -> str:
+    """The resolved config as YAML (readable back by ``load_config``)."""
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
+
+
+def describe_fields(model: type[BaseModel], prefix: str = "") -> str:
+    """Every field as ``key  default  description``, one per line, groups flattened."""
+    lines = []
+    for name, field in model.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            lines.append(f"\n[{key}]  {annotation.__doc__.strip().splitlines()[0]}")
+            lines.append(describe_fields(annotation, f"{key}."))
+            continue
+        default = field.get_default(call_default_factory=True)
+        lines.append(f"  {key:<28} {default!r:<22} {field.description or ''}")
+    return "\n".join(lines).lstrip("\n")

@@ -1,0 +1,33 @@
+"""Learning-curve plots from ``metrics.jsonl`` (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from metarobust.errors import ConfigError  # noqa: E402
+from metarobust.utils.logger import read_metrics  # noqa: E402
+
+
+def plot_runs(run_dirs: list[Path], metric: str, out: Path | None = None) -> Path:
+    """One curve of ``metric`` against env steps per run; returns the PNG path."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for run_dir in run_dirs:
+        rows = [r for r in read_metrics(run_dir) if r.get(metric) is not None]
+        if not rows:
+            plt.close(fig)
+            raise ConfigError(f"{run_dir}: no values of {metric!r} in metrics.jsonl")
+        ax.plot([r["step"] for r in rows], [r[metric] for r in rows], label=Path(run_dir).name)
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel(metric)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = out or Path(run_dirs[0]) / f"{metric.replace('/', '_')}.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

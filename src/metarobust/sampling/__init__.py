@@ -1,0 +1,1 @@
+"""One rollout worker for every algorithm, behind local / subprocess / Ray backends."""

@@ -1,0 +1,1 @@
+"""Seeding, logging, checkpoints and run directories."""

@@ -1,0 +1,45 @@
+"""One run seed for Python, NumPy and torch; RNG states in and out of checkpoints."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import numpy as np
+import torch
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed ``random``, NumPy's legacy global RNG and torch; return a torch Generator for the
+    learner's own randomness (minibatch shuffling) so library code never draws from globals."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed)
+
+
+def rng_state(generator: torch.Generator) -> dict[str, Any]:
+    """Every RNG state a run depends on, as checkpoint-safe values."""
+    return {
+        "python": random.getstate(),
+        "numpy": _numpy_state(),
+        "torch": torch.get_rng_state(),
+        "generator": generator.get_state(),
+    }
+
+
+def set_rng_state(state: dict[str, Any], generator: torch.Generator) -> None:
+    """Inverse of ``rng_state``."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    numpy_state = dict(state["numpy"])
+    numpy_state["state"] = {**numpy_state["state"], "key": np.asarray(numpy_state["state"]["key"])}
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(state["torch"])
+    generator.set_state(state["generator"])
+
+
+def _numpy_state() -> dict[str, Any]:
+    state = np.random.get_state(legacy=False)
+    state["state"] = {**state["state"], "key": state["state"]["key"].tolist()}
+    return state

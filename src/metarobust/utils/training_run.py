@@ -1,0 +1,91 @@
+"""Bookkeeping shared by every training loop: logging, progress bar, checkpoints of the last
+good iteration, Ctrl-C and NaN handling. The loops themselves stay pseudocode-shaped."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from metarobust.config import Config
+from metarobust.errors import TrainingError
+from metarobust.utils.checkpoint import save_checkpoint
+from metarobust.utils.logger import Logger
+
+
+class TrainingRun:
+    """One run's records. ``end_iteration`` logs, advances the progress bar and keeps a
+    snapshot of the state; the snapshot is written every ``checkpoint.every`` iterations, at
+    the end, and on Ctrl-C (as ``with TrainingRun(...)`` exits), never mid-update."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        run_dir: Path,
+        total_steps: int,
+        start_step: int = 0,
+        resumed: bool = False,
+    ) -> None:
+        self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.logger = Logger(self.run_dir, cfg.logging.tensorboard, start_step if resumed else None)
+        self.progress = tqdm(
+            total=total_steps,
+            initial=start_step,
+            unit="step",
+            unit_scale=True,
+            dynamic_ncols=True,
+            disable=not cfg.logging.progress,
+        )
+        self._snapshot: dict[str, Any] | None = None
+        self._saved_iteration: int | None = None
+        self._tic = time.perf_counter()
+
+    def __enter__(self) -> TrainingRun:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is KeyboardInterrupt and self._snapshot is not None:
+            path = self._write()
+            self.progress.write(
+                f"interrupted: saved {path} — continue with --resume {self.run_dir}"
+            )
+        self.progress.close()
+        self.logger.close()
+
+    def end_iteration(
+        self,
+        iteration: int,
+        env_steps: int,
+        new_steps: int,
+        metrics: dict[str, float],
+        snapshot: Callable[[], dict[str, Any]],
+        final: bool = False,
+    ) -> None:
+        """Record a finished iteration (``iteration`` counts from 1)."""
+        bad = [k for k, v in metrics.items() if v is not None and not math.isfinite(v)]
+        if bad:
+            kept = f"last good checkpoint: iteration {self._saved_iteration}"
+            if self._saved_iteration is None:
+                kept = "no checkpoint was written yet"
+            raise TrainingError(f"iteration {iteration}: non-finite {', '.join(bad)}; {kept}")
+        now = time.perf_counter()
+        metrics = {**metrics, "charts/SPS": new_steps / max(now - self._tic, 1e-9)}
+        self._tic = now
+        self.logger.log(env_steps, metrics)
+        self.progress.update(new_steps)
+        ret = metrics.get("charts/episodic_return")
+        if ret is not None and math.isfinite(ret):
+            self.progress.set_postfix(ret=f"{ret:.1f}", refresh=False)
+        self._snapshot = snapshot()
+        if final or iteration % self.cfg.checkpoint.every == 0:
+            self._write()
+
+    def _write(self) -> Path:
+        assert self._snapshot is not None
+        path = save_checkpoint(self.run_dir, self._snapshot)
+        self._saved_iteration = self._snapshot["iteration"]
+        return path
