@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-
 from metarobust.config import SamplerConfig
 from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
@@ -32,7 +31,7 @@ def evaluate_run(run_dir: Path, episodes: int, seed: int, deterministic: bool = 
     with (Path(run_dir) / EVALUATION_NAME).open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["episode", "return", "length"])
-        for i, (ret, length) in enumerate(zip(returns.tolist(), lengths.tolist())):
+        for i, (ret, length) in enumerate(zip(returns.tolist(), lengths.tolist(), strict=True)):
             writer.writerow([i, f"{ret:.4f}", int(length)])
     mode = "mean action" if deterministic else "sampled actions"
     std = returns.std().item() if episodes > 1 else 0.0
@@ -41,6 +40,3 @@ def evaluate_run(run_dir: Path, episodes: int, seed: int, deterministic: bool = 
         f"({mode}, mean length {lengths.mean().item():.0f}, step {ckpt['env_steps']}); "
         f"wrote {Path(run_dir) / EVALUATION_NAME}"
     )
-
-
-__all__ = ["evaluate_run", "EVALUATION_NAME", "torch"]

@@ -78,7 +78,9 @@ class Trajectories:
             **out,
             episode_returns=torch.cat([p.episode_returns for p in parts]),
             episode_lengths=torch.cat([p.episode_lengths for p in parts]),
-            episode_tasks=torch.cat([p.episode_tasks + o for p, o in zip(parts, offsets)]),
+            episode_tasks=torch.cat(
+                [p.episode_tasks + o for p, o in zip(parts, offsets, strict=True)]
+            ),
         )
 
 
