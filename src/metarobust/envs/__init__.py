@@ -1,0 +1,100 @@
+"""Task-settable Gymnasium envs and task distributions; importing this registers the ids.
+
+Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
+
+- ``metarobust/Navigation2D-v0`` (100 steps; also ``gymnasium.make_vec`` natively vectorized)
+- ``metarobust/HalfCheetahVel-v0``, ``metarobust/HalfCheetahDir-v0`` (200 steps)
+- ``metarobust/AntDir-v0``, ``metarobust/AntVel-v0``, ``metarobust/AntGoal-v0`` (200 steps)
+- ``metarobust/<Name>Dynamics-v0`` for InvertedPendulum, HalfCheetah, Hopper, Walker2d, Swimmer
+  and Ant (v5 models and time limits)
+
+Every env takes its task through ``reset(options={"task": task})``; the bare env (or, through
+wrappers, ``env.get_wrapper_attr("set_task")``) also has ``set_task`` and ``task``.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+
+from metarobust.envs.dynamics import DynamicsTask, make_dynamics_env
+from metarobust.envs.locomotion import (
+    AntDirEnv,
+    AntGoalEnv,
+    AntVelEnv,
+    HalfCheetahDirEnv,
+    HalfCheetahVelEnv,
+)
+from metarobust.envs.navigation import Navigation2DEnv, Navigation2DVectorEnv
+from metarobust.envs.tasks import (
+    DiskGoal,
+    DynamicsScales,
+    RandomDirection,
+    TaskDistribution,
+    UniformGoal,
+    UniformVelocity,
+    default_task_distribution,
+)
+
+__all__ = [
+    "ENV_IDS",
+    "AntDirEnv",
+    "AntGoalEnv",
+    "AntVelEnv",
+    "DiskGoal",
+    "DynamicsScales",
+    "DynamicsTask",
+    "HalfCheetahDirEnv",
+    "HalfCheetahVelEnv",
+    "Navigation2DEnv",
+    "Navigation2DVectorEnv",
+    "RandomDirection",
+    "TaskDistribution",
+    "UniformGoal",
+    "UniformVelocity",
+    "default_task_distribution",
+    "make_dynamics_env",
+    "register_envs",
+]
+
+_MAML_HORIZON = 200  # MuJoCo task episodes in the MAML paper
+_LOCOMOTION = ("HalfCheetahVel", "HalfCheetahDir", "AntDir", "AntVel", "AntGoal")
+_DYNAMICS_BASES = ("InvertedPendulum", "HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant")
+
+ENV_IDS: tuple[str, ...] = (
+    "metarobust/Navigation2D-v0",
+    *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
+    *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
+)
+
+
+def _register(env_id: str, **spec: object) -> None:
+    # Importing twice (or reloading) must not re-register and trigger Gymnasium's warning.
+    if env_id not in gym.registry:
+        gym.register(id=env_id, **spec)
+
+
+def register_envs() -> None:
+    """Register every id in ``ENV_IDS`` (done on import; calling it again is harmless)."""
+    _register(
+        "metarobust/Navigation2D-v0",
+        entry_point="metarobust.envs.navigation:Navigation2DEnv",
+        vector_entry_point="metarobust.envs.navigation:Navigation2DVectorEnv",
+        max_episode_steps=100,
+    )
+    for name in _LOCOMOTION:
+        _register(
+            f"metarobust/{name}-v0",
+            entry_point=f"metarobust.envs.locomotion:{name}Env",
+            max_episode_steps=_MAML_HORIZON,
+        )
+    for base in _DYNAMICS_BASES:
+        base_id = f"{base}-v5"
+        _register(
+            f"metarobust/{base}Dynamics-v0",
+            entry_point="metarobust.envs.dynamics:dynamics_entry_point",
+            max_episode_steps=gym.spec(base_id).max_episode_steps,
+            kwargs={"base_id": base_id},
+        )
+
+
+register_envs()

@@ -1,0 +1,135 @@
+"""Dynamics tasks for any Gymnasium MuJoCo env: scaled masses, friction and joint damping.
+
+A dynamics task is ``{"mass_scale": s_m, "friction_scale": s_f, "damping_scale": s_d}``, each
+key optional (missing = 1.0), each scale relative to the model's values when the wrapper was
+built. What each scale touches:
+
+- ``mass_scale``: ``model.body_mass`` and ``model.body_inertia`` of every body. Scaling the
+  inertia with the mass keeps each body a rigid body of the same shape (a density change, as
+  editing the mass in the XML would give); scaling mass alone would not.
+- ``friction_scale``: the sliding column (0) of ``model.geom_friction``. The torsional and
+  rolling columns stay nominal: they only act for contacts with ``condim`` >= 4, which none of
+  Gymnasium's v5 models use.
+- ``damping_scale``: ``model.dof_damping``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import mujoco
+from gymnasium.envs.registration import load_env_creator
+
+from metarobust.envs.tasks import DYNAMICS_KEYS, check_task_keys, read_number
+from metarobust.errors import ConfigError
+
+
+class DynamicsTask(gym.Wrapper):
+    """Wrap a MuJoCo env so its task sets mass / friction / damping scales (see module doc).
+
+    Takes its task through ``reset(options={"task": task})`` or ``set_task``. Scales always
+    apply to the nominal values recorded at construction, so tasks never compound, and persist
+    across resets (MuJoCo keeps model edits) until the next task. Keys other than the three
+    scales are forwarded to the wrapped env's own ``set_task`` if it has one (so a
+    ``HalfCheetahVel`` env can take ``{"velocity": 1.0, "mass_scale": 0.8}``).
+    """
+
+    def __init__(self, env: gym.Env, task: Mapping[str, Any] | None = None) -> None:
+        super().__init__(env)
+        model = getattr(env.unwrapped, "model", None)
+        if not isinstance(model, mujoco.MjModel):
+            raise ConfigError(f"DynamicsTask needs a MuJoCo env (with a .model), got {env}")
+        self._model = model
+        # mj_setConst needs an MjData to work in; a private one leaves the env's state alone.
+        self._scratch = mujoco.MjData(model)
+        self._nominal_mass = model.body_mass.copy()
+        self._nominal_inertia = model.body_inertia.copy()
+        self._nominal_friction = model.geom_friction[:, 0].copy()
+        self._nominal_damping = model.dof_damping.copy()
+        self._scales = dict.fromkeys(DYNAMICS_KEYS, 1.0)
+        self._forwards_tasks = env.has_wrapper_attr("set_task")
+        self.set_task({} if task is None else task)
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """The current task: the three scales, plus the wrapped env's task if it has one."""
+        inner = self.env.get_wrapper_attr("task") if self._forwards_tasks else {}
+        return {**inner, **self._scales}
+
+    def set_task(self, task: Mapping[str, Any]) -> None:
+        """Switch to ``task`` (missing scales = 1.0); it takes effect from the next step."""
+        if not (self._forwards_tasks and isinstance(task, Mapping)):
+            check_task_keys(task, self._name(), required=(), optional=DYNAMICS_KEYS)
+        rest = {k: v for k, v in task.items() if k not in DYNAMICS_KEYS}
+        scales = {
+            k: read_number(task, k, positive=True) if k in task else 1.0 for k in DYNAMICS_KEYS
+        }
+        if rest:
+            self.env.get_wrapper_attr("set_task")(rest)
+        self._apply(scales)
+
+    def _name(self) -> str:
+        spec = self.env.unwrapped.spec
+        return f"DynamicsTask({spec.id if spec else type(self.env.unwrapped).__name__})"
+
+    def _apply(self, scales: dict[str, float]) -> None:
+        model, mass = self._model, scales["mass_scale"]
+        # Always nominal x scale: model edits persist across reset, so never scale in place.
+        model.body_mass[:] = self._nominal_mass * mass
+        model.body_inertia[:] = self._nominal_inertia * mass
+        model.geom_friction[:, 0] = self._nominal_friction * scales["friction_scale"]
+        model.dof_damping[:] = self._nominal_damping * scales["damping_scale"]
+        # Recompute what the compiler derived from the masses (subtree masses, invweight0 used
+        # by constraint softness, actuator acc0); at scale 1.0 this restores them to the bit.
+        mujoco.mj_setConst(model, self._scratch)
+        self._scales = scales
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Unpickling rebuilds the MuJoCo env from its constructor (EzPickle), i.e. at nominal
+        # dynamics with a new model: drop what points at the old one, re-apply on the new.
+        state = self.__dict__.copy()
+        del state["_model"], state["_scratch"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._model = self.env.unwrapped.model
+        self._scratch = mujoco.MjData(self._model)
+        self._apply(self._scales)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
+        """Reset the wrapped env; ``options={"task": task}`` switches task first."""
+        if options is not None and "task" in options:
+            self.set_task(options["task"])
+            options = {k: v for k, v in options.items() if k != "task"}
+        return self.env.reset(seed=seed, options=options)
+
+
+def dynamics_entry_point(
+    base_id: str, task: Mapping[str, Any] | None = None, **kwargs: Any
+) -> DynamicsTask:
+    """Entry point of ``metarobust/<Name>Dynamics-v0``: the bare ``base_id`` env, wrapped.
+
+    Built from the base spec's entry point (not ``gym.make``) so the registered id's own time
+    limit and checker wrappers are the only ones.
+    """
+    spec = gym.spec(base_id)
+    creator = spec.entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    return DynamicsTask(creator(**{**spec.kwargs, **kwargs}), task)
+
+
+def make_dynamics_env(
+    env_id: str, task: Mapping[str, Any] | None = None, **kwargs: Any
+) -> DynamicsTask:
+    """``gym.make(env_id, **kwargs)`` (any MuJoCo env id) wrapped in :class:`DynamicsTask`."""
+    try:
+        env = gym.make(env_id, **kwargs)
+    except gym.error.Error as e:
+        raise ConfigError(f"cannot make env id {env_id!r}: {e}") from e
+    return DynamicsTask(env, task)

@@ -1,0 +1,219 @@
+"""Task distributions (what MAML samples tasks from) and the checks every task dict goes through.
+
+A task is a plain, JSON-serialisable dict: ``{"goal": [x, y]}``, ``{"velocity": 1.3}``,
+``{"direction": -1}``, ``{"mass_scale": 0.8, "friction_scale": 1.2, "damping_scale": 1.0}``.
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Collection, Mapping
+from numbers import Real
+from typing import Any
+
+import numpy as np
+
+from metarobust.errors import ConfigError
+
+DYNAMICS_KEYS = ("mass_scale", "friction_scale", "damping_scale")
+
+
+# --------------------------------------------------------------------------- task checks
+
+
+def check_task_keys(
+    task: Any, env_name: str, required: Collection[str], optional: Collection[str] = ()
+) -> Mapping[str, Any]:
+    """Return ``task`` if it is a mapping holding all ``required`` keys and nothing unknown."""
+    allowed = [*required, *optional]
+    if not isinstance(task, Mapping):
+        raise ConfigError(
+            f"task for {env_name} must be a dict with keys {allowed}, got {type(task).__name__}"
+        )
+    for key in task:
+        if key not in allowed:
+            raise ConfigError(f"unknown task key {key!r} for {env_name}; expected keys {allowed}")
+    for key in required:
+        if key not in task:
+            raise ConfigError(f"task for {env_name} is missing key {key!r}; got {sorted(task)}")
+    return task
+
+
+def _is_number(value: Any) -> bool:
+    # bool is an int subclass; {"velocity": True} is a typo, not a velocity.
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def read_number(task: Mapping[str, Any], key: str, *, positive: bool = False) -> float:
+    """The finite number (strictly positive if asked) under ``task[key]``, as a Python float."""
+    value = task[key]
+    ok = _is_number(value) and math.isfinite(value) and (not positive or value > 0)
+    if not ok:
+        kind = "a finite number > 0" if positive else "a finite number"
+        raise ConfigError(f"task key {key!r} expected {kind}, got {value!r}")
+    return float(value)
+
+
+def read_direction(task: Mapping[str, Any], key: str = "direction") -> int:
+    """The ``+1`` or ``-1`` under ``task[key]``, as a Python int."""
+    value = task[key]
+    if not (_is_number(value) and value in (1, -1)):
+        raise ConfigError(f"task key {key!r} expected +1 or -1, got {value!r}")
+    return int(value)
+
+
+def read_goal(task: Mapping[str, Any], key: str = "goal") -> list[float]:
+    """The finite ``[x, y]`` under ``task[key]``, as a list of two Python floats."""
+    value = task[key]
+    try:
+        arr = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError):
+        arr = None
+    if isinstance(value, (str, bytes)) or arr is None or arr.shape != (2,):
+        raise ConfigError(f"task key {key!r} expected a pair of numbers [x, y], got {value!r}")
+    if not np.isfinite(arr).all():
+        raise ConfigError(f"task key {key!r} expected finite numbers [x, y], got {value!r}")
+    return [float(arr[0]), float(arr[1])]
+
+
+# --------------------------------------------------------------------------- distributions
+
+
+class TaskDistribution(abc.ABC):
+    """A distribution over tasks; ``sample`` draws from the given generator only."""
+
+    @abc.abstractmethod
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        """Draw ``n`` independent tasks using ``rng`` (same generator state -> same tasks)."""
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+def _check_n(n: int) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ConfigError(f"number of tasks to sample expected an int >= 0, got {n!r}")
+    return int(n)
+
+
+def _check_range(name: str, low: float, high: float) -> tuple[float, float]:
+    if not (_is_number(low) and _is_number(high) and math.isfinite(low) and math.isfinite(high)):
+        raise ConfigError(f"{name} range expected finite numbers, got ({low!r}, {high!r})")
+    if low > high:
+        raise ConfigError(f"{name} range expected low <= high, got ({low!r}, {high!r})")
+    return float(low), float(high)
+
+
+class UniformGoal(TaskDistribution):
+    """Goals ``{"goal": [x, y]}`` uniform in the square ``[low, high]^2`` (MAML 2D navigation)."""
+
+    def __init__(self, low: float = -0.5, high: float = 0.5) -> None:
+        self.low, self.high = _check_range("goal", low, high)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        goals = rng.uniform(self.low, self.high, size=(_check_n(n), 2))
+        return [{"goal": g} for g in goals.tolist()]
+
+
+class DiskGoal(TaskDistribution):
+    """Goals ``{"goal": [x, y]}`` uniform over the area of a disk of ``radius`` at the origin."""
+
+    def __init__(self, radius: float = 3.0) -> None:
+        if not (_is_number(radius) and math.isfinite(radius) and radius > 0):
+            raise ConfigError(f"goal radius expected a finite number > 0, got {radius!r}")
+        self.radius = float(radius)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        u = rng.uniform(0.0, 1.0, size=(_check_n(n), 2))
+        # sqrt makes the density uniform in area rather than in radius.
+        r = self.radius * np.sqrt(u[:, 0])
+        theta = 2.0 * np.pi * u[:, 1]
+        goals = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
+        return [{"goal": g} for g in goals.tolist()]
+
+
+class UniformVelocity(TaskDistribution):
+    """Target velocities ``{"velocity": v}`` uniform in ``[low, high]``."""
+
+    def __init__(self, low: float = 0.0, high: float = 2.0) -> None:
+        self.low, self.high = _check_range("velocity", low, high)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        velocities = rng.uniform(self.low, self.high, size=_check_n(n))
+        return [{"velocity": v} for v in velocities.tolist()]
+
+
+class RandomDirection(TaskDistribution):
+    """Directions ``{"direction": +1 or -1}``, each with probability 1/2."""
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        signs = rng.integers(0, 2, size=_check_n(n)) * 2 - 1
+        return [{"direction": s} for s in signs.tolist()]
+
+
+class DynamicsScales(TaskDistribution):
+    """Dynamics tasks with each scale uniform in its own ``(low, high)`` range.
+
+    A scale given as ``None`` is left out of the tasks (it then stays at its nominal 1.0).
+    The defaults (0.5 to 1.5 times nominal for mass, friction and damping) are this
+    project's choice, not a published setting.
+    """
+
+    def __init__(
+        self,
+        mass_scale: tuple[float, float] | None = (0.5, 1.5),
+        friction_scale: tuple[float, float] | None = (0.5, 1.5),
+        damping_scale: tuple[float, float] | None = (0.5, 1.5),
+    ) -> None:
+        given = {"mass_scale": mass_scale, "friction_scale": friction_scale}
+        given["damping_scale"] = damping_scale
+        self.ranges: dict[str, tuple[float, float]] = {}
+        for key, bounds in given.items():
+            if bounds is None:
+                continue
+            if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
+                raise ConfigError(f"{key} range expected (low, high), got {bounds!r}")
+            low, high = _check_range(key, *bounds)
+            if low <= 0:
+                raise ConfigError(f"{key} range expected low > 0, got ({low!r}, {high!r})")
+            self.ranges[key] = (low, high)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        n = _check_n(n)
+        # One draw per key in a fixed order, so the stream does not depend on dict internals.
+        columns = {k: rng.uniform(lo, hi, size=n).tolist() for k, (lo, hi) in self.ranges.items()}
+        return [{k: col[i] for k, col in columns.items()} for i in range(n)]
+
+
+# --------------------------------------------------------------------------- per-env defaults
+
+_DYNAMICS_BASES = ("InvertedPendulum", "HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant")
+
+
+def _defaults() -> dict[str, TaskDistribution]:
+    table: dict[str, TaskDistribution] = {
+        # MAML (Finn et al. 2017): goals in [-0.5, 0.5]^2, velocities in [0, 2] (cheetah) and
+        # [0, 3] (ant), forward/backward with equal probability. The ant goal disk (radius 3,
+        # uniform in area) is the setting of later meta-RL work such as PEARL.
+        "metarobust/Navigation2D-v0": UniformGoal(-0.5, 0.5),
+        "metarobust/HalfCheetahVel-v0": UniformVelocity(0.0, 2.0),
+        "metarobust/HalfCheetahDir-v0": RandomDirection(),
+        "metarobust/AntVel-v0": UniformVelocity(0.0, 3.0),
+        "metarobust/AntDir-v0": RandomDirection(),
+        "metarobust/AntGoal-v0": DiskGoal(3.0),
+    }
+    for base in _DYNAMICS_BASES:
+        table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales()
+    return table
+
+
+def default_task_distribution(env_id: str) -> TaskDistribution:
+    """The task distribution a registered metarobust env id is meant to be used with."""
+    table = _defaults()
+    if env_id not in table:
+        raise ConfigError(
+            f"no default task distribution for env id {env_id!r}; known ids: {sorted(table)}"
+        )
+    return table[env_id]

@@ -1,0 +1,529 @@
+"""Task envs, the vectorized navigation env, dynamics tasks and task distributions."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+
+import metarobust.envs as envs
+from metarobust.envs import (
+    ENV_IDS,
+    DiskGoal,
+    DynamicsScales,
+    DynamicsTask,
+    Navigation2DVectorEnv,
+    RandomDirection,
+    UniformGoal,
+    UniformVelocity,
+    default_task_distribution,
+    make_dynamics_env,
+)
+from metarobust.errors import ConfigError
+
+# check_env's advice that is about Gymnasium's own v5 spaces or about checking a wrapper.
+ADVISORY = (
+    "observation space maximum value is infinity",
+    "observation space minimum value is -infinity",
+    "we recommend using a symmetric and normalized space",
+    "is different from the unwrapped version",
+)
+
+
+def task_env(env: gym.Env) -> gym.Env:
+    """The layer of a made env that owns its task: a DynamicsTask wrapper or the bare env."""
+    while not isinstance(env, DynamicsTask) and env is not env.unwrapped:
+        env = env.env
+    return env
+
+
+def rollout(env: gym.Env, actions: np.ndarray, seed: int = 0, options: dict | None = None):
+    """Observations, rewards and infos for ``actions`` from ``reset(seed)``, stopping on done."""
+    obs, _ = env.reset(seed=seed, options=options)
+    observations, rewards, infos = [obs], [], []
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return np.array(observations), np.array(rewards), infos
+
+
+def random_actions(env: gym.Env, n: int, seed: int = 1) -> np.ndarray:
+    space = env.action_space
+    rng = np.random.default_rng(seed)
+    return rng.uniform(space.low, space.high, size=(n, *space.shape)).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- every id
+
+
+def test_expected_ids_are_registered():
+    assert len(ENV_IDS) == 12
+    for env_id in ENV_IDS:
+        assert env_id in gym.registry
+    assert gym.spec("metarobust/Navigation2D-v0").max_episode_steps == 100
+    assert gym.spec("metarobust/AntGoal-v0").max_episode_steps == 200
+    assert gym.spec("metarobust/HopperDynamics-v0").max_episode_steps == 1000
+
+
+def test_registering_again_is_harmless():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        envs.register_envs()
+        importlib.reload(envs)
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_check_env_passes_and_task_survives(env_id):
+    env = gym.make(env_id)
+    target = task_env(env)
+    task = default_task_distribution(env_id).sample(1, np.random.default_rng(0))[0]
+    target.reset(options={"task": task})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(target, skip_render_check=True)
+    unexpected = [str(w.message) for w in caught if not any(a in str(w.message) for a in ADVISORY)]
+    assert not unexpected
+    # check_env resets many times without a task: the task must stay.
+    assert target.task == task
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+def test_task_api(env_id):
+    tasks = default_task_distribution(env_id).sample(2, np.random.default_rng(3))
+    env = gym.make(env_id, task=tasks[0])
+    target = task_env(env)
+    assert {**target.task, **tasks[0]} == target.task  # made with the task
+    target.set_task(tasks[1])
+    assert {**target.task, **tasks[1]} == target.task
+    env.reset(seed=0)
+    assert {**target.task, **tasks[1]} == target.task  # reset without a task keeps it
+    env.reset(options={"task": tasks[0]})
+    assert {**target.task, **tasks[0]} == target.task
+    returned = target.task
+    returned.clear()  # a copy: mutating it changes nothing
+    assert target.task
+    json.dumps(target.task)
+    env.close()
+
+
+BAD_TASKS = {
+    "metarobust/Navigation2D-v0": [
+        ({}, "goal"),
+        ({"goal": [0.1]}, "goal"),
+        ({"goal": [0.1, 0.2, 0.3]}, "goal"),
+        ({"goal": "up"}, "goal"),
+        ({"goal": [0.1, float("nan")]}, "goal"),
+        ({"goal": [0.1, 0.2], "speed": 1}, "speed"),
+        ([0.1, 0.2], "goal"),
+    ],
+    "metarobust/HalfCheetahVel-v0": [
+        ({"direction": 1}, "direction"),
+        ({"velocity": "fast"}, "velocity"),
+        ({"velocity": True}, "velocity"),
+        ({"velocity": [1.0]}, "velocity"),
+        ({"velocity": float("inf")}, "velocity"),
+    ],
+    "metarobust/HalfCheetahDir-v0": [({"direction": 0}, "direction"), ({}, "direction")],
+    "metarobust/AntDir-v0": [({"direction": 2}, "direction"), ({"velocity": 1.0}, "velocity")],
+    "metarobust/AntVel-v0": [({"velocity": None}, "velocity")],
+    "metarobust/AntGoal-v0": [({"goal": [[1.0, 2.0]]}, "goal"), ({"goal": 3.0}, "goal")],
+    "metarobust/HopperDynamics-v0": [
+        ({"mass_scale": 0.0}, "mass_scale"),
+        ({"friction_scale": -1.0}, "friction_scale"),
+        ({"damping": 2.0}, "damping"),
+        ({"mass_scale": "heavy"}, "mass_scale"),
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("env_id", "bad", "key"),
+    [(env_id, bad, key) for env_id, cases in BAD_TASKS.items() for bad, key in cases],
+)
+def test_bad_task_raises_config_error(env_id, bad, key):
+    env = gym.make(env_id)
+    target = task_env(env)
+    before = target.task
+    for apply in (target.set_task, lambda t: env.reset(options={"task": t})):
+        with pytest.raises(ConfigError) as excinfo:
+            apply(bad)
+        message = str(excinfo.value)
+        assert key in message and "\n" not in message
+    assert target.task == before  # a rejected task changes nothing
+    with pytest.raises(ConfigError):
+        gym.make(env_id, task=bad)
+
+
+def test_pickled_envs_keep_their_task():
+    env = gym.make("metarobust/HalfCheetahVel-v0", task={"velocity": 0.3}).unwrapped
+    env.set_task({"velocity": 1.7})
+    assert pickle.loads(pickle.dumps(env)).task == {"velocity": 1.7}
+    wrapped = make_dynamics_env("Hopper-v5", task={"mass_scale": 1.5})
+    copy = pickle.loads(pickle.dumps(wrapped))
+    assert copy.task["mass_scale"] == 1.5
+    np.testing.assert_array_equal(copy.unwrapped.model.body_mass, wrapped.unwrapped.model.body_mass)
+
+
+# --------------------------------------------------------------------------- locomotion
+
+
+def test_velocity_tasks_change_reward_not_dynamics():
+    env = gym.make("metarobust/HalfCheetahVel-v0")
+    actions = random_actions(env, 30)
+    obs_slow, rew_slow, infos = rollout(env, actions, options={"task": {"velocity": 0.0}})
+    obs_fast, rew_fast, _ = rollout(env, actions, options={"task": {"velocity": 2.0}})
+    np.testing.assert_array_equal(obs_slow, obs_fast)
+    assert not np.allclose(rew_slow, rew_fast)
+    for action, reward, info in zip(actions, rew_fast, infos, strict=True):
+        ctrl = 0.05 * float(np.sum(np.square(action.astype(np.float64))))
+        assert reward == pytest.approx(-abs(info["x_velocity"] - 2.0) - ctrl)
+        assert info["reward_ctrl"] == pytest.approx(-ctrl)
+
+
+def test_direction_flips_the_forward_term():
+    env = gym.make("metarobust/HalfCheetahDir-v0")
+    actions = random_actions(env, 20)
+    _, rew_fwd, infos = rollout(env, actions, options={"task": {"direction": 1}})
+    _, rew_bwd, _ = rollout(env, actions, options={"task": {"direction": -1}})
+    velocity = np.array([i["x_velocity"] for i in infos])
+    ctrl = np.array([-i["reward_ctrl"] for i in infos])
+    np.testing.assert_allclose(rew_fwd, velocity - ctrl)
+    np.testing.assert_allclose(rew_bwd, -velocity - ctrl)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "task"),
+    [
+        ("metarobust/AntDir-v0", {"direction": -1}),
+        ("metarobust/AntVel-v0", {"velocity": 2.5}),
+        ("metarobust/AntGoal-v0", {"goal": [1.0, -2.0]}),
+    ],
+)
+def test_ant_rewards(env_id, task):
+    env = gym.make(env_id)
+    _, rewards, infos = rollout(env, random_actions(env, 15), options={"task": task})
+    for reward, info in zip(rewards, infos, strict=True):
+        if "direction" in task:
+            term = -info["x_velocity"]
+        elif "velocity" in task:
+            term = -abs(info["x_velocity"] - 2.5)
+        else:
+            term = -(abs(info["x_position"] - 1.0) + abs(info["y_position"] + 2.0))
+        key = "reward_goal" if "goal" in task else "reward_forward"
+        assert info[key] == pytest.approx(term)
+        costs = info["reward_ctrl"] + info["reward_contact"]
+        assert reward == pytest.approx(term + info["reward_survive"] + costs)
+        assert info["reward_survive"] in (0.0, 1.0) and info["reward_ctrl"] < 0
+
+
+@pytest.mark.parametrize(
+    ("env_id", "v5_id"),
+    [("metarobust/HalfCheetahVel-v0", "HalfCheetah-v5"), ("metarobust/AntGoal-v0", "Ant-v5")],
+)
+def test_observations_are_exactly_v5(env_id, v5_id):
+    ours, theirs = gym.make(env_id), gym.make(v5_id)
+    actions = random_actions(ours, 60)
+    obs_ours, _, infos_ours = rollout(ours, actions, seed=4)
+    obs_v5, _, infos_v5 = rollout(theirs, actions, seed=4)
+    np.testing.assert_array_equal(obs_ours, obs_v5)
+    assert [i["x_velocity"] for i in infos_ours] == [i["x_velocity"] for i in infos_v5]
+
+
+# --------------------------------------------------------------------------- dynamics
+
+
+def test_dynamics_at_scale_one_equals_the_plain_env():
+    plain = gym.make("Hopper-v5")
+    scaled = gym.make("metarobust/HopperDynamics-v0")
+    actions = random_actions(plain, 80)
+    reference = rollout(plain, actions)
+    # Visit another task first: going back to 1.0 must restore the model to the bit.
+    task_env(scaled).set_task({"mass_scale": 1.7, "friction_scale": 0.3, "damping_scale": 2.0})
+    for task in ({}, {"mass_scale": 1.0, "friction_scale": 1.0, "damping_scale": 1.0}):
+        obs, rewards, _ = rollout(scaled, actions, options={"task": task})
+        np.testing.assert_array_equal(obs, reference[0])
+        np.testing.assert_array_equal(rewards, reference[1])
+
+
+@pytest.mark.parametrize("key", ["mass_scale", "friction_scale", "damping_scale"])
+def test_each_scale_changes_the_trajectory(key):
+    env = gym.make("metarobust/HalfCheetahDynamics-v0")
+    actions = random_actions(env, 60)
+    nominal, _, _ = rollout(env, actions, options={"task": {}})
+    changed, _, _ = rollout(env, actions, options={"task": {key: 1.5}})
+    assert not np.allclose(nominal, changed)
+
+
+def test_scales_are_relative_to_nominal_and_persist_across_reset():
+    env = gym.make("metarobust/Walker2dDynamics-v0")
+    model = env.unwrapped.model
+    mass, friction = model.body_mass.copy(), model.geom_friction.copy()
+    damping = model.dof_damping.copy()
+    task_a = {"mass_scale": 0.6, "friction_scale": 1.4, "damping_scale": 0.8}
+    task_b = {"mass_scale": 1.3}
+    actions = random_actions(env, 60)
+    first, _, _ = rollout(env, actions, options={"task": task_a})
+    rollout(env, actions, options={"task": task_b})
+    rollout(env, actions, options={"task": task_b})  # applying twice must not compound
+    np.testing.assert_array_equal(model.body_mass, mass * 1.3)
+    np.testing.assert_array_equal(model.geom_friction, friction)
+    again, _, _ = rollout(env, actions, options={"task": task_a})
+    np.testing.assert_array_equal(first, again)
+    env.reset(seed=5)  # no task: the scales stay
+    np.testing.assert_array_equal(model.body_mass, mass * 0.6)
+    np.testing.assert_array_equal(model.geom_friction[:, 0], friction[:, 0] * 1.4)
+    np.testing.assert_array_equal(model.geom_friction[:, 1:], friction[:, 1:])
+    np.testing.assert_array_equal(model.dof_damping, damping * 0.8)
+
+
+def test_make_dynamics_env_for_any_mujoco_id():
+    env = make_dynamics_env("InvertedDoublePendulum-v5", task={"mass_scale": 2.0})
+    assert env.task == {"mass_scale": 2.0, "friction_scale": 1.0, "damping_scale": 1.0}
+    env.reset(seed=0)
+    env.step(env.action_space.sample())
+    with pytest.raises(ConfigError, match="CartPole"):
+        make_dynamics_env("CartPole-v1")
+    with pytest.raises(ConfigError, match="NoSuchEnv"):
+        make_dynamics_env("NoSuchEnv-v0")
+
+
+def test_dynamics_wrapper_composes_with_a_task_env():
+    env = make_dynamics_env("metarobust/HalfCheetahVel-v0")
+    env.reset(options={"task": {"velocity": 2.0, "mass_scale": 0.5}})
+    assert env.task == {
+        "velocity": 2.0,
+        "mass_scale": 0.5,
+        "friction_scale": 1.0,
+        "damping_scale": 1.0,
+    }
+    with pytest.raises(ConfigError, match="velocity"):
+        env.set_task({"velocity": "fast"})
+
+
+# --------------------------------------------------------------------------- navigation
+
+
+def test_navigation_single_env():
+    env = gym.make("metarobust/Navigation2D-v0", task={"goal": [0.3, -0.4]})
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs, [0.0, 0.0])
+    assert obs.dtype == np.float32
+    obs, reward, terminated, truncated, _ = env.step(np.array([5.0, -5.0]))  # clipped to 0.1
+    np.testing.assert_array_equal(obs, np.float32([0.1, -0.1]))
+    assert reward == pytest.approx(-math.sqrt(0.2**2 + 0.3**2), abs=1e-6)
+    assert not terminated and not truncated
+    steps = 1
+    while not (terminated or truncated):
+        obs, reward, terminated, truncated, _ = env.step(np.zeros(2, np.float32))
+        steps += 1
+    assert truncated and not terminated and steps == 100
+
+
+def test_navigation_terminates_within_radius():
+    env = gym.make("metarobust/Navigation2D-v0", task={"goal": [0.05, 0.0]})
+    env.reset()
+    _, reward, terminated, _, _ = env.step(np.array([0.045, 0.0], np.float32))
+    assert terminated and -reward < 0.01
+    env.reset(options={"task": {"goal": [0.05, 0.05]}})
+    # 0.008 off on both axes: each axis within 0.01, but 0.0113 away.
+    _, reward, terminated, _, _ = env.step(np.array([0.042, 0.042], np.float32))
+    assert not terminated and -reward > 0.01
+
+
+def _vector_tasks(n: int) -> list[dict]:
+    goals = UniformGoal(-0.5, 0.5).sample(n, np.random.default_rng(7))
+    goals[0] = {"goal": [0.05, 0.0]}  # reached in a handful of steps
+    return goals
+
+
+def _vector_actions(obs: np.ndarray, goals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # Half the envs head for their goal (so they terminate), the rest wander (and truncate).
+    toward = np.clip(goals - obs, -0.1, 0.1)
+    wander = rng.uniform(-0.15, 0.15, size=obs.shape)
+    half = np.arange(len(obs)) % 2 == 0
+    return np.where(half[:, None], toward, wander).astype(np.float32)
+
+
+@pytest.mark.parametrize("mode", list(AutoresetMode))
+def test_navigation_vector_env_matches_single_envs(mode):
+    n = 8
+    tasks = _vector_tasks(n)
+    goals = np.array([t["goal"] for t in tasks])
+    vec = gym.make_vec("metarobust/Navigation2D-v0", num_envs=n, autoreset_mode=mode)
+    ref = gym.make_vec(
+        "metarobust/Navigation2D-v0",
+        num_envs=n,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": mode},
+    )
+    assert isinstance(vec.unwrapped, Navigation2DVectorEnv)
+    assert vec.metadata["autoreset_mode"] is mode
+    vec.unwrapped.set_tasks(tasks)
+    for i, task in enumerate(tasks):
+        ref.envs[i].unwrapped.set_task(task)
+    assert vec.unwrapped.tasks == tasks
+
+    obs, _ = vec.reset(seed=0)
+    ref_obs, _ = ref.reset(seed=0)
+    np.testing.assert_array_equal(obs, ref_obs)
+    rng = np.random.default_rng(0)
+    seen_terminated = seen_truncated = 0
+    for _ in range(230):
+        actions = _vector_actions(obs, goals, rng)
+        obs, rew, term, trunc, info = vec.step(actions)
+        ref_obs, ref_rew, ref_term, ref_trunc, ref_info = ref.step(actions)
+        assert obs.dtype == ref_obs.dtype and rew.dtype == ref_rew.dtype
+        np.testing.assert_array_equal(obs, ref_obs)
+        np.testing.assert_array_equal(rew, ref_rew)
+        np.testing.assert_array_equal(term, ref_term)
+        np.testing.assert_array_equal(trunc, ref_trunc)
+        assert info.keys() == ref_info.keys()
+        if "final_obs" in info:
+            np.testing.assert_array_equal(info["_final_obs"], ref_info["_final_obs"])
+            for i in np.flatnonzero(info["_final_obs"]):
+                np.testing.assert_array_equal(info["final_obs"][i], ref_info["final_obs"][i])
+        seen_terminated += term.sum()
+        seen_truncated += trunc.sum()
+        done = term | trunc
+        if mode is AutoresetMode.DISABLED and done.any():
+            obs, _ = vec.reset(options={"reset_mask": done})
+            ref_obs, _ = ref.reset(options={"reset_mask": done.copy()})
+            np.testing.assert_array_equal(obs, ref_obs)
+    assert seen_terminated >= 4 and seen_truncated >= n // 2 * 2  # both kinds of ending
+
+
+def test_navigation_vector_env_from_make_vec_defaults():
+    vec = gym.make_vec("metarobust/Navigation2D-v0", num_envs=3)
+    env = vec.unwrapped
+    assert isinstance(env, Navigation2DVectorEnv)
+    assert env.autoreset_mode is AutoresetMode.NEXT_STEP and env.max_episode_steps == 100
+    assert vec.observation_space.shape == (3, 2) and vec.action_space.shape == (3, 2)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step(np.zeros((3, 2), np.float32))
+
+
+def test_navigation_vector_reset_mask_and_task():
+    env = Navigation2DVectorEnv(num_envs=4, task={"goal": [0.2, 0.2]})
+    env.reset(seed=[1, 2, 3, 4])
+    obs, *_ = env.step(np.full((4, 2), 0.05, np.float32))
+    mask = np.array([True, False, True, False])
+    obs, _ = env.reset(options={"reset_mask": mask, "task": {"goal": [-0.3, 0.1]}})
+    np.testing.assert_array_equal(obs[mask], 0.0)
+    np.testing.assert_array_equal(obs[~mask], np.float32(0.05))
+    goals = [t["goal"] for t in env.tasks]
+    assert goals == [[-0.3, 0.1], [0.2, 0.2], [-0.3, 0.1], [0.2, 0.2]]
+    env.reset(options={"task": {"goal": [0.0, 0.4]}})  # no mask: every env
+    assert all(t == {"goal": [0.0, 0.4]} for t in env.tasks)
+    with pytest.raises(ValueError, match="reset_mask"):
+        env.reset(options={"reset_mask": [True, False, True, False]})
+    with pytest.raises(ValueError, match="seeds"):
+        env.reset(seed=[1, 2])
+    with pytest.raises(ConfigError, match="goal"):
+        env.reset(options={"task": {"goal": [1.0]}})
+
+
+def test_navigation_vector_disabled_refuses_finished_envs():
+    env = Navigation2DVectorEnv(num_envs=2, max_episode_steps=3, autoreset_mode="Disabled")
+    env.reset()
+    for _ in range(3):
+        *_, truncated, _ = env.step(np.zeros((2, 2), np.float32))
+    assert truncated.all()
+    with pytest.raises(RuntimeError, match="reset_mask"):
+        env.step(np.zeros((2, 2), np.float32))
+    env.reset(options={"reset_mask": np.array([True, True])})
+    env.step(np.zeros((2, 2), np.float32))
+
+
+def test_navigation_vector_env_scales_to_thousands():
+    n = 5000
+    env = Navigation2DVectorEnv(num_envs=n, autoreset_mode=AutoresetMode.SAME_STEP)
+    env.set_tasks(UniformGoal().sample(n, np.random.default_rng(0)))
+    env.reset(seed=0)
+    rng = np.random.default_rng(1)
+    for _ in range(100):
+        obs, rew, term, trunc, info = env.step(rng.uniform(-0.1, 0.1, (n, 2)))
+    assert obs.shape == (n, 2) and rew.shape == (n,) and trunc.sum() > n // 2
+    np.testing.assert_array_equal(info["_final_obs"], term | trunc)
+    np.testing.assert_array_equal(obs[trunc], 0.0)  # SAME_STEP: already reset
+
+
+# --------------------------------------------------------------------------- distributions
+
+DISTRIBUTIONS = [
+    UniformGoal(-0.5, 0.5),
+    DiskGoal(3.0),
+    UniformVelocity(0.0, 3.0),
+    RandomDirection(),
+    DynamicsScales(),
+    DynamicsScales(mass_scale=(0.8, 1.2), friction_scale=None, damping_scale=None),
+]
+
+
+@pytest.mark.parametrize("dist", DISTRIBUTIONS, ids=repr)
+def test_distributions_are_seeded_and_plain(dist):
+    a = dist.sample(50, np.random.default_rng(11))
+    b = dist.sample(50, np.random.default_rng(11))
+    c = dist.sample(50, np.random.default_rng(12))
+    assert a == b and a != c
+    assert json.loads(json.dumps(a)) == a
+    assert dist.sample(0, np.random.default_rng(0)) == []
+    for task in a:
+        for value in task.values():
+            assert type(value) in (float, int, list)
+
+
+def test_distribution_ranges():
+    rng = np.random.default_rng(0)
+    goals = np.array([t["goal"] for t in UniformGoal(-0.5, 0.5).sample(2000, rng)])
+    assert goals.min() >= -0.5 and goals.max() <= 0.5 and goals.min() < -0.45
+    velocities = [t["velocity"] for t in UniformVelocity(0.0, 2.0).sample(2000, rng)]
+    assert 0.0 <= min(velocities) < 0.05 and 1.95 < max(velocities) <= 2.0
+    directions = [t["direction"] for t in RandomDirection().sample(2000, rng)]
+    assert set(directions) == {-1, 1} and 900 < directions.count(1) < 1100
+    disk = np.array([t["goal"] for t in DiskGoal(3.0).sample(8000, rng)])
+    radius = np.linalg.norm(disk, axis=1)
+    assert radius.max() <= 3.0
+    # Uniform over the area: a quarter of the goals lie within half the radius.
+    assert abs(np.mean(radius < 1.5) - 0.25) < 0.02
+    scales = DynamicsScales(mass_scale=(0.5, 0.7), friction_scale=(1.0, 2.0), damping_scale=None)
+    for task in scales.sample(500, rng):
+        assert set(task) == {"mass_scale", "friction_scale"}
+        assert 0.5 <= task["mass_scale"] <= 0.7 and 1.0 <= task["friction_scale"] <= 2.0
+
+
+def test_default_distributions():
+    assert isinstance(default_task_distribution("metarobust/HalfCheetahVel-v0"), UniformVelocity)
+    assert default_task_distribution("metarobust/AntVel-v0").high == 3.0
+    assert default_task_distribution("metarobust/AntGoal-v0").radius == 3.0
+    with pytest.raises(ConfigError, match="CartPole-v1"):
+        default_task_distribution("CartPole-v1")
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: UniformGoal(1.0, -1.0),
+        lambda: UniformVelocity(0.0, float("nan")),
+        lambda: DiskGoal(-1.0),
+        lambda: DynamicsScales(mass_scale=(0.0, 1.0)),
+        lambda: DynamicsScales(friction_scale=(1.0,)),
+        lambda: RandomDirection().sample(-1, np.random.default_rng(0)),
+        lambda: UniformGoal().sample(2.5, np.random.default_rng(0)),
+    ],
+)
+def test_bad_distribution_arguments(build):
+    with pytest.raises(ConfigError):
+        build()
