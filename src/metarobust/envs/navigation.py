@@ -79,6 +79,15 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
         self._pos = np.zeros((1, 2), dtype=np.float32)
         return self._pos[0].copy(), {}
 
+    def get_state(self) -> dict[str, Any]:
+        """Position and goal, checkpoint-safe (resumed runs continue mid-episode)."""
+        return {"pos": self._pos.tolist(), "goal": self._goal.tolist()}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of ``get_state``."""
+        self._pos = np.asarray(state["pos"], dtype=np.float32)
+        self._goal = np.asarray(state["goal"], dtype=np.float64)
+
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = np.asarray(action, dtype=np.float32).reshape(1, 2)
         self._pos, distance = _move(self._pos, actions, self._goal)
@@ -179,6 +188,26 @@ class Navigation2DVectorEnv(VectorEnv):
         self._ended[mask] = False
         self._was_reset = True
         return self._pos.copy(), {}
+
+    def get_state(self) -> dict[str, Any]:
+        """Every env's position, goal, step count and RNG, checkpoint-safe."""
+        return {
+            "pos": self._pos.tolist(),
+            "goals": self._goals.tolist(),
+            "steps": self._steps.tolist(),
+            "ended": self._ended.tolist(),
+            "was_reset": self._was_reset,
+            "np_random": self.np_random.bit_generator.state,
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of ``get_state``."""
+        self._pos = np.asarray(state["pos"], dtype=np.float32)
+        self._goals = np.asarray(state["goals"], dtype=np.float64)
+        self._steps = np.asarray(state["steps"], dtype=np.int64)
+        self._ended = np.asarray(state["ended"], dtype=np.bool_)
+        self._was_reset = bool(state["was_reset"])
+        self.np_random.bit_generator.state = state["np_random"]
 
     def step(
         self, actions: np.ndarray
