@@ -20,14 +20,27 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _LOG_2PI = math.log(2.0 * math.pi)
 
 
-def mlp(in_dim: int, out_dim: int, hidden_sizes: tuple[int, ...], activation: str) -> nn.Sequential:
-    """A plain MLP; the output layer is linear."""
+def mlp(
+    in_dim: int,
+    out_dim: int,
+    hidden_sizes: tuple[int, ...],
+    activation: str,
+    output_gain: float = 1.0,
+) -> nn.Sequential:
+    """An MLP with a linear output layer, initialised orthogonally as in SB3/CleanRL PPO
+    (hidden gain sqrt(2), the given ``output_gain`` on the last layer, zero biases)."""
     layers: list[nn.Module] = []
     for size in hidden_sizes:
-        layers += [nn.Linear(in_dim, size), ACTIVATIONS[activation]()]
+        layers += [_orthogonal(nn.Linear(in_dim, size), math.sqrt(2)), ACTIVATIONS[activation]()]
         in_dim = size
-    layers.append(nn.Linear(in_dim, out_dim))
+    layers.append(_orthogonal(nn.Linear(in_dim, out_dim), output_gain))
     return nn.Sequential(*layers)
+
+
+def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
 
 
 class ObsNormalizer(nn.Module):
@@ -80,7 +93,8 @@ class GaussianPolicy(nn.Module):
         super().__init__()
         self.obs_dim, self.act_dim = obs_dim, act_dim
         self.obs_normalizer = ObsNormalizer(obs_dim, enabled=normalize_obs)
-        self.mean_net = mlp(obs_dim, act_dim, tuple(hidden_sizes), activation)
+        # A small output gain starts every action mean near zero (SB3/CleanRL use 0.01).
+        self.mean_net = mlp(obs_dim, act_dim, tuple(hidden_sizes), activation, output_gain=0.01)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
