@@ -1,0 +1,454 @@
+"""RolloutWorker: one vector env, one batched policy forward per step, two sampling modes.
+
+Episode mode (MAML, evaluation) runs a list of *units*, each one full episode of one task,
+through the envs as a work queue. Step mode (PPO/TRPO) continues every env's stream of
+experience where the previous call stopped. Both return :class:`Trajectories`.
+
+Reproducibility does not depend on how work is split among workers or envs:
+
+- a unit's env reset seed and action noise come from ``SeedSequence([unit_seed])`` alone, a
+  step-mode env's from ``(worker seed, global env index)`` alone;
+- the policy is always evaluated on blocks of exactly ``CHUNK_ROWS`` rows (zero-padded), so
+  a row's result never depends on how many other envs share its forward: BLAS kernels pick
+  different code paths (and roundings) for different batch sizes.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium.vector import SyncVectorEnv
+from torch import Tensor, nn
+
+from metarobust.agents.policy import Params, batched_distribution_params, gaussian_log_prob
+from metarobust.sampling.env_factory import EnvSpec, episode_horizon, make_vector_env
+from metarobust.sampling.env_state import (
+    StateNotCapturable,
+    capture_env_state,
+    restore_env_state,
+)
+from metarobust.sampling.trajectories import Trajectories
+
+# (task_index, rollout_index, task or None, unit_seed): one episode of one task.
+Unit = tuple[int, int, "Mapping[str, Any] | None", int]
+
+CHUNK_ROWS = 32  # every policy forward sees [CHUNK_ROWS, obs_dim]
+GROUPS_PER_CALL = 4  # per-task params: one vmap call evaluates this many chunks
+_EPISODE_TAG, _STEP_TAG = 0, 1  # keep unit seeds and step-mode streams apart
+
+
+def unit_seed(seed: int, task_index: int, rollout_index: int) -> int:
+    """The seed of one episode unit, from the call's seed and the unit's place alone."""
+    entropy = [seed, _EPISODE_TAG, task_index, rollout_index]
+    return int(np.random.SeedSequence(entropy).generate_state(1, np.uint64)[0])
+
+
+@contextmanager
+def single_thread() -> Iterator[None]:
+    """torch on one thread (as in every worker process) while the local worker samples."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
+
+
+class BatchedPolicy:
+    """Samples actions for a batch of envs from a policy module, on fixed-shape chunks."""
+
+    def __init__(self, policy: nn.Module, max_rows: int, obs_dim: int, act_dim: int) -> None:
+        self.module = copy.deepcopy(policy).cpu()
+        for p in self.module.parameters():
+            p.requires_grad_(False)
+        self._params = dict(self.module.named_parameters())
+        self._buffers = dict(self.module.named_buffers())
+        self.per_task = False
+        self.deterministic = False
+        self._task_params: Params = {}
+        rows = -(-max_rows // CHUNK_ROWS) * CHUNK_ROWS
+        # Padded work buffers; torch views share their memory.
+        self._obs = np.zeros((rows, obs_dim), np.float32)
+        self._noise = np.zeros((rows, act_dim), np.float32)
+        self._actions = np.zeros((rows, act_dim), np.float32)
+        self._log_probs = np.zeros(rows, np.float32)
+        self._obs_t, self._noise_t = torch.from_numpy(self._obs), torch.from_numpy(self._noise)
+        self._actions_t = torch.from_numpy(self._actions)
+        self._log_probs_t = torch.from_numpy(self._log_probs)
+        self._group_obs = torch.zeros(GROUPS_PER_CALL, CHUNK_ROWS, obs_dim)
+        self._group_noise = torch.zeros(GROUPS_PER_CALL, CHUNK_ROWS, act_dim)
+
+    def load(self, state: Mapping[str, Any]) -> None:
+        """Take the learner's ``{"params", "buffers", "per_task"[, "deterministic"]}``."""
+        self.per_task = bool(state.get("per_task", False))
+        self.deterministic = bool(state.get("deterministic", False))
+        with torch.no_grad():
+            for name, value in state.get("buffers", {}).items():
+                self._buffers[name].copy_(torch.as_tensor(value))
+            params = {k: torch.as_tensor(v) for k, v in state["params"].items()}
+            unknown = params.keys() - self._params.keys()
+            if unknown:
+                raise KeyError(f"params not in the policy module: {sorted(unknown)}")
+            if self.per_task:
+                self._task_params = params  # each [task, ...]
+            else:
+                for name, value in params.items():
+                    self._params[name].copy_(value)
+
+    def act(
+        self, obs: np.ndarray, noise: np.ndarray, tasks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Unclipped actions ``mean + std * noise`` and their log-probs for ``obs [n, obs_dim]``.
+
+        ``tasks [n]`` picks each row's parameters when they are per task. The arrays returned
+        are views of internal buffers, valid until the next call.
+        """
+        n = len(obs)
+        rows = -(-n // CHUNK_ROWS) * CHUNK_ROWS
+        self._obs[:n], self._obs[n:rows] = obs, 0.0
+        if self.deterministic:
+            self._noise[:rows] = 0.0
+        else:
+            self._noise[:n], self._noise[n:rows] = noise, 0.0
+        with torch.no_grad():
+            if self.per_task:
+                assert tasks is not None, "per-task params need each row's task"
+                self._act_per_task(n, tasks)
+            else:
+                for start in range(0, rows, CHUNK_ROWS):
+                    sl = slice(start, start + CHUNK_ROWS)
+                    mean, log_std = self.module(self._obs_t[sl])
+                    self._sample(mean, log_std, self._noise_t[sl], sl)
+        return self._actions[:n], self._log_probs[:n]
+
+    def _sample(self, mean: Tensor, log_std: Tensor, noise: Tensor, rows: Any) -> None:
+        actions = mean + log_std.exp() * noise
+        self._actions_t[rows] = actions
+        self._log_probs_t[rows] = gaussian_log_prob(mean, log_std, actions)
+
+    def _act_per_task(self, n: int, tasks: np.ndarray) -> None:
+        # Chunks of rows sharing a task, evaluated GROUPS_PER_CALL at a time with vmap.
+        order = np.argsort(tasks[:n], kind="stable")
+        bounds = np.flatnonzero(np.diff(tasks[order])) + 1
+        chunks: list[tuple[int, np.ndarray]] = []
+        for rows in np.split(order, bounds):
+            for start in range(0, len(rows), CHUNK_ROWS):
+                chunks.append((int(tasks[rows[0]]), rows[start : start + CHUNK_ROWS]))
+        obs_t, noise_t = torch.from_numpy(self._obs[:n]), torch.from_numpy(self._noise[:n])
+        for first in range(0, len(chunks), GROUPS_PER_CALL):
+            block = chunks[first : first + GROUPS_PER_CALL]
+            self._group_obs.zero_()
+            self._group_noise.zero_()
+            task_ids = [block[0][0]] * GROUPS_PER_CALL
+            for g, (task, rows) in enumerate(block):
+                index = torch.from_numpy(rows)
+                self._group_obs[g, : len(rows)] = obs_t[index]
+                self._group_noise[g, : len(rows)] = noise_t[index]
+                task_ids[g] = task
+            which = torch.tensor(task_ids)
+            params = {k: v.index_select(0, which) for k, v in self._task_params.items()}
+            mean, log_std = batched_distribution_params(self.module, params, self._group_obs)
+            actions = mean + log_std.exp() * self._group_noise  # [group, chunk, act_dim]
+            log_probs = gaussian_log_prob(mean, log_std, actions)  # [group, chunk]
+            for g, (_, rows) in enumerate(block):
+                index = torch.from_numpy(rows)
+                self._actions_t[index] = actions[g, : len(rows)]
+                self._log_probs_t[index] = log_probs[g, : len(rows)]
+
+
+class RolloutWorker:
+    """Steps ``num_envs`` envs of ``spec`` together, one policy forward per step for all.
+
+    ``env_offset`` is the global index of this worker's first env: step-mode streams are
+    seeded by ``(seed, global env index)``, so any split of envs over workers gives the
+    same data.
+    """
+
+    def __init__(
+        self, spec: EnvSpec, num_envs: int, policy: nn.Module, seed: int, env_offset: int = 0
+    ) -> None:
+        self.spec, self.num_envs, self.seed = spec, num_envs, seed
+        self.env = make_vector_env(spec, num_envs)
+        self._sync = isinstance(self.env, SyncVectorEnv)
+        self.obs_dim = self.env.single_observation_space.shape[0]
+        self.act_dim = self.env.single_action_space.shape[0]
+        self._low = self.env.single_action_space.low.astype(np.float32)
+        self._high = self.env.single_action_space.high.astype(np.float32)
+        self.policy = BatchedPolicy(policy, num_envs, self.obs_dim, self.act_dim)
+        n = num_envs
+        # What the last step returned, per env (rows of envs that were not stepped are stale).
+        self._next_obs = np.zeros((n, self.obs_dim), np.float32)
+        self._rewards = np.zeros(n, np.float64)
+        self._terminated = np.zeros(n, np.bool_)
+        self._truncated = np.zeros(n, np.bool_)
+        self._obs = np.zeros((n, self.obs_dim), np.float32)  # each env's current observation
+        self._ended = np.zeros(n, np.bool_)  # finished and not reset since
+        # Step-mode streams: one reset-seed and one noise generator per env.
+        streams = [
+            np.random.SeedSequence([seed, _STEP_TAG, env_offset + i]).spawn(2) for i in range(n)
+        ]
+        self._seed_rngs = [np.random.default_rng(s) for s, _ in streams]
+        self._noise_rngs = [np.random.default_rng(s) for _, s in streams]
+        self._live = False  # a step-mode stream is in progress
+        self._return = np.zeros(n, np.float64)  # running return of each stream's episode
+        self._length = np.zeros(n, np.int64)
+        # Every sub-env gets an observation now: SyncVectorEnv's masked reset re-stacks all.
+        self.env.reset(seed=[int(s.generate_state(1)[0]) for _, s in streams])
+
+    @property
+    def horizon(self) -> int:
+        return episode_horizon(self.spec)
+
+    def close(self) -> None:
+        self.env.close()
+
+    # ------------------------------------------------------------------ episode mode
+
+    def sample_episodes(self, state: Mapping[str, Any], units: Sequence[Unit]) -> Trajectories:
+        """Run every unit to the end of its episode; ``[1, len(units), horizon, ...]`` in unit
+        order, padded with mask 0, one finished-episode record per unit."""
+        with single_thread():
+            self.policy.load(state)
+            return self._episodes(units)
+
+    def _episodes(self, units: Sequence[Unit]) -> Trajectories:
+        self._live = False  # the envs are reused here: a step-mode stream starts over
+        n, horizon, n_units = self.num_envs, self.horizon, len(units)
+        od, ad = self.obs_dim, self.act_dim
+        obs = np.zeros((n_units, horizon, od), np.float32)
+        next_obs = np.zeros((n_units, horizon, od), np.float32)
+        actions = np.zeros((n_units, horizon, ad), np.float32)
+        log_probs = np.zeros((n_units, horizon), np.float32)
+        rewards = np.zeros((n_units, horizon), np.float32)
+        terminated = np.zeros((n_units, horizon), np.bool_)
+        truncated = np.zeros((n_units, horizon), np.bool_)
+        returns = np.zeros(n_units, np.float64)
+        lengths = np.zeros(n_units, np.int64)
+        task_of_unit = np.array([u[0] for u in units], np.int64)
+
+        noise = np.zeros((n, horizon, ad), np.float32)  # each env's current unit's noise
+        unit_of = np.full(n, -1, np.int64)  # the unit each env runs, -1 = free
+        t_of = np.zeros(n, np.int64)
+        running = np.zeros(n, np.float64)
+        next_unit = 0
+        while True:
+            free = np.flatnonzero(unit_of < 0)[: n_units - next_unit]
+            if free.size:
+                unit_of[free] = np.arange(next_unit, next_unit + free.size)
+                self._start_units(free, [units[k] for k in unit_of[free]], noise, horizon)
+                t_of[free], running[free] = 0, 0.0
+                next_unit += free.size
+            active = np.flatnonzero(unit_of >= 0)
+            if active.size == 0:
+                break
+            u, t = unit_of[active], t_of[active]
+            tasks = task_of_unit[u] if self.policy.per_task else None
+            act, logp = self.policy.act(self._obs[active], noise[active, t], tasks)
+            obs[u, t], actions[u, t], log_probs[u, t] = self._obs[active], act, logp
+            self._step(active, np.clip(act, self._low, self._high))
+            rew = self._rewards[active]
+            term = self._terminated[active]
+            trunc = self._truncated[active] | ((t + 1 >= horizon) & ~term)  # horizon guard
+            next_obs[u, t], rewards[u, t] = self._next_obs[active], rew
+            terminated[u, t], truncated[u, t] = term, trunc
+            running[active] += rew
+            t_of[active] += 1
+            self._obs[active] = self._next_obs[active]
+            done = active[term | trunc]
+            if done.size:
+                self._ended[done] = True
+                returns[unit_of[done]], lengths[unit_of[done]] = running[done], t_of[done]
+                unit_of[done] = -1
+
+        mask = (np.arange(horizon) < lengths[:, None]).astype(np.float32)
+        arrays = (obs, actions, rewards, log_probs, next_obs, terminated, truncated, mask)
+        return Trajectories(
+            *(torch.from_numpy(a[None]) for a in arrays),
+            episode_returns=torch.from_numpy(returns.astype(np.float32)),
+            episode_lengths=torch.from_numpy(lengths),
+            episode_tasks=torch.from_numpy(task_of_unit),
+        )
+
+    def _start_units(
+        self, envs: np.ndarray, units: list[Unit], noise: np.ndarray, horizon: int
+    ) -> None:
+        """Reset ``envs`` into their units' tasks with the units' seeds; draw their noise."""
+        seeds: list[int | None] = [None] * self.num_envs
+        for env, (_, _, _, seed) in zip(envs.tolist(), units, strict=True):
+            reset_seq, noise_seq = np.random.SeedSequence([seed]).spawn(2)
+            seeds[env] = int(reset_seq.generate_state(1)[0])
+            noise[env] = np.random.default_rng(noise_seq).standard_normal(
+                (horizon, self.act_dim), dtype=np.float32
+            )
+        # One masked reset per task: reset options carry a single task for every masked env.
+        task_index = np.array([u[0] for u in units])
+        for index in np.unique(task_index):
+            mask = np.zeros(self.num_envs, np.bool_)
+            mask[envs[task_index == index]] = True
+            self._reset(mask, seeds, units[int(np.argmax(task_index == index))][2])
+
+    # ------------------------------------------------------------------ step mode
+
+    def sample_steps(
+        self, state: Mapping[str, Any], num_steps: int, task: Mapping[str, Any] | None = None
+    ) -> Trajectories:
+        """``num_steps`` more steps of every env's stream: ``[1, num_envs, num_steps, ...]``.
+
+        An env whose episode ends resets itself (next seed of its stream, ``task`` if given);
+        records of episodes that ended in this call carry returns summed across calls.
+        """
+        with single_thread():
+            self.policy.load(state)
+            if self.policy.per_task:
+                raise ValueError("step mode runs one task: per-task params are for episodes")
+            return self._steps(num_steps, task)
+
+    def _steps(self, num_steps: int, task: Mapping[str, Any] | None) -> Trajectories:
+        n, od, ad = self.num_envs, self.obs_dim, self.act_dim
+        everyone = np.ones(n, np.bool_)
+        if not self._live:
+            self._reset(everyone, self._stream_seeds(everyone), task)
+            self._return[:], self._length[:] = 0.0, 0
+            self._live = True
+        noise = np.stack(
+            [g.standard_normal((num_steps, ad), dtype=np.float32) for g in self._noise_rngs]
+        )  # [env, time, act_dim]
+        obs = np.zeros((n, num_steps, od), np.float32)
+        next_obs = np.zeros((n, num_steps, od), np.float32)
+        actions = np.zeros((n, num_steps, ad), np.float32)
+        log_probs = np.zeros((n, num_steps), np.float32)
+        rewards = np.zeros((n, num_steps), np.float32)
+        terminated = np.zeros((n, num_steps), np.bool_)
+        truncated = np.zeros((n, num_steps), np.bool_)
+        ep_envs: list[np.ndarray] = [np.zeros(0, np.int64)]
+        ep_returns: list[np.ndarray] = [np.zeros(0, np.float64)]
+        ep_lengths: list[np.ndarray] = [np.zeros(0, np.int64)]
+        all_envs = np.arange(n)
+        for t in range(num_steps):
+            act, logp = self.policy.act(self._obs, noise[:, t])
+            obs[:, t], actions[:, t], log_probs[:, t] = self._obs, act, logp
+            self._step(all_envs, np.clip(act, self._low, self._high))
+            next_obs[:, t], rewards[:, t] = self._next_obs, self._rewards
+            terminated[:, t], truncated[:, t] = self._terminated, self._truncated
+            self._return += self._rewards
+            self._length += 1
+            self._obs[:] = self._next_obs
+            done = self._terminated | self._truncated
+            if done.any():
+                ep_envs.append(np.flatnonzero(done))
+                ep_returns.append(self._return[done])
+                ep_lengths.append(self._length[done])
+                self._return[done], self._length[done] = 0.0, 0
+                self._ended |= done
+                self._reset(done, self._stream_seeds(done), task)
+
+        arrays = (obs, actions, rewards, log_probs, next_obs, terminated, truncated)
+        # Records by env, then by end time: the order any split of envs over workers gives.
+        order = np.argsort(np.concatenate(ep_envs), kind="stable")
+        returns = np.concatenate(ep_returns)[order].astype(np.float32)
+        return Trajectories(
+            *(torch.from_numpy(a[None]) for a in arrays),
+            mask=torch.ones(1, n, num_steps),
+            episode_returns=torch.from_numpy(returns),
+            episode_lengths=torch.from_numpy(np.concatenate(ep_lengths)[order]),
+            episode_tasks=torch.zeros(len(returns), dtype=torch.int64),
+        )
+
+    def _stream_seeds(self, mask: np.ndarray) -> list[int | None]:
+        return [
+            int(rng.integers(2**32)) if m else None
+            for rng, m in zip(self._seed_rngs, mask.tolist(), strict=True)
+        ]
+
+    def stream_state(self, strict: bool = True) -> dict[str, Any] | None:
+        """The step-mode stream (envs mid-episode included) as checkpoint-safe values.
+
+        For envs whose simulator state cannot be saved: ``StateNotCapturable``, or None when
+        not ``strict``.
+        """
+        try:
+            return self._stream_state()
+        except StateNotCapturable:
+            if strict:
+                raise
+            return None
+
+    def _stream_state(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "live": self._live,
+            "seed_rngs": [g.bit_generator.state for g in self._seed_rngs],
+            "noise_rngs": [g.bit_generator.state for g in self._noise_rngs],
+        }
+        if self._live:
+            state["obs"] = torch.from_numpy(self._obs.copy())
+            state["return"] = torch.from_numpy(self._return.copy())
+            state["length"] = torch.from_numpy(self._length.copy())
+            if self._sync:
+                state["envs"] = [capture_env_state(e) for e in self.env.envs]
+            elif hasattr(self.env, "get_state"):
+                state["envs"] = self.env.get_state()
+            else:
+                raise StateNotCapturable(f"{type(self.env).__name__} has no get_state")
+        return state
+
+    def load_stream_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of ``stream_state`` (on a worker built with the same arguments)."""
+        for rng, s in zip(self._seed_rngs, state["seed_rngs"], strict=True):
+            rng.bit_generator.state = s
+        for rng, s in zip(self._noise_rngs, state["noise_rngs"], strict=True):
+            rng.bit_generator.state = s
+        self._live = bool(state["live"])
+        if not self._live:
+            return
+        self._obs[:] = np.asarray(state["obs"])
+        self._return[:] = np.asarray(state["return"])
+        self._length[:] = np.asarray(state["length"])
+        if self._sync:
+            for env, env_state in zip(self.env.envs, state["envs"], strict=True):
+                restore_env_state(env, env_state)
+        else:
+            self.env.set_state(state["envs"])
+        self._ended[:] = False
+
+    # ------------------------------------------------------------------ env plumbing
+
+    def _reset(
+        self, mask: np.ndarray, seeds: list[int | None], task: Mapping[str, Any] | None
+    ) -> None:
+        """Reset the envs in ``mask`` (their rows of ``seeds``), optionally into ``task``."""
+        options: dict[str, Any] = {"reset_mask": mask}  # a fresh dict: reset pops the mask
+        if task is not None:
+            options["task"] = task
+        obs, _ = self.env.reset(seed=seeds, options=options)
+        self._obs[mask] = obs[mask]
+        self._ended[mask] = False
+
+    def _step(self, envs: np.ndarray, actions: np.ndarray) -> None:
+        """Step ``envs`` with ``actions [len(envs), act_dim]``; results land in their rows."""
+        if self._sync:
+            # The sub-envs directly: SyncVectorEnv.step would step all envs (and with autoreset
+            # DISABLED refuse finished ones); this steps only the active ones, copy-free.
+            subenvs = self.env.envs
+            for i, action in zip(envs.tolist(), actions, strict=True):
+                obs, reward, term, trunc, _ = subenvs[i].step(action)
+                self._next_obs[i], self._rewards[i] = obs, reward
+                self._terminated[i], self._truncated[i] = term, trunc
+            return
+        # A native vector env steps everyone: idle envs get a fresh episode and zero actions.
+        idle_ended = self._ended.copy()
+        idle_ended[envs] = False
+        if idle_ended.any():
+            self._reset(idle_ended, [None] * self.num_envs, None)
+        full = np.zeros((self.num_envs, self.act_dim), np.float32)
+        full[envs] = actions
+        obs, rewards, terminated, truncated, _ = self.env.step(full)
+        self._next_obs[:], self._rewards[:] = obs, rewards
+        self._terminated[:], self._truncated[:] = terminated, truncated
+        self._ended |= terminated | truncated
