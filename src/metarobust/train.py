@@ -90,7 +90,9 @@ def train(cfg: Config, run_dir: Path | None = None) -> Path:
                 if cfg.train.algorithm == "ppo" and cfg.ppo.anneal_lr:
                     algo.set_lr_fraction(1.0 - iteration / num_iterations)
                 # collect: one segment of num_steps per env with the current policy
-                traj = sampler.sample_steps(_sampler_state(algo.params, policy), hp.num_steps)
+                traj = sampler.sample_steps(
+                    _sampler_state(algo.params, policy), hp.num_steps, cfg.env.task
+                )
                 traj = traj.to(device)
                 # update: advantages and the policy/value step (PPO or TRPO)
                 losses = algo.update(traj)

@@ -1,0 +1,182 @@
+"""End-to-end PPO/TRPO runs: learning, determinism, resume, Ctrl-C, NaN, outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from metarobust.cli import main
+from metarobust.config import load_config
+from metarobust.errors import ConfigError
+from metarobust.train import train
+from metarobust.utils.checkpoint import load_checkpoint
+
+
+def tiny_config(tmp_path: Path, name: str, *overrides: str):
+    """Two envs x 64 steps per iteration on InvertedPendulum: a few seconds per run."""
+    return load_config(
+        None,
+        [
+            "env.id=InvertedPendulum-v5",
+            "sampler.envs_per_worker=2",
+            "ppo.num_steps=64",
+            "ppo.minibatch_size=32",
+            "ppo.num_epochs=2",
+            "trpo.num_steps=64",
+            "train.total_steps=512",  # 4 iterations
+            "checkpoint.every=2",
+            "logging.progress=false",
+            f"logging.log_dir={tmp_path}",
+            f"logging.run_name={name}",
+            *overrides,
+        ],
+    )
+
+
+def metrics(run_dir: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k != "charts/SPS"} for r in rows]
+
+
+def final_params(run_dir: Path) -> dict[str, torch.Tensor]:
+    return load_checkpoint(run_dir)["policy"]["params"]
+
+
+def assert_same_params(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.mark.parametrize("algorithm", ["ppo", "trpo"])
+def test_same_seed_same_numbers(tmp_path, algorithm):
+    a = train(tiny_config(tmp_path, "a", f"train.algorithm={algorithm}"))
+    b = train(tiny_config(tmp_path, "b", f"train.algorithm={algorithm}"))
+    c = train(tiny_config(tmp_path, "c", f"train.algorithm={algorithm}", "seed=1"))
+    assert metrics(a) == metrics(b)
+    assert_same_params(final_params(a), final_params(b))
+    assert metrics(a) != metrics(c)
+
+
+def test_run_dir_records(tmp_path):
+    run = train(tiny_config(tmp_path, "rec", "policy.normalize_obs=true"))
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["seed"] == 0 and meta["versions"]["torch"].startswith("2.13")
+    assert "git_commit" in meta
+    resolved = load_config(run / "config.yaml")
+    assert resolved.policy.normalize_obs is True
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [128, 256, 384, 512]
+    assert {"losses/policy_loss", "losses/value_loss", "losses/approx_kl"} <= rows[-1].keys()
+    assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
+    ckpt = load_checkpoint(run)
+    assert ckpt["iteration"] == 4 and ckpt["env_steps"] == 512
+    # normaliser statistics are saved with the policy
+    assert ckpt["policy"]["buffers"]["obs_normalizer.count"] > 500
+
+
+def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    straight = train(tiny_config(tmp_path, "straight", "checkpoint.every=1"))
+
+    from metarobust.sampling import backends
+
+    calls = {"n": 0}
+    original = backends.LocalSampler.sample_steps
+
+    def interrupt_on_third(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(backends.LocalSampler, "sample_steps", interrupt_on_third)
+    cfg = tiny_config(tmp_path, "split", "checkpoint.every=100")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    run_dir = tmp_path / "split"
+    assert load_checkpoint(run_dir)["iteration"] == 2  # saved on Ctrl-C, not mid-update
+    monkeypatch.setattr(backends.LocalSampler, "sample_steps", original)
+
+    assert main(["train", "--resume", str(run_dir)]) == 0
+    assert metrics(run_dir) == metrics(straight)
+    assert_same_params(final_params(run_dir), final_params(straight))
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    from metarobust.agents import ppo
+
+    original = ppo.PPO.update
+    calls = {"n": 0}
+
+    def nan_on_third(self, traj):
+        calls["n"] += 1
+        out = original(self, traj)
+        if calls["n"] == 3:
+            out["policy_loss"] = float("nan")
+        return out
+
+    monkeypatch.setattr(ppo.PPO, "update", nan_on_third)
+    overrides = ["env.id=InvertedPendulum-v5", "ppo.num_steps=64", "train.total_steps=512",
+                 "checkpoint.every=1", "logging.progress=false", f"logging.log_dir={tmp_path}",
+                 "logging.run_name=nan"]  # fmt: skip
+    code = main(["train", *(arg for o in overrides for arg in ("--set", o))])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and "non-finite losses/policy_loss" in err[0], err
+    assert "iteration 2" in err[0]  # names the last good checkpoint
+    assert load_checkpoint(tmp_path / "nan")["iteration"] == 2
+
+
+def test_existing_run_is_not_overwritten(tmp_path, capsys):
+    run = train(tiny_config(tmp_path, "keep", "train.total_steps=128"))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(tiny_config(tmp_path, "keep"))
+    after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert before == after
+
+
+def test_evaluate_and_plot_write_files(tmp_path, capsys):
+    run = train(tiny_config(tmp_path, "ev"))
+    assert main(["evaluate", str(run), "--episodes", "3"]) == 0
+    lines = (run / "evaluation.csv").read_text().splitlines()
+    assert lines[0] == "episode,return,length" and len(lines) == 4
+    assert main(["plot", str(run)]) == 0
+    png = run / "charts_episodic_return.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["evaluate", str(tmp_path / "missing")]) == 2
+
+
+def test_ppo_learns_inverted_pendulum(tmp_path):
+    """A small seeded budget lifts the return far above the untrained policy's."""
+    cfg = tiny_config(
+        tmp_path,
+        "learn",
+        "sampler.envs_per_worker=4",
+        "ppo.num_steps=256",
+        "ppo.minibatch_size=128",
+        "ppo.num_epochs=10",
+        "train.total_steps=40960",
+        "checkpoint.every=100",
+    )
+    run = train(cfg)
+    rows = metrics(run)
+    first = rows[0]["charts/episodic_return"]
+    last = sum(r["charts/episodic_return"] for r in rows[-3:]) / 3
+    assert first < 30
+    assert last > 10 * first and last > 200, (first, last)
+
+
+def test_fixed_task_reaches_the_envs(tmp_path):
+    """``env.task`` is the task every training episode runs: another goal, other rewards."""
+    runs = [
+        train(tiny_config(tmp_path, f"goal{i}", "env.id=metarobust/Navigation2D-v0",
+                          "env.max_episode_steps=16", f"env.task={{goal: [{x}, {x}]}}",
+                          "train.total_steps=256"))
+        for i, x in enumerate((0.4, -0.4, 0.4))
+    ]  # fmt: skip
+    returns = [[r.get("charts/episodic_return") for r in metrics(run)] for run in runs]
+    assert returns[0] == returns[2] and returns[0] != returns[1]
