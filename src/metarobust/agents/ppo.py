@@ -50,7 +50,7 @@ class PPO:
             k: v.to(self.device).requires_grad_(True) for k, v in policy.init_params().items()
         }
         self._trainable = [*self.params.values(), *value_fn.parameters()]
-        self.optimizer = torch.optim.Adam(self._trainable, lr=cfg.lr, eps=1e-5)
+        self.optimizer = torch.optim.Adam(self._trainable, lr=cfg.lr, eps=1e-5, fused=True)
 
     def set_lr_fraction(self, frac: float) -> None:
         """Set the learning rate to ``frac * cfg.lr`` (linear annealing: frac 1 -> 0)."""
@@ -108,7 +108,7 @@ class PPO:
                     break
                 self.optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(self._trainable, cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(self._trainable, cfg.max_grad_norm, foreach=True)
                 self.optimizer.step()
             if stop:
                 break

@@ -4,13 +4,11 @@ Episode mode (MAML, evaluation) runs a list of *units*, each one full episode of
 through the envs as a work queue. Step mode (PPO/TRPO) continues every env's stream of
 experience where the previous call stopped. Both return :class:`Trajectories`.
 
-Reproducibility does not depend on how work is split among workers or envs:
-
-- a unit's env reset seed and action noise come from ``SeedSequence([unit_seed])`` alone, a
-  step-mode env's from ``(worker seed, global env index)`` alone;
-- the policy is always evaluated on blocks of exactly ``CHUNK_ROWS`` rows (zero-padded), so
-  a row's result never depends on how many other envs share its forward: BLAS kernels pick
-  different code paths (and roundings) for different batch sizes.
+Randomness does not depend on how work is split among workers or envs: a unit's env reset
+seed and action noise come from ``SeedSequence([unit_seed])`` alone, a step-mode env's from
+``(worker seed, global env index)`` alone. The policy runs one forward over the envs that are
+stepping, so a different split changes only float rounding (BLAS picks kernels by batch
+size); the same split gives bit-identical data on every backend.
 """
 
 from __future__ import annotations
@@ -25,7 +23,11 @@ import torch
 from gymnasium.vector import SyncVectorEnv
 from torch import Tensor, nn
 
-from metarobust.agents.policy import Params, batched_distribution_params, gaussian_log_prob
+from metarobust.agents.policy import (
+    Params,
+    batched_distribution_params,
+    gaussian_log_prob_of_noise,
+)
 from metarobust.sampling.env_factory import EnvSpec, episode_horizon, make_vector_env
 from metarobust.sampling.env_state import (
     StateNotCapturable,
@@ -37,8 +39,6 @@ from metarobust.sampling.trajectories import Trajectories
 # (task_index, rollout_index, task or None, unit_seed): one episode of one task.
 Unit = tuple[int, int, "Mapping[str, Any] | None", int]
 
-CHUNK_ROWS = 32  # every policy forward sees [CHUNK_ROWS, obs_dim]
-GROUPS_PER_CALL = 4  # per-task params: one vmap call evaluates this many chunks
 _EPISODE_TAG, _STEP_TAG = 0, 1  # keep unit seeds and step-mode streams apart
 
 
@@ -62,9 +62,9 @@ def single_thread() -> Iterator[None]:
 
 
 class BatchedPolicy:
-    """Samples actions for a batch of envs from a policy module, on fixed-shape chunks."""
+    """Samples actions for a batch of envs from a policy module, one forward per call."""
 
-    def __init__(self, policy: nn.Module, max_rows: int, obs_dim: int, act_dim: int) -> None:
+    def __init__(self, policy: nn.Module) -> None:
         self.module = copy.deepcopy(policy).cpu()
         for p in self.module.parameters():
             p.requires_grad_(False)
@@ -73,17 +73,6 @@ class BatchedPolicy:
         self.per_task = False
         self.deterministic = False
         self._task_params: Params = {}
-        rows = -(-max_rows // CHUNK_ROWS) * CHUNK_ROWS
-        # Padded work buffers; torch views share their memory.
-        self._obs = np.zeros((rows, obs_dim), np.float32)
-        self._noise = np.zeros((rows, act_dim), np.float32)
-        self._actions = np.zeros((rows, act_dim), np.float32)
-        self._log_probs = np.zeros(rows, np.float32)
-        self._obs_t, self._noise_t = torch.from_numpy(self._obs), torch.from_numpy(self._noise)
-        self._actions_t = torch.from_numpy(self._actions)
-        self._log_probs_t = torch.from_numpy(self._log_probs)
-        self._group_obs = torch.zeros(GROUPS_PER_CALL, CHUNK_ROWS, obs_dim)
-        self._group_noise = torch.zeros(GROUPS_PER_CALL, CHUNK_ROWS, act_dim)
 
     def load(self, state: Mapping[str, Any]) -> None:
         """Take the learner's ``{"params", "buffers", "per_task"[, "deterministic"]}``."""
@@ -107,60 +96,39 @@ class BatchedPolicy:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Unclipped actions ``mean + std * noise`` and their log-probs for ``obs [n, obs_dim]``.
 
-        ``tasks [n]`` picks each row's parameters when they are per task. The arrays returned
-        are views of internal buffers, valid until the next call.
+        ``tasks [n]`` picks each row's parameters when they are per task.
         """
-        n = len(obs)
-        rows = -(-n // CHUNK_ROWS) * CHUNK_ROWS
-        self._obs[:n], self._obs[n:rows] = obs, 0.0
-        if self.deterministic:
-            self._noise[:rows] = 0.0
-        else:
-            self._noise[:n], self._noise[n:rows] = noise, 0.0
+        obs_t = torch.from_numpy(obs)
+        noise_t = torch.zeros(len(obs), noise.shape[-1]) if self.deterministic else (
+            torch.from_numpy(noise)
+        )  # fmt: skip
         with torch.no_grad():
             if self.per_task:
                 assert tasks is not None, "per-task params need each row's task"
-                self._act_per_task(n, tasks)
+                actions, log_probs = self._act_per_task(obs_t, noise_t, tasks)
             else:
-                for start in range(0, rows, CHUNK_ROWS):
-                    sl = slice(start, start + CHUNK_ROWS)
-                    mean, log_std = self.module(self._obs_t[sl])
-                    self._sample(mean, log_std, self._noise_t[sl], sl)
-        return self._actions[:n], self._log_probs[:n]
+                mean, log_std = self.module(obs_t)
+                actions = torch.addcmul(mean, log_std.exp(), noise_t)
+                log_probs = gaussian_log_prob_of_noise(log_std, noise_t)
+        return actions.numpy(), log_probs.numpy()
 
-    def _sample(self, mean: Tensor, log_std: Tensor, noise: Tensor, rows: Any) -> None:
-        actions = mean + log_std.exp() * noise
-        self._actions_t[rows] = actions
-        self._log_probs_t[rows] = gaussian_log_prob(mean, log_std, actions)
-
-    def _act_per_task(self, n: int, tasks: np.ndarray) -> None:
-        # Chunks of rows sharing a task, evaluated GROUPS_PER_CALL at a time with vmap.
-        order = np.argsort(tasks[:n], kind="stable")
-        bounds = np.flatnonzero(np.diff(tasks[order])) + 1
-        chunks: list[tuple[int, np.ndarray]] = []
-        for rows in np.split(order, bounds):
-            for start in range(0, len(rows), CHUNK_ROWS):
-                chunks.append((int(tasks[rows[0]]), rows[start : start + CHUNK_ROWS]))
-        obs_t, noise_t = torch.from_numpy(self._obs[:n]), torch.from_numpy(self._noise[:n])
-        for first in range(0, len(chunks), GROUPS_PER_CALL):
-            block = chunks[first : first + GROUPS_PER_CALL]
-            self._group_obs.zero_()
-            self._group_noise.zero_()
-            task_ids = [block[0][0]] * GROUPS_PER_CALL
-            for g, (task, rows) in enumerate(block):
-                index = torch.from_numpy(rows)
-                self._group_obs[g, : len(rows)] = obs_t[index]
-                self._group_noise[g, : len(rows)] = noise_t[index]
-                task_ids[g] = task
-            which = torch.tensor(task_ids)
-            params = {k: v.index_select(0, which) for k, v in self._task_params.items()}
-            mean, log_std = batched_distribution_params(self.module, params, self._group_obs)
-            actions = mean + log_std.exp() * self._group_noise  # [group, chunk, act_dim]
-            log_probs = gaussian_log_prob(mean, log_std, actions)  # [group, chunk]
-            for g, (_, rows) in enumerate(block):
-                index = torch.from_numpy(rows)
-                self._actions_t[index] = actions[g, : len(rows)]
-                self._log_probs_t[index] = log_probs[g, : len(rows)]
+    def _act_per_task(self, obs: Tensor, noise: Tensor, tasks: np.ndarray) -> tuple[Tensor, Tensor]:
+        # Rows regrouped as [task, slot, ...] (slots padded to the busiest task) for one vmap.
+        present, group = np.unique(tasks, return_inverse=True)
+        counts = np.bincount(group, minlength=len(present))
+        order = np.argsort(group, kind="stable")
+        slot = np.empty(len(tasks), np.int64)
+        slot[order] = np.arange(len(tasks)) - np.repeat(np.cumsum(counts) - counts, counts)
+        index = (torch.from_numpy(group), torch.from_numpy(slot))
+        shape = (len(present), int(counts.max()))
+        grouped_obs = obs.new_zeros(*shape, obs.shape[-1]).index_put_(index, obs)
+        grouped_noise = noise.new_zeros(*shape, noise.shape[-1]).index_put_(index, noise)
+        which = torch.from_numpy(present)
+        params = {k: v.index_select(0, which) for k, v in self._task_params.items()}
+        mean, log_std = batched_distribution_params(self.module, params, grouped_obs)
+        actions = torch.addcmul(mean, log_std.exp(), grouped_noise)
+        log_probs = gaussian_log_prob_of_noise(log_std, grouped_noise)
+        return actions[index], log_probs[index]
 
 
 class RolloutWorker:
@@ -181,7 +149,7 @@ class RolloutWorker:
         self.act_dim = self.env.single_action_space.shape[0]
         self._low = self.env.single_action_space.low.astype(np.float32)
         self._high = self.env.single_action_space.high.astype(np.float32)
-        self.policy = BatchedPolicy(policy, num_envs, self.obs_dim, self.act_dim)
+        self.policy = BatchedPolicy(policy)
         n = num_envs
         # What the last step returned, per env (rows of envs that were not stepped are stale).
         self._next_obs = np.zeros((n, self.obs_dim), np.float32)
