@@ -54,7 +54,7 @@ def run_ours(env_id: str, seed: int, steps: int, num_envs: int, episodes: int, l
     tic = time.perf_counter()
     run_dir = train(load_config(None, overrides))
     seconds = time.perf_counter() - tic
-    evaluate_run(run_dir, episodes, seed + 10_000, deterministic=True)
+    evaluate_run(run_dir, episodes, seed + 10_000, deterministic=True, progress=False)
     with (run_dir / EVALUATION_NAME).open() as f:
         returns = [float(row["return"]) for row in csv.DictReader(f)]
     return {"return": float(np.mean(returns)), "seconds": seconds}

@@ -141,9 +141,10 @@ def test_existing_run_is_not_overwritten(tmp_path, capsys):
 
 def test_evaluate_and_plot_write_files(tmp_path, capsys):
     run = train(tiny_config(tmp_path, "ev"))
-    assert main(["evaluate", str(run), "--episodes", "3"]) == 0
+    assert main(["evaluate", str(run), "--episodes", "20"]) == 0  # two batches of episodes
     lines = (run / "evaluation.csv").read_text().splitlines()
-    assert lines[0] == "episode,return,length" and len(lines) == 4
+    assert lines[0] == "episode,return,length" and len(lines) == 21
+    assert len({line.split(",")[1] for line in lines[1:]}) > 1  # distinct episodes
     assert main(["plot", str(run)]) == 0
     png = run / "charts_episodic_return.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import torch
+from tqdm.auto import tqdm
+
 from metarobust.config import SamplerConfig
 from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
@@ -13,9 +16,12 @@ from metarobust.utils.checkpoint import load_checkpoint
 from metarobust.utils.run_dir import load_run_config
 
 EVALUATION_NAME = "evaluation.csv"
+EPISODES_PER_BATCH = 16  # envs stepped together; batch k of episodes uses seed + k
 
 
-def evaluate_run(run_dir: Path, episodes: int, seed: int, deterministic: bool = True) -> str:
+def evaluate_run(
+    run_dir: Path, episodes: int, seed: int, deterministic: bool = True, progress: bool = True
+) -> str:
     """Run ``episodes`` episodes of the run's latest policy, write ``evaluation.csv`` into the
     run directory and return a one-line summary."""
     cfg = load_run_config(run_dir)
@@ -23,11 +29,18 @@ def evaluate_run(run_dir: Path, episodes: int, seed: int, deterministic: bool = 
     spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
     policy = build_policy(cfg, spec)
     state = {**ckpt["policy"], "per_task": False, "deterministic": deterministic}
-    sampler_cfg = SamplerConfig(envs_per_worker=min(episodes, 16))
-    with make_sampler(sampler_cfg, spec, policy, seed) as sampler:
-        traj = sampler.sample_episodes(state, [cfg.env.task], episodes, seed)
-    returns = (traj.rewards * traj.mask).sum(-1).flatten()  # [episode]
-    lengths = traj.mask.sum(-1).flatten()
+    batch = min(episodes, EPISODES_PER_BATCH)
+    sampler_cfg = SamplerConfig(envs_per_worker=batch)
+    returns, lengths = [], []
+    bar = tqdm(total=episodes, unit="episode", desc="evaluate", disable=not progress)
+    with make_sampler(sampler_cfg, spec, policy, seed) as sampler, bar:
+        for k, start in enumerate(range(0, episodes, batch)):
+            n = min(batch, episodes - start)
+            traj = sampler.sample_episodes(state, [cfg.env.task], n, seed + k)
+            returns.append(traj.episode_returns)
+            lengths.append(traj.episode_lengths)
+            bar.update(n)
+    returns, lengths = torch.cat(returns).double(), torch.cat(lengths).double()
     with (Path(run_dir) / EVALUATION_NAME).open("w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["episode", "return", "length"])
