@@ -277,6 +277,20 @@ def test_stream_state_resumes_exactly():
             assert_identical(fresh.sample_steps(state, 17), expected)
 
 
+def test_stream_state_keeps_each_envs_task():
+    spec = EnvSpec("metarobust/AntVel-v0", {}, 30)  # a SyncVectorEnv of task envs
+    task = {"velocity": 2.5}  # not the default task
+    policy = policy_for(spec)
+    state = state_of(policy)
+    with LocalSampler(spec, policy, seed=1, envs_per_worker=2) as sampler:
+        sampler.sample_steps(state, 7, task)
+        saved = sampler.state()
+        expected = sampler.sample_steps(state, 7, task)
+    with LocalSampler(spec, policy, seed=1, envs_per_worker=2) as fresh:
+        fresh.load_state(saved)
+        assert_identical(fresh.sample_steps(state, 7, task), expected)
+
+
 def test_episode_call_restarts_the_step_stream():
     policy = policy_for(PENDULUM)
     state = state_of(policy)

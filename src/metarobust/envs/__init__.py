@@ -3,7 +3,8 @@
 Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
 
 - ``metarobust/Navigation2D-v0`` (100 steps; also ``gymnasium.make_vec`` natively vectorized)
-- ``metarobust/HalfCheetahVel-v0``, ``metarobust/HalfCheetahDir-v0`` (200 steps)
+- ``metarobust/HalfCheetahVel-v0``, ``metarobust/HalfCheetahDir-v0`` (200 steps; also
+  ``gymnasium.make_vec`` natively vectorized)
 - ``metarobust/AntDir-v0``, ``metarobust/AntVel-v0``, ``metarobust/AntGoal-v0`` (200 steps)
 - ``metarobust/<Name>Dynamics-v0`` for InvertedPendulum, HalfCheetah, Hopper, Walker2d, Swimmer
   and Ant (v5 models and time limits)
@@ -24,6 +25,11 @@ from metarobust.envs.locomotion import (
     HalfCheetahDirEnv,
     HalfCheetahVelEnv,
 )
+from metarobust.envs.locomotion_vector import (
+    HalfCheetahDirVectorEnv,
+    HalfCheetahVelVectorEnv,
+)
+from metarobust.envs.mujoco_warnings import route_mujoco_warnings
 from metarobust.envs.navigation import Navigation2DEnv, Navigation2DVectorEnv
 from metarobust.envs.tasks import (
     DiskGoal,
@@ -44,7 +50,9 @@ __all__ = [
     "DynamicsScales",
     "DynamicsTask",
     "HalfCheetahDirEnv",
+    "HalfCheetahDirVectorEnv",
     "HalfCheetahVelEnv",
+    "HalfCheetahVelVectorEnv",
     "Navigation2DEnv",
     "Navigation2DVectorEnv",
     "RandomDirection",
@@ -58,6 +66,7 @@ __all__ = [
 
 _MAML_HORIZON = 200  # MuJoCo task episodes in the MAML paper
 _LOCOMOTION = ("HalfCheetahVel", "HalfCheetahDir", "AntDir", "AntVel", "AntGoal")
+_NATIVELY_VECTORIZED = ("HalfCheetahVel", "HalfCheetahDir")  # in envs/locomotion_vector.py
 _DYNAMICS_BASES = ("InvertedPendulum", "HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant")
 
 ENV_IDS: tuple[str, ...] = (
@@ -82,9 +91,13 @@ def register_envs() -> None:
         max_episode_steps=100,
     )
     for name in _LOCOMOTION:
+        vector_entry_point = None
+        if name in _NATIVELY_VECTORIZED:
+            vector_entry_point = f"metarobust.envs.locomotion_vector:{name}VectorEnv"
         _register(
             f"metarobust/{name}-v0",
             entry_point=f"metarobust.envs.locomotion:{name}Env",
+            vector_entry_point=vector_entry_point,
             max_episode_steps=_MAML_HORIZON,
         )
     for base in _DYNAMICS_BASES:
@@ -97,4 +110,5 @@ def register_envs() -> None:
         )
 
 
+route_mujoco_warnings()
 register_envs()

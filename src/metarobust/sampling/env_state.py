@@ -31,7 +31,7 @@ def capture_env_state(env: gym.Env) -> dict[str, Any]:
         layer_state: dict[str, Any] = {}
         if hasattr(layer, "_elapsed_steps"):
             layer_state["elapsed_steps"] = layer._elapsed_steps
-        if "task" in type(layer).__dict__ and hasattr(layer, "set_task"):
+        if hasattr(layer, "task") and hasattr(layer, "set_task"):  # wrappers do not forward
             layer_state["task"] = layer.task
         state["layers"].append(layer_state)
         if not isinstance(layer, gym.Wrapper):
