@@ -13,6 +13,7 @@ from metarobust.agents.policy import (
     gaussian_entropy,
     gaussian_kl,
     gaussian_log_prob,
+    gaussian_log_prob_of_noise,
 )
 
 
@@ -37,6 +38,17 @@ def test_log_prob_entropy_kl_match_torch_distributions():
 def _perturbed(params: dict[str, torch.Tensor], seed: int) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     return {k: v + 0.3 * torch.randn(v.shape, generator=g) for k, v in params.items()}
+
+
+def test_log_prob_of_noise_matches_torch_distributions_for_tensors_and_arrays():
+    g = torch.Generator().manual_seed(1)
+    mean, log_std = torch.randn(7, 3, generator=g), 0.5 * torch.randn(7, 3, generator=g)
+    noise = torch.randn(7, 3, generator=g)
+    actions = mean + log_std.exp() * noise
+    expected = Independent(Normal(mean, log_std.exp()), 1).log_prob(actions)
+    torch.testing.assert_close(gaussian_log_prob_of_noise(log_std, noise), expected)
+    from_numpy = gaussian_log_prob_of_noise(log_std.numpy(), noise.numpy())
+    torch.testing.assert_close(torch.from_numpy(from_numpy), expected)
 
 
 def test_functional_call_matches_module_forward():

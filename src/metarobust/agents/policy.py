@@ -9,12 +9,15 @@ they travel with the module but are not parameters.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
 Params = dict[str, Tensor]
+ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU}
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -145,10 +148,10 @@ def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:
     return (-0.5 * z.square() - log_std - 0.5 * _LOG_2PI).sum(-1)
 
 
-def gaussian_log_prob_of_noise(log_std: Tensor, noise: Tensor) -> Tensor:
+def gaussian_log_prob_of_noise(log_std: ArrayT, noise: ArrayT) -> ArrayT:
     """Log-density of ``mean + exp(log_std) * noise``: the standardised action is the noise
-    itself, so sampling needs neither the mean nor the action (fewer ops per step)."""
-    return -(0.5 * noise.square() + log_std).sum(-1) - 0.5 * _LOG_2PI * noise.shape[-1]
+    itself, so sampling needs neither the mean nor the action. Tensors or NumPy arrays."""
+    return -(0.5 * noise * noise + log_std).sum(-1) - 0.5 * _LOG_2PI * noise.shape[-1]
 
 
 def gaussian_entropy(log_std: Tensor) -> Tensor:

@@ -96,23 +96,22 @@ class BatchedPolicy:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Unclipped actions ``mean + std * noise`` and their log-probs for ``obs [n, obs_dim]``.
 
-        ``tasks [n]`` picks each row's parameters when they are per task.
+        ``tasks [n]`` picks each row's parameters when they are per task. Only the network
+        runs in torch; sampling the Gaussian is a few NumPy ops on small arrays.
         """
-        obs_t = torch.from_numpy(obs)
-        noise_t = torch.zeros(len(obs), noise.shape[-1]) if self.deterministic else (
-            torch.from_numpy(noise)
-        )  # fmt: skip
+        if self.deterministic:
+            noise = np.zeros_like(noise)
         with torch.no_grad():
             if self.per_task:
                 assert tasks is not None, "per-task params need each row's task"
-                actions, log_probs = self._act_per_task(obs_t, noise_t, tasks)
+                mean, log_std = self._per_task_distribution(torch.from_numpy(obs), tasks)
             else:
-                mean, log_std = self.module(obs_t)
-                actions = torch.addcmul(mean, log_std.exp(), noise_t)
-                log_probs = gaussian_log_prob_of_noise(log_std, noise_t)
-        return actions.numpy(), log_probs.numpy()
+                mean, log_std = self.module(torch.from_numpy(obs))
+        log_std = log_std.numpy()
+        actions = mean.numpy() + np.exp(log_std) * noise
+        return actions, gaussian_log_prob_of_noise(log_std, noise)
 
-    def _act_per_task(self, obs: Tensor, noise: Tensor, tasks: np.ndarray) -> tuple[Tensor, Tensor]:
+    def _per_task_distribution(self, obs: Tensor, tasks: np.ndarray) -> tuple[Tensor, Tensor]:
         # Rows regrouped as [task, slot, ...] (slots padded to the busiest task) for one vmap.
         present, group = np.unique(tasks, return_inverse=True)
         counts = np.bincount(group, minlength=len(present))
@@ -122,13 +121,10 @@ class BatchedPolicy:
         index = (torch.from_numpy(group), torch.from_numpy(slot))
         shape = (len(present), int(counts.max()))
         grouped_obs = obs.new_zeros(*shape, obs.shape[-1]).index_put_(index, obs)
-        grouped_noise = noise.new_zeros(*shape, noise.shape[-1]).index_put_(index, noise)
         which = torch.from_numpy(present)
         params = {k: v.index_select(0, which) for k, v in self._task_params.items()}
         mean, log_std = batched_distribution_params(self.module, params, grouped_obs)
-        actions = torch.addcmul(mean, log_std.exp(), grouped_noise)
-        log_probs = gaussian_log_prob_of_noise(log_std, grouped_noise)
-        return actions[index], log_probs[index]
+        return mean[index], log_std[index]
 
 
 class RolloutWorker:
