@@ -1,4 +1,4 @@
-"""MAML's batched inner loop against explicit per-task autograd loops."""
+"""MAML: the batched inner loop against explicit per-task autograd loops; the outer step."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from metarobust.agents.policy import GaussianPolicy
+from metarobust.agents.trpo import trpo_step
 from metarobust.maml.adapt import adapt, reinforce_advantages, reinforce_loss
+from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective
 from metarobust.sampling.trajectories import Trajectories
 
 TASKS, EPISODES, HORIZON, OBS, ACT = 3, 4, 6, 5, 2
@@ -138,3 +140,23 @@ def test_advantages_are_standardised_per_task_and_zero_on_padding():
         a = adv[i][real[i]]
         # std + 1e-8 in the denominator: residuals of a near-exact fit come out slightly under 1
         assert abs(a.mean().item()) < 1e-6 and abs(a.std(unbiased=False).item() - 1) < 1e-2
+
+
+@pytest.mark.parametrize("meta_sgd", [False, True])
+def test_trpo_meta_step_respects_the_kl_limit_and_improves_the_surrogate(setup, meta_sgd):
+    policy, params, train, valid = setup
+    meta = {k: v.detach() for k, v in params.items()}
+    if meta_sgd:
+        meta |= {ALPHA_PREFIX + k: torch.full_like(v, 0.1) for k, v in params.items()}
+    objective = MetaObjective(policy, meta, train, valid, gamma=0.99, fast_lr=0.1)
+    start = {k: v.clone().requires_grad_(True) for k, v in meta.items()}
+    surrogate, kl = objective.surrogate_and_kl(start)
+    assert kl.item() == pytest.approx(0.0, abs=1e-12)  # pi_old is the adapted policy at meta
+    kl_grad = torch.autograd.grad(objective.kl(start), list(start.values()))
+    assert max(g.abs().max().item() for g in kl_grad) < 1e-8  # KL is minimal there
+    new, info = trpo_step(meta, objective.surrogate, objective.kl, max_kl=1e-3, cg_iters=10)
+    assert info["accepted"] == 1.0
+    assert objective.kl(new).item() <= 1e-3
+    assert objective.surrogate(new).item() < surrogate.item()
+    moved = [k for k in meta if not torch.equal(new[k], meta[k])]
+    assert len(moved) == len(meta)  # Meta-SGD step sizes move with the policy

@@ -1,0 +1,97 @@
+"""MAML's outer objective: the post-adaptation policies' surrogate and KL as functions of the
+meta-parameters, for a TRPO (or PPO) outer step through the inner loop.
+
+The meta-parameters are one dict: the policy's parameters and, for Meta-SGD, one learned
+inner step size per parameter under ``ALPHA_PREFIX + name``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from metarobust.agents.policy import (
+    Params,
+    batched_distribution_params,
+    gaussian_kl,
+    gaussian_log_prob,
+)
+from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
+from metarobust.sampling.trajectories import Trajectories
+
+ALPHA_PREFIX = "meta_sgd."
+
+
+def split_meta_params(meta: Params, fast_lr: float) -> tuple[Params, StepSize]:
+    """``(policy params, inner step size)``: Meta-SGD's learned dict if present, else fast_lr."""
+    params = {k: v for k, v in meta.items() if not k.startswith(ALPHA_PREFIX)}
+    alpha = {k[len(ALPHA_PREFIX) :]: v for k, v in meta.items() if k.startswith(ALPHA_PREFIX)}
+    return params, (alpha if alpha else fast_lr)
+
+
+def masked_task_mean(x: Tensor, mask: Tensor) -> Tensor:
+    """Mean over each task's real steps, then over tasks: ``[task, ...] -> []``."""
+    dims = tuple(range(1, x.dim()))
+    return ((x * mask).sum(dims) / mask.sum(dims).clamp_min(1.0)).mean()
+
+
+class MetaObjective:
+    """Surrogate and KL of one meta-batch: ``train`` episodes (pre-adaptation, sampled with the
+    meta-parameters ``meta``) and ``valid`` episodes (sampled with each task's adapted policy).
+
+    ``surrogate(theta)`` is the loss to minimise, ``-mean_tasks E[ratio_i * A_i]`` with
+    ``ratio_i = pi_{theta'_i}(a|s) / pi_{old'_i}(a|s)``, where ``theta'_i = adapt(theta)``;
+    ``kl(theta)`` is ``mean_tasks E[KL(pi_{old'_i} || pi_{theta'_i})]`` on the valid states.
+    """
+
+    def __init__(
+        self,
+        policy: nn.Module,
+        meta: Params,
+        train: Trajectories,
+        valid: Trajectories,
+        gamma: float,
+        fast_lr: float,
+        num_inner_steps: int = 1,
+        first_order: bool = False,
+    ) -> None:
+        self.policy, self.train, self.valid = policy, train, valid
+        self.fast_lr, self.num_inner_steps, self.first_order = fast_lr, num_inner_steps, first_order
+        self.adv_train = reinforce_advantages(train, gamma)
+        self.adv_valid = reinforce_advantages(valid, gamma)
+        with torch.no_grad():
+            self.old_mean, self.old_log_std = self._distribution(meta)  # pi_{old'_i}
+            self.old_log_prob = gaussian_log_prob(self.old_mean, self.old_log_std, valid.actions)
+
+    def adapted(self, meta: Params) -> Params:
+        """Every task's adapted parameters ``{name: [task, ...]}`` from meta-parameters."""
+        params, alpha = split_meta_params(meta, self.fast_lr)
+        return adapt(
+            self.policy,
+            params,
+            self.train,
+            self.adv_train,
+            alpha,
+            self.num_inner_steps,
+            self.first_order,
+        )
+
+    def _distribution(self, meta: Params) -> tuple[Tensor, Tensor]:
+        # valid.obs [task, episode, time, obs_dim] -> each task's adapted policy on its states
+        return batched_distribution_params(self.policy, self.adapted(meta), self.valid.obs)
+
+    def surrogate_and_kl(self, meta: Params) -> tuple[Tensor, Tensor]:
+        """Both at once (one adaptation): ``(surrogate, kl)``."""
+        mean, log_std = self._distribution(meta)
+        log_prob = gaussian_log_prob(mean, log_std, self.valid.actions)
+        ratio = torch.exp(log_prob - self.old_log_prob)
+        mask = self.valid.mask
+        surrogate = -masked_task_mean(ratio * self.adv_valid, mask)
+        kl = masked_task_mean(gaussian_kl(self.old_mean, self.old_log_std, mean, log_std), mask)
+        return surrogate, kl
+
+    def surrogate(self, meta: Params) -> Tensor:
+        return self.surrogate_and_kl(meta)[0]
+
+    def kl(self, meta: Params) -> Tensor:
+        return self.surrogate_and_kl(meta)[1]
