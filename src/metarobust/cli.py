@@ -78,7 +78,11 @@ def _train(args: argparse.Namespace) -> None:
         cfg = load_run_config(args.resume, args.overrides)
     else:
         cfg = load_config(args.config, args.overrides)
-    from metarobust.train import train  # after validation: bad input fails before heavy imports
+    # imported after validation: bad input fails fast, before the heavy imports
+    if cfg.train.algorithm == "maml":
+        from metarobust.maml.train import train_maml as train
+    else:
+        from metarobust.train import train
 
     run_dir = train(cfg, args.resume)
     print(f"run saved in {run_dir}")

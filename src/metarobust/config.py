@@ -105,10 +105,25 @@ class TRPOConfig(Section):
 
 
 class TrainConfig(Section):
-    """Length of training."""
+    """What to train, and for how long."""
 
-    algorithm: Literal["ppo", "trpo"] = Field("ppo", description="policy optimiser")
-    total_steps: PositiveInt = Field(1_000_000, description="env steps to train for")
+    algorithm: Literal["ppo", "trpo", "maml"] = Field(
+        "ppo", description="ppo / trpo: one policy; maml: meta-learning (see the maml group)"
+    )
+    total_steps: PositiveInt = Field(1_000_000, description="env steps to train for (ppo, trpo)")
+
+
+class MAMLConfig(Section):
+    """Model-agnostic meta-learning; the outer TRPO step takes its settings from trpo."""
+
+    meta_batch_size: PositiveInt = Field(20, description="tasks per meta-iteration")
+    episodes_per_task: PositiveInt = Field(20, description="episodes per task and phase")
+    fast_lr: PositiveFloat = Field(0.1, description="inner step size alpha")
+    num_inner_steps: PositiveInt = Field(1, description="inner policy-gradient steps")
+    first_order: bool = Field(False, description="drop second-order terms (FOMAML)")
+    meta_sgd: bool = Field(False, description="learn a per-parameter alpha (Meta-SGD)")
+    num_iterations: PositiveInt = Field(500, description="meta-iterations to train for")
+    gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
 
 
 class LoggingConfig(Section):
@@ -137,6 +152,7 @@ class Config(Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     trpo: TRPOConfig = Field(default_factory=TRPOConfig)
+    maml: MAMLConfig = Field(default_factory=MAMLConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 

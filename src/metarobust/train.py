@@ -83,9 +83,8 @@ def train(cfg: Config, run_dir: Path | None = None) -> Path:
                 "rng": rng_state(generator),
             }
 
-        with TrainingRun(
-            cfg, run_dir, num_iterations * steps_per_iteration, env_steps, resumed
-        ) as run:
+        total = num_iterations * steps_per_iteration
+        with TrainingRun(cfg, run_dir, total, env_steps, env_steps, resumed) as run:
             while iteration < num_iterations:
                 if cfg.train.algorithm == "ppo" and cfg.ppo.anneal_lr:
                     algo.set_lr_fraction(1.0 - iteration / num_iterations)

@@ -96,13 +96,16 @@ def trpo_step(
     cg_damping: float = 0.1,
     line_search_steps: int = 10,
     backtrack_ratio: float = 0.8,
+    evaluate: Callable[[Params], tuple[Tensor, Tensor]] | None = None,
 ) -> tuple[Params, dict[str, float]]:
     """One TRPO step: ``min_theta surrogate(theta)  s.t.  kl(theta) <= max_kl``.
 
     ``surrogate`` is a loss to MINIMISE (e.g. ``-mean(ratio * A)``). ``kl`` is the mean
-    ``KL(pi_old || pi_theta)``, zero at the given ``params``. Both are called with dicts of leaf
-    tensors that require grad and outside ``no_grad``, so closures that differentiate inside
-    (MAML's inner loop) work.
+    ``KL(pi_old || pi_theta)``, zero at the given ``params``. Both are differentiated at
+    ``params``; line-search candidates are only evaluated, under ``no_grad``, by
+    ``evaluate(theta) -> (surrogate, kl)`` (default: the two functions), so closures that
+    differentiate inside (MAML's inner loop) must use ``torch.func`` transforms, which
+    ``no_grad`` does not switch off.
 
     Natural gradient ``s = F^-1 (-g)`` by conjugate gradient, full step
     ``beta * s`` with ``beta = sqrt(2 max_kl / s^T F s)``, then backtracking by
@@ -113,6 +116,11 @@ def trpo_step(
     ``kl`` (of the returned parameters), ``line_search_steps`` (candidates tried),
     ``accepted``, ``expected_improvement`` (first-order, of the full step).
     """
+    if evaluate is None:
+
+        def evaluate(theta: Params) -> tuple[Tensor, Tensor]:
+            return surrogate(theta), kl(theta)
+
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     loss = surrogate(theta)
     loss_before = loss.item()
@@ -136,10 +144,9 @@ def trpo_step(
     flat_old = flatten_params(old)
     for i in range(line_search_steps):
         flat = flat_old + backtrack_ratio**i * full_step
-        candidate = {
-            k: v.detach().requires_grad_(True) for k, v in unflatten_params(flat, old).items()
-        }
-        new_loss, new_kl = surrogate(candidate).item(), kl(candidate).item()
+        candidate = unflatten_params(flat, old)
+        with torch.no_grad():
+            new_loss, new_kl = (x.item() for x in evaluate(candidate))
         info["line_search_steps"] = float(i + 1)
         if math.isfinite(new_loss) and new_loss < loss_before and new_kl <= max_kl:
             info.update(surrogate_after=new_loss, kl=new_kl, accepted=1.0)

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from tqdm import tqdm
 
@@ -26,17 +26,24 @@ class TrainingRun:
         self,
         cfg: Config,
         run_dir: Path,
-        total_steps: int,
+        total: int,
+        done: int = 0,
         start_step: int = 0,
         resumed: bool = False,
+        unit: Literal["step", "iteration"] = "step",
+        headline: str = "charts/episodic_return",
     ) -> None:
+        """The progress bar counts ``unit``s (``done`` of ``total`` already); the logger
+        continues from env step ``start_step`` when ``resumed``; ``headline`` is the metric
+        shown beside the bar."""
         self.cfg, self.run_dir = cfg, Path(run_dir)
+        self.unit, self.headline = unit, headline
         self.logger = Logger(self.run_dir, cfg.logging.tensorboard, start_step if resumed else None)
         self.progress = tqdm(
-            total=total_steps,
-            initial=start_step,
-            unit="step",
-            unit_scale=True,
+            total=total,
+            initial=done,
+            unit=unit,
+            unit_scale=unit == "step",
             dynamic_ncols=True,
             disable=not cfg.logging.progress,
         )
@@ -76,8 +83,8 @@ class TrainingRun:
         metrics = {**metrics, "charts/SPS": new_steps / max(now - self._tic, 1e-9)}
         self._tic = now
         self.logger.log(env_steps, metrics)
-        self.progress.update(new_steps)
-        ret = metrics.get("charts/episodic_return")
+        self.progress.update(new_steps if self.unit == "step" else 1)
+        ret = metrics.get(self.headline)
         if ret is not None and math.isfinite(ret):
             self.progress.set_postfix(ret=f"{ret:.1f}", refresh=False)
         self._snapshot = snapshot()
