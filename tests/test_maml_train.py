@@ -61,6 +61,12 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def test_evaluate_refuses_maml_runs_until_meta_test_evaluation_exists(tmp_path, capsys):
+    run = train_maml(tiny_config(tmp_path, "ev", "maml.num_iterations=1"))
+    assert main(["evaluate", str(run)]) == 2
+    assert "not built yet" in capsys.readouterr().err
+
+
 def test_meta_sgd_learns_its_step_sizes(tmp_path):
     run = train_maml(tiny_config(tmp_path, "msgd", "maml.meta_sgd=true", "maml.num_iterations=2"))
     meta = load_checkpoint(run)["meta_params"]

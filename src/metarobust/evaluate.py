@@ -9,6 +9,7 @@ import torch
 from tqdm.auto import tqdm
 
 from metarobust.config import SamplerConfig
+from metarobust.errors import ConfigError
 from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.train import build_policy
@@ -25,6 +26,11 @@ def evaluate_run(
     """Run ``episodes`` episodes of the run's latest policy, write ``evaluation.csv`` into the
     run directory and return a one-line summary."""
     cfg = load_run_config(run_dir)
+    if cfg.train.algorithm == "maml":
+        raise ConfigError(
+            f"{run_dir}: meta-test evaluation (returns after 0-3 adaptation steps) of MAML runs "
+            "is not built yet; their training curves are in metrics.jsonl and TensorBoard"
+        )
     ckpt = load_checkpoint(run_dir)
     spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
     policy = build_policy(cfg, spec)
