@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 
@@ -61,10 +62,21 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_evaluate_refuses_maml_runs_until_meta_test_evaluation_exists(tmp_path, capsys):
-    run = train_maml(tiny_config(tmp_path, "ev", "maml.num_iterations=1"))
-    assert main(["evaluate", str(run)]) == 2
-    assert "not built yet" in capsys.readouterr().err
+def test_meta_test_evaluation_writes_adaptation_curves(tmp_path, capsys):
+    run = train_maml(tiny_config(tmp_path, "ev"))
+    args = ["evaluate", str(run), "--tasks", "5", "--episodes", "4", "--steps", "2"]
+    assert main(args) == 0
+    assert "MAML return after k steps" in capsys.readouterr().out
+    with (run / "adaptation.csv").open() as f:
+        table = list(csv.DictReader(f))
+    assert [(r["method"], r["gradient_steps"]) for r in table] == [
+        (m, str(k)) for m in ("MAML", "random init") for k in range(3)
+    ]
+    assert all(r["tasks"] == "5" for r in table)
+    step0 = {r["method"]: float(r["return_mean"]) for r in table if r["gradient_steps"] == "0"}
+    assert step0["MAML"] > step0["random init"] + 5.0  # meta-trained start beats random init
+    assert (run / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["evaluate", str(run), "--steps", "0"]) == 2
 
 
 def test_meta_sgd_learns_its_step_sizes(tmp_path):

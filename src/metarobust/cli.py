@@ -46,13 +46,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run")
     train.set_defaults(func=_train)
 
-    evaluate = sub.add_parser("evaluate", help="evaluate a run's policy; writes evaluation.csv")
-    evaluate.add_argument("run_dir", type=Path)
-    evaluate.add_argument("--episodes", type=int, default=10, help="episodes to run")
-    evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed")
-    evaluate.add_argument(
-        "--stochastic", action="store_true", help="sample actions (default: mean)"
+    evaluate = sub.add_parser(
+        "evaluate",
+        help="evaluate a run: episodes of its policy (evaluation.csv), or for a MAML run the "
+        "return after 0..--steps adaptation steps on held-out tasks (adaptation.csv/.png)",
     )
+    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("--episodes", type=int, default=10, help="episodes (per task: MAML)")
+    evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed (and tasks)")
+    evaluate.add_argument(
+        "--stochastic", action="store_true", help="sample actions (default: mean; not MAML)"
+    )
+    evaluate.add_argument("--tasks", type=int, default=40, help="MAML: held-out tasks")
+    evaluate.add_argument("--steps", type=int, default=3, help="MAML: adaptation steps")
     evaluate.set_defaults(func=_evaluate)
 
     plot = sub.add_parser("plot", help="plot a run's learning curves to PNG")
@@ -90,10 +96,17 @@ def _train(args: argparse.Namespace) -> None:
 
 def _evaluate(args: argparse.Namespace) -> None:
     from metarobust.evaluate import evaluate_run
+    from metarobust.utils.run_dir import load_run_config
 
-    if args.episodes <= 0:
-        raise ConfigError(f"--episodes: expected a positive integer, got {args.episodes}")
-    summary = evaluate_run(args.run_dir, args.episodes, args.seed, not args.stochastic)
+    for name in ("episodes", "tasks", "steps"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
+    if load_run_config(args.run_dir).train.algorithm == "maml":
+        from metarobust.maml.evaluate import evaluate_maml_run
+
+        summary = evaluate_maml_run(args.run_dir, args.tasks, args.episodes, args.steps, args.seed)
+    else:
+        summary = evaluate_run(args.run_dir, args.episodes, args.seed, not args.stochastic)
     print(summary)
 
 

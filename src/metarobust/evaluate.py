@@ -27,10 +27,7 @@ def evaluate_run(
     run directory and return a one-line summary."""
     cfg = load_run_config(run_dir)
     if cfg.train.algorithm == "maml":
-        raise ConfigError(
-            f"{run_dir}: meta-test evaluation (returns after 0-3 adaptation steps) of MAML runs "
-            "is not built yet; their training curves are in metrics.jsonl and TensorBoard"
-        )
+        raise ConfigError(f"{run_dir}: a MAML run; see metarobust.maml.evaluate")
     ckpt = load_checkpoint(run_dir)
     spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
     policy = build_policy(cfg, spec)

@@ -1,4 +1,5 @@
-"""Learning-curve plots from ``metrics.jsonl`` (matplotlib, no display needed)."""
+"""Plots (matplotlib, no display needed): learning curves from ``metrics.jsonl`` and
+MAML adaptation curves."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from torch import Tensor  # noqa: E402
 
 from metarobust.errors import ConfigError  # noqa: E402
 from metarobust.utils.logger import read_metrics  # noqa: E402
@@ -28,6 +31,25 @@ def plot_runs(run_dirs: list[Path], metric: str, out: Path | None = None) -> Pat
     ax.legend(fontsize=8)
     fig.tight_layout()
     out = out or Path(run_dirs[0]) / f"{metric.replace('/', '_')}.png"
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out
+
+
+def plot_adaptation(curves: dict[str, Tensor], out: Path, title: str) -> Path:
+    """Average return (mean ± std over tasks) against inner gradient steps, one line per
+    method; ``curves[name]`` is ``[steps + 1, task]``."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for name, returns in curves.items():
+        steps = np.arange(returns.shape[0])
+        ax.errorbar(steps, returns.mean(1), yerr=returns.std(1), marker="o", capsize=3, label=name)
+    ax.set_xticks(np.arange(next(iter(curves.values())).shape[0]))
+    ax.set_xlabel("number of gradient steps")
+    ax.set_ylabel("average return (mean ± std over tasks)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out

@@ -66,19 +66,24 @@ def adapt(
     step_size: StepSize,
     num_steps: int = 1,
     first_order: bool = False,
+    per_task_params: bool = False,
 ) -> Params:
     """Every task's adapted parameters, ``{name: [task, ...]}``, after ``num_steps`` inner
     policy-gradient steps on its own episodes in ``traj`` with advantages ``adv``.
 
-    Differentiable with respect to ``params`` (and a Meta-SGD ``step_size`` dict) unless
-    ``first_order``, in which case each inner gradient is treated as a constant.
+    ``params`` are shared by all tasks, or (``per_task_params``) already one set per task,
+    ``{name: [task, ...]}``, as when adapting again from adapted parameters. Differentiable
+    with respect to ``params`` (and a Meta-SGD ``step_size`` dict) unless ``first_order``,
+    in which case each inner gradient is treated as a constant.
     """
     if num_steps < 1:
         raise ValueError(f"num_steps must be >= 1, got {num_steps}")
     loss_grad = grad(lambda p, *batch: reinforce_loss(policy, p, *batch))
 
-    def adapt_one(obs: Tensor, actions: Tensor, task_adv: Tensor, mask: Tensor) -> Params:
-        fast = dict(params)
+    def adapt_one(
+        start: Params, obs: Tensor, actions: Tensor, task_adv: Tensor, mask: Tensor
+    ) -> Params:
+        fast = dict(start)
         for _ in range(num_steps):
             g = loss_grad(fast, obs, actions, task_adv, mask)
             if first_order:
@@ -86,7 +91,8 @@ def adapt(
             fast = {k: fast[k] - _alpha(step_size, k) * g[k] for k in fast}
         return fast
 
-    return vmap(adapt_one)(traj.obs, traj.actions, adv, traj.mask)
+    in_dims = (0 if per_task_params else None, 0, 0, 0, 0)
+    return vmap(adapt_one, in_dims=in_dims)(params, traj.obs, traj.actions, adv, traj.mask)
 
 
 def _alpha(step_size: StepSize, name: str) -> float | Tensor:
