@@ -142,8 +142,12 @@ def test_advantages_are_standardised_per_task_and_zero_on_padding():
         assert abs(a.mean().item()) < 1e-6 and abs(a.std(unbiased=False).item() - 1) < 1e-2
 
 
-@pytest.mark.parametrize("meta_sgd", [False, True])
-def test_trpo_meta_step_respects_the_kl_limit_and_improves_the_surrogate(setup, meta_sgd):
+@pytest.mark.parametrize(
+    ("meta_sgd", "fisher_subsample"), [(False, 1.0), (True, 1.0), (False, 0.5)]
+)
+def test_trpo_meta_step_respects_the_kl_limit_and_improves_the_surrogate(
+    setup, meta_sgd, fisher_subsample
+):
     policy, params, train, valid = setup
     meta = {k: v.detach() for k, v in params.items()}
     if meta_sgd:
@@ -154,7 +158,19 @@ def test_trpo_meta_step_respects_the_kl_limit_and_improves_the_surrogate(setup, 
     assert kl.item() == pytest.approx(0.0, abs=1e-12)  # pi_old is the adapted policy at meta
     kl_grad = torch.autograd.grad(objective.kl(start), list(start.values()))
     assert max(g.abs().max().item() for g in kl_grad) < 1e-8  # KL is minimal there
-    new, info = trpo_step(meta, objective.surrogate, objective.kl, max_kl=1e-3, cg_iters=10)
+    fisher = objective.subsample(fisher_subsample)  # KL for the Fisher products only
+    assert fisher.valid.mask.shape[1] == EPISODES * fisher_subsample
+    assert fisher.train.episode_tasks.tolist() == sorted(fisher.train.episode_tasks.tolist())
+    assert fisher.train.episode_returns.numel() == TASKS * EPISODES * fisher_subsample
+    assert fisher.kl(start).item() == pytest.approx(0.0, abs=1e-12)
+    new, info = trpo_step(
+        meta,
+        objective.surrogate,
+        fisher.kl,
+        max_kl=1e-3,
+        cg_iters=10,
+        evaluate=objective.surrogate_and_kl,  # the line search checks the exact KL
+    )
     assert info["accepted"] == 1.0
     assert objective.kl(new).item() <= 1e-3
     assert objective.surrogate(new).item() < surrogate.item()

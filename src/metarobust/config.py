@@ -123,6 +123,9 @@ class MAMLConfig(Section):
     first_order: bool = Field(False, description="drop second-order terms (FOMAML)")
     meta_sgd: bool = Field(False, description="learn a per-parameter alpha (Meta-SGD)")
     num_iterations: PositiveInt = Field(500, description="meta-iterations to train for")
+    fisher_subsample: Annotated[float, Field(gt=0, le=1)] = Field(
+        1.0, description="share of episodes in the outer Fisher-vector products (1 = exact)"
+    )
     gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
 
 

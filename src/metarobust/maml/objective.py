@@ -7,6 +7,8 @@ inner step size per parameter under ``ALPHA_PREFIX + name``.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -55,13 +57,32 @@ class MetaObjective:
         num_inner_steps: int = 1,
         first_order: bool = False,
     ) -> None:
-        self.policy, self.train, self.valid = policy, train, valid
-        self.fast_lr, self.num_inner_steps, self.first_order = fast_lr, num_inner_steps, first_order
+        self.policy, self.meta, self.train, self.valid = policy, meta, train, valid
+        self.gamma, self.fast_lr = gamma, fast_lr
+        self.num_inner_steps, self.first_order = num_inner_steps, first_order
         self.adv_train = reinforce_advantages(train, gamma)
         self.adv_valid = reinforce_advantages(valid, gamma)
         with torch.no_grad():
             self.old_mean, self.old_log_std = self._distribution(meta)  # pi_{old'_i}
             self.old_log_prob = gaussian_log_prob(self.old_mean, self.old_log_std, valid.actions)
+
+    def subsample(self, fraction: float) -> MetaObjective:
+        """The same objective on the first ``ceil(fraction * episodes)`` episodes of every task
+        (train and valid): a cheaper KL whose Hessian approximates this one's (rllab's
+        subsampled Fisher), still zero with zero gradient at the meta-parameters."""
+        if fraction >= 1.0:
+            return self
+        n = max(1, math.ceil(fraction * self.train.mask.shape[1]))
+        return MetaObjective(
+            self.policy,
+            self.meta,
+            self.train.first_episodes(n),
+            self.valid.first_episodes(n),
+            self.gamma,
+            self.fast_lr,
+            self.num_inner_steps,
+            self.first_order,
+        )
 
     def adapted(self, meta: Params) -> Params:
         """Every task's adapted parameters ``{name: [task, ...]}`` from meta-parameters."""

@@ -145,13 +145,13 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 meta, info = trpo_step(
                     meta,
                     objective.surrogate,
-                    objective.kl,
+                    objective.subsample(m.fisher_subsample).kl,  # for the Fisher products
                     trpo.max_kl,
                     trpo.cg_iters,
                     trpo.cg_damping,
                     trpo.line_search_steps,
                     trpo.backtrack_ratio,
-                    objective.surrogate_and_kl,  # one adaptation per line-search candidate
+                    objective.surrogate_and_kl,  # line search: the exact KL, one adaptation
                 )
                 t_outer = time.perf_counter() - tic
 

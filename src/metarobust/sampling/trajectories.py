@@ -61,6 +61,20 @@ class Trajectories:
             episode_tasks=torch.zeros_like(self.episode_tasks[keep]),
         )
 
+    def first_episodes(self, n: int) -> Trajectories:
+        """Episode-mode trajectories cut to the first ``n`` episodes of every task."""
+        tasks, rollouts = self.mask.shape[:2]
+        if self.episode_returns.numel() != tasks * rollouts:
+            raise ValueError("first_episodes needs episode-mode data (one record per rollout)")
+        keep = (torch.arange(tasks * rollouts, device=self.mask.device) % rollouts) < n
+        return replace(
+            self,
+            **{f: getattr(self, f)[:, :n] for f in _STEP_FIELDS},
+            episode_returns=self.episode_returns[keep],
+            episode_lengths=self.episode_lengths[keep],
+            episode_tasks=self.episode_tasks[keep],
+        )
+
     @staticmethod
     def cat(parts: list[Trajectories], dim: int) -> Trajectories:
         """Join parts along the task (``dim=0``) or rollout (``dim=1``) axis, padding time.
