@@ -1,9 +1,9 @@
 """Sampler throughput on HalfCheetah velocity tasks, as a fraction of raw MuJoCo stepping.
 
 For 1 and 2 workers, samples MAML-style batches (by default pytorch-maml-rl's HalfCheetahVel
-batch: 40 tasks x 20 episodes x 200 steps, a 64x64 policy in the loop) and divides the env-steps/s by raw ``mj_step`` throughput measured in the same run with
-the same number of processes. A plain Gymnasium loop (one env, random actions) is printed
-for orientation.
+batch of 40 tasks x 20 episodes, here of 200 steps, a 64x64 policy in the loop) and divides
+the env-steps/s by raw ``mj_step`` throughput measured in the same run with the same number
+of processes. A plain Gymnasium loop (one env, random actions) is printed for orientation.
 
     python benchmarks/sampler_throughput.py
 """

@@ -1,0 +1,71 @@
+"""Seconds per MAML-TRPO meta-iteration, split into sampling / adaptation / outer step.
+
+Runs a few meta-iterations of each config (pytorch-maml-rl's batch sizes: 2D navigation 20
+tasks x 20 episodes x 100 steps, HalfCheetahVel 40 tasks x 20 episodes x 100 steps; two
+sampling phases each; 10 CG iterations) and averages the time split the training loop logs,
+after one warm-up iteration. For orientation: pytorch-maml-rl takes about 13.8 s per
+2D-navigation meta-iteration with 2 workers on the machine the targets were set on.
+
+    python benchmarks/maml_iteration.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+from metarobust.config import load_config
+from metarobust.maml.train import train_maml
+
+CONFIGS = {
+    "2D navigation": "configs/maml_config.yaml",
+    "HalfCheetahVel": "configs/maml/halfcheetah_vel_pytorch_maml_rl.yaml",
+}
+PARTS = ("time/sampling", "time/adaptation", "time/outer_step")
+
+
+def seconds_per_iteration(config: str, fisher_subsample: float, iterations: int) -> dict:
+    """Mean of each logged time part (and their sum) over ``iterations`` after a warm-up."""
+    with tempfile.TemporaryDirectory() as logs:
+        cfg = load_config(
+            config,
+            [
+                f"maml.num_iterations={iterations + 1}",
+                f"maml.fisher_subsample={fisher_subsample}",
+                "logging.progress=false",
+                "logging.tensorboard=false",
+                f"logging.log_dir={logs}",
+                "checkpoint.every=1000",
+            ],
+        )
+        run = train_maml(cfg)
+        rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").open()][1:]
+    out = {p: sum(r[p] for r in rows) / len(rows) for p in PARTS}
+    out["total"] = sum(out[p] for p in PARTS)
+    out["env_steps"] = (rows[-1]["step"] - rows[0]["step"]) / max(len(rows) - 1, 1)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--envs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--fisher-subsample", nargs="+", type=float, default=[1.0, 0.2])
+    parser.add_argument("--iterations", type=int, default=3)
+    args = parser.parse_args()
+    print("| env | Fisher subsample | env steps / iter | sampling s | adaptation s | outer step s "
+          "| total s |")  # fmt: skip
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for name in args.envs:
+        for fraction in args.fisher_subsample:
+            t = seconds_per_iteration(CONFIGS[name], fraction, args.iterations)
+            print(
+                f"| {name} | {fraction:g} | {t['env_steps']:,.0f} | {t['time/sampling']:.2f} | "
+                f"{t['time/adaptation']:.2f} | {t['time/outer_step']:.2f} | {t['total']:.2f} |",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()
