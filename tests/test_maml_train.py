@@ -64,19 +64,26 @@ def test_resume_equals_uninterrupted(tmp_path):
 
 def test_meta_test_evaluation_writes_adaptation_curves(tmp_path, capsys):
     run = train_maml(tiny_config(tmp_path, "ev"))
+    # the pretrained baseline: multi-task TRPO, same env steps (one phase of twice the episodes)
+    multitask = tiny_config(tmp_path, "pre", "maml.num_inner_steps=0", "maml.episodes_per_task=16")
+    pretrained = train_maml(multitask)
+    assert rows(pretrained)[-1]["step"] == pytest.approx(rows(run)[-1]["step"], rel=0.2)
+    assert "meta/post_adapt_return" not in rows(pretrained)[0]
     args = ["evaluate", str(run), "--tasks", "5", "--episodes", "4", "--steps", "2"]
-    assert main(args) == 0
+    assert main([*args, "--pretrained", str(pretrained)]) == 0
     assert "MAML return after k steps" in capsys.readouterr().out
     with (run / "adaptation.csv").open() as f:
         table = list(csv.DictReader(f))
     assert [(r["method"], r["gradient_steps"]) for r in table] == [
-        (m, str(k)) for m in ("MAML", "random init") for k in range(3)
+        (m, str(k)) for m in ("MAML", "random init", "pretrained") for k in range(3)
     ]
     assert all(r["tasks"] == "5" for r in table)
     step0 = {r["method"]: float(r["return_mean"]) for r in table if r["gradient_steps"] == "0"}
     assert step0["MAML"] > step0["random init"] + 5.0  # meta-trained start beats random init
     assert (run / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(["evaluate", str(run), "--steps", "0"]) == 2
+    assert main([*args, "--pretrained", str(run)]) == 2  # not a multi-task run
+    assert "maml.num_inner_steps=0" in capsys.readouterr().err
 
 
 def test_meta_sgd_learns_its_step_sizes(tmp_path):

@@ -59,6 +59,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--tasks", type=int, default=40, help="MAML: held-out tasks")
     evaluate.add_argument("--steps", type=int, default=3, help="MAML: adaptation steps")
+    evaluate.add_argument(
+        "--pretrained",
+        type=Path,
+        metavar="RUN_DIR",
+        help="MAML: also adapt this multi-task run's policy (maml.num_inner_steps=0)",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     plot = sub.add_parser("plot", help="plot a run's learning curves to PNG")
@@ -104,7 +110,14 @@ def _evaluate(args: argparse.Namespace) -> None:
     if load_run_config(args.run_dir).train.algorithm == "maml":
         from metarobust.maml.evaluate import evaluate_maml_run
 
-        summary = evaluate_maml_run(args.run_dir, args.tasks, args.episodes, args.steps, args.seed)
+        summary = evaluate_maml_run(
+            args.run_dir,
+            args.tasks,
+            args.episodes,
+            args.steps,
+            args.seed,
+            pretrained=args.pretrained,
+        )
     else:
         summary = evaluate_run(args.run_dir, args.episodes, args.seed, not args.stochastic)
     print(summary)

@@ -119,7 +119,11 @@ class MAMLConfig(Section):
     meta_batch_size: PositiveInt = Field(20, description="tasks per meta-iteration")
     episodes_per_task: PositiveInt = Field(20, description="episodes per task and phase")
     fast_lr: PositiveFloat = Field(0.1, description="inner step size alpha")
-    num_inner_steps: PositiveInt = Field(1, description="inner policy-gradient steps")
+    num_inner_steps: Annotated[int, Field(ge=0)] = Field(
+        1,
+        description="inner policy-gradient steps; 0 = no adaptation, i.e. multi-task TRPO on "
+        "the task distribution (the MAML paper's 'pretrained' baseline)",
+    )
     first_order: bool = Field(False, description="drop second-order terms (FOMAML)")
     meta_sgd: bool = Field(False, description="learn a per-parameter alpha (Meta-SGD)")
     num_iterations: PositiveInt = Field(500, description="meta-iterations to train for")

@@ -69,15 +69,21 @@ def adapt(
     per_task_params: bool = False,
 ) -> Params:
     """Every task's adapted parameters, ``{name: [task, ...]}``, after ``num_steps`` inner
-    policy-gradient steps on its own episodes in ``traj`` with advantages ``adv``.
+    policy-gradient steps on its own episodes in ``traj`` with advantages ``adv`` (0 steps:
+    the given parameters, one copy per task).
 
     ``params`` are shared by all tasks, or (``per_task_params``) already one set per task,
     ``{name: [task, ...]}``, as when adapting again from adapted parameters. Differentiable
     with respect to ``params`` (and a Meta-SGD ``step_size`` dict) unless ``first_order``,
     in which case each inner gradient is treated as a constant.
     """
-    if num_steps < 1:
-        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if num_steps < 0:
+        raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+    if num_steps == 0:  # no adaptation: every task keeps the given parameters
+        tasks = traj.obs.shape[0]
+        return dict(params) if per_task_params else {
+            k: v.expand(tasks, *v.shape) for k, v in params.items()
+        }  # fmt: skip
     loss_grad = grad(lambda p, *batch: reinforce_loss(policy, p, *batch))
 
     def adapt_one(

@@ -2,7 +2,9 @@
 with a seed other than training's, each step on fresh episodes (MAML paper, Figures 2-3).
 
 The meta-learned initialisation is compared with a randomly initialised policy adapted the
-same way (same step size, episodes and tasks). Writes ``adaptation.csv`` and
+same way (same step size, episodes and tasks) and, if given, with a "pretrained" policy: a
+run of multi-task TRPO on the same task distribution (``maml.num_inner_steps: 0``), adapted
+with its own ``maml.fast_lr``. Writes ``adaptation.csv`` and
 ``adaptation.png`` into the run directory.
 """
 
@@ -17,7 +19,9 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from metarobust.agents.policy import Params
+from metarobust.config import Config
 from metarobust.envs import default_task_distribution
+from metarobust.errors import ConfigError
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
 from metarobust.maml.objective import split_meta_params
 from metarobust.maml.train import episode_seed
@@ -76,9 +80,11 @@ def evaluate_maml_run(
     num_steps: int = 3,
     seed: int = 12345,
     progress: bool = True,
+    pretrained: Path | None = None,
 ) -> str:
-    """Adaptation curves of the run's meta-policy and of a random initialisation on
-    ``num_tasks`` tasks drawn with ``seed``; writes CSV and PNG, returns a summary line."""
+    """Adaptation curves of the run's meta-policy, of a random initialisation and of the
+    ``pretrained`` run's policy on ``num_tasks`` tasks drawn with ``seed``; writes CSV and
+    PNG, returns a summary line."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     ckpt = load_checkpoint(run_dir)
@@ -92,6 +98,8 @@ def evaluate_maml_run(
         "MAML": (meta_params, meta_alpha),
         "random init": (random_params, cfg.maml.fast_lr),
     }
+    if pretrained is not None:
+        methods["pretrained"] = _pretrained_start(Path(pretrained), cfg)
     sampler_cfg = cfg.sampler.model_copy(
         update={"envs_per_worker": min(cfg.sampler.envs_per_worker, num_tasks * episodes_per_task)}
     )
@@ -132,3 +140,17 @@ def _write_csv(path: Path, curves: dict[str, Tensor]) -> None:
                 std = per_task.std().item() if per_task.numel() > 1 else 0.0
                 mean = per_task.mean().item()
                 writer.writerow([name, k, f"{mean:.4f}", f"{std:.4f}", per_task.numel()])
+
+
+def _pretrained_start(run_dir: Path, cfg: Config) -> tuple[Params, StepSize]:
+    """The parameters and step size of a multi-task baseline run, checked against ``cfg``."""
+    base = load_run_config(run_dir)
+    if base.train.algorithm != "maml" or base.maml.num_inner_steps != 0:
+        raise ConfigError(
+            f"--pretrained {run_dir}: expected a run with train.algorithm=maml and "
+            "maml.num_inner_steps=0 (multi-task TRPO)"
+        )
+    if (base.env.id, base.policy) != (cfg.env.id, cfg.policy):
+        raise ConfigError(f"--pretrained {run_dir}: another env or policy shape than the run's")
+    params, _ = split_meta_params(load_checkpoint(run_dir)["meta_params"], base.maml.fast_lr)
+    return params, base.maml.fast_lr

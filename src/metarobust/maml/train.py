@@ -94,7 +94,7 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
             env_steps,
             resumed,
             unit="iteration",
-            headline="meta/post_adapt_return",
+            headline="meta/post_adapt_return" if m.num_inner_steps else "meta/pre_adapt_return",
         ) as run:
             while iteration < m.num_iterations:
                 tic = time.perf_counter()
@@ -108,27 +108,30 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 ).to(device)
                 t_sample = time.perf_counter() - tic
 
-                # theta'_i for sampling: values only, so no graph through the inner loop
-                tic = time.perf_counter()
-                objective = MetaObjective(
-                    policy, meta, train, train, m.gamma, m.fast_lr, m.num_inner_steps, True
-                )
-                adapted = objective.adapted(meta)
-                t_adapt = time.perf_counter() - tic
+                adapted_phase = m.num_inner_steps > 0  # 0 inner steps: multi-task TRPO
+                t_adapt, valid = 0.0, train
+                if adapted_phase:
+                    # theta'_i for sampling: values only, so no graph through the inner loop
+                    tic = time.perf_counter()
+                    objective = MetaObjective(
+                        policy, meta, train, train, m.gamma, m.fast_lr, m.num_inner_steps, True
+                    )
+                    adapted = objective.adapted(meta)
+                    t_adapt = time.perf_counter() - tic
 
-                # D'_i: post-adaptation episodes, every task with its own adapted parameters
-                tic = time.perf_counter()
-                valid = sampler.sample_episodes(
-                    {
-                        "params": {k: v.detach().cpu() for k, v in adapted.items()},
-                        "buffers": {k: v.cpu() for k, v in policy.named_buffers()},
-                        "per_task": True,
-                    },
-                    tasks,
-                    m.episodes_per_task,
-                    episode_seed(cfg.seed, iteration, _VALID_PHASE),
-                ).to(device)
-                t_sample += time.perf_counter() - tic
+                    # D'_i: post-adaptation episodes, each task with its own adapted parameters
+                    tic = time.perf_counter()
+                    valid = sampler.sample_episodes(
+                        {
+                            "params": {k: v.detach().cpu() for k, v in adapted.items()},
+                            "buffers": {k: v.cpu() for k, v in policy.named_buffers()},
+                            "per_task": True,
+                        },
+                        tasks,
+                        m.episodes_per_task,
+                        episode_seed(cfg.seed, iteration, _VALID_PHASE),
+                    ).to(device)
+                    t_sample += time.perf_counter() - tic
 
                 # outer step: TRPO on the post-adaptation surrogate, through the inner loop
                 tic = time.perf_counter()
@@ -156,11 +159,10 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 t_outer = time.perf_counter() - tic
 
                 iteration += 1
-                new_steps = train.num_steps + valid.num_steps
+                new_steps = train.num_steps + (valid.num_steps if adapted_phase else 0)
                 env_steps += new_steps
                 metrics = {
                     "meta/pre_adapt_return": train.episode_returns.mean().item(),
-                    "meta/post_adapt_return": valid.episode_returns.mean().item(),
                     "meta/kl": info["kl"],
                     "meta/surrogate_before": info["surrogate_before"],
                     "meta/surrogate_after": info["surrogate_after"],
@@ -170,6 +172,8 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                     "time/adaptation": t_adapt,
                     "time/outer_step": t_outer,
                 }
+                if adapted_phase:
+                    metrics["meta/post_adapt_return"] = valid.episode_returns.mean().item()
                 run.end_iteration(
                     iteration,
                     env_steps,
