@@ -114,7 +114,7 @@ class TrainConfig(Section):
 
 
 class MAMLConfig(Section):
-    """Model-agnostic meta-learning; the outer TRPO step takes its settings from trpo."""
+    """Model-agnostic meta-learning (outer step settings: the trpo or ppo group)."""
 
     meta_batch_size: PositiveInt = Field(20, description="tasks per meta-iteration")
     episodes_per_task: PositiveInt = Field(20, description="episodes per task and phase")
@@ -126,6 +126,11 @@ class MAMLConfig(Section):
     )
     first_order: bool = Field(False, description="drop second-order terms (FOMAML)")
     meta_sgd: bool = Field(False, description="learn a per-parameter alpha (Meta-SGD)")
+    outer: Literal["trpo", "ppo"] = Field(
+        "trpo",
+        description="outer step: trpo (MAML-TRPO, the trpo group) or ppo (clipped meta-objective "
+        "with Adam: ppo.lr, ppo.num_epochs, ppo.clip_coef, ppo.max_grad_norm)",
+    )
     num_iterations: PositiveInt = Field(500, description="meta-iterations to train for")
     fisher_subsample: Annotated[float, Field(gt=0, le=1)] = Field(
         1.0, description="share of episodes in the outer Fisher-vector products (1 = exact)"

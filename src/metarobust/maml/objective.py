@@ -111,6 +111,16 @@ class MetaObjective:
         kl = masked_task_mean(gaussian_kl(self.old_mean, self.old_log_std, mean, log_std), mask)
         return surrogate, kl
 
+    def clipped_surrogate(self, meta: Params, clip: float) -> tuple[Tensor, float]:
+        """PPO's clipped loss of the post-adaptation policies, and the share of clipped ratios:
+        ``-mean_tasks E[min(r A, clip(r, 1 - clip, 1 + clip) A)]``."""
+        mean, log_std = self._distribution(meta)
+        ratio = torch.exp(gaussian_log_prob(mean, log_std, self.valid.actions) - self.old_log_prob)
+        adv, mask = self.adv_valid, self.valid.mask
+        objective = torch.min(ratio * adv, ratio.clamp(1.0 - clip, 1.0 + clip) * adv)
+        clipped = masked_task_mean(((ratio - 1.0).abs() > clip).to(mask.dtype), mask)
+        return -masked_task_mean(objective, mask), clipped.item()
+
     def surrogate(self, meta: Params) -> Tensor:
         return self.surrogate_and_kl(meta)[0]
 

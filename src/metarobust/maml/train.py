@@ -1,4 +1,5 @@
-"""MAML-TRPO training loop (Finn et al. 2017, Algorithm 3), on the shared sampler.
+"""MAML training loop (Finn et al. 2017, Algorithm 3), on the shared sampler; the outer step
+is TRPO (MAML-TRPO, the paper's) or PPO's clipped objective (MAML-PPO).
 
 Each meta-iteration:
 
@@ -6,7 +7,7 @@ Each meta-iteration:
     D_i  <- episodes of pi_theta on T_i                            (one sampler pass, all tasks)
     theta'_i = theta - alpha * grad L_i(theta; D_i)                (one vmap over tasks)
     D'_i <- episodes of pi_theta'_i on T_i                         (one pass, per-task params)
-    theta <- TRPO step on sum_i L_i(theta'_i(theta); D'_i) through the inner loop
+    theta <- TRPO (or PPO) step on sum_i L_i(theta'_i(theta); D'_i) through the inner loop
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from metarobust.agents.trpo import trpo_step
 from metarobust.config import Config
 from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
+from metarobust.maml.meta_ppo import MetaPPO
 from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective
 from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
@@ -63,7 +65,10 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
     spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
     policy = build_policy(cfg, spec)
     meta = {k: v.to(device) for k, v in initial_meta_params(cfg, policy.init_params()).items()}
-    m, trpo = cfg.maml, cfg.trpo
+    m = cfg.maml
+    meta_ppo = MetaPPO(meta, cfg.ppo) if m.outer == "ppo" else None
+    if meta_ppo is not None:
+        meta = meta_ppo.params
 
     with make_sampler(cfg.sampler, spec, policy, cfg.seed) as sampler:
         policy.to(device)
@@ -71,7 +76,13 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
         if resumed:
             ckpt = load_checkpoint(run_dir)
             iteration, env_steps = ckpt["iteration"], ckpt["env_steps"]
-            meta = {k: v.to(device) for k, v in ckpt["meta_params"].items()}
+            if meta_ppo is not None:
+                with torch.no_grad():  # in place: Adam keeps pointing at the same tensors
+                    for k, v in meta.items():
+                        v.copy_(ckpt["meta_params"][k])
+                meta_ppo.load_state_dict(ckpt["outer"])
+            else:
+                meta = {k: v.to(device) for k, v in ckpt["meta_params"].items()}
             task_rng.bit_generator.state = ckpt["task_rng"]
             set_rng_state(ckpt["rng"], generator)
 
@@ -82,6 +93,7 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 "config": cfg.model_dump(mode="json"),
                 "meta_params": {k: v.detach().cpu().clone() for k, v in meta.items()},
                 "policy": _sampler_state(meta, cfg.maml.fast_lr, policy),
+                "outer": meta_ppo.state_dict() if meta_ppo is not None else {},
                 "task_rng": task_rng.bit_generator.state,
                 "rng": rng_state(generator),
             }
@@ -133,7 +145,7 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                     ).to(device)
                     t_sample += time.perf_counter() - tic
 
-                # outer step: TRPO on the post-adaptation surrogate, through the inner loop
+                # outer step on the post-adaptation surrogate, through the inner loop
                 tic = time.perf_counter()
                 objective = MetaObjective(
                     policy,
@@ -145,17 +157,7 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                     m.num_inner_steps,
                     m.first_order,
                 )
-                meta, info = trpo_step(
-                    meta,
-                    objective.surrogate,
-                    objective.subsample(m.fisher_subsample).kl,  # for the Fisher products
-                    trpo.max_kl,
-                    trpo.cg_iters,
-                    trpo.cg_damping,
-                    trpo.line_search_steps,
-                    trpo.backtrack_ratio,
-                    objective.surrogate_and_kl,  # line search: the exact KL, one adaptation
-                )
+                meta, info = outer_step(objective, meta, cfg, meta_ppo)
                 t_outer = time.perf_counter() - tic
 
                 iteration += 1
@@ -163,11 +165,7 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 env_steps += new_steps
                 metrics = {
                     "meta/pre_adapt_return": train.episode_returns.mean().item(),
-                    "meta/kl": info["kl"],
-                    "meta/surrogate_before": info["surrogate_before"],
-                    "meta/surrogate_after": info["surrogate_after"],
-                    "meta/line_search_steps": info["line_search_steps"],
-                    "meta/step_accepted": info["accepted"],
+                    **{f"meta/{k}": v for k, v in info.items()},
                     "time/sampling": t_sample,
                     "time/adaptation": t_adapt,
                     "time/outer_step": t_outer,
@@ -183,6 +181,27 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                     final=iteration == m.num_iterations,
                 )
     return run_dir
+
+
+def outer_step(
+    objective: MetaObjective, meta: Params, cfg: Config, meta_ppo: MetaPPO | None
+) -> tuple[Params, dict[str, float]]:
+    """New meta-parameters and the step's statistics: a TRPO step (exact KL in the line
+    search, optionally subsampled Fisher products) or MAML-PPO's epochs."""
+    if meta_ppo is not None:
+        return meta_ppo.params, meta_ppo.step(objective)
+    trpo = cfg.trpo
+    return trpo_step(
+        meta,
+        objective.surrogate,
+        objective.subsample(cfg.maml.fisher_subsample).kl,  # for the Fisher products
+        trpo.max_kl,
+        trpo.cg_iters,
+        trpo.cg_damping,
+        trpo.line_search_steps,
+        trpo.backtrack_ratio,
+        objective.surrogate_and_kl,  # line search: the exact KL, one adaptation per candidate
+    )
 
 
 def _sampler_state(meta: Params, fast_lr: float, policy: torch.nn.Module) -> dict[str, Any]:
