@@ -24,8 +24,9 @@ from metarobust.agents.trpo import trpo_step
 from metarobust.config import Config
 from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
+from metarobust.maml.adapt import adapt, reinforce_advantages
 from metarobust.maml.meta_ppo import MetaPPO
-from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective
+from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective, split_meta_params
 from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.train import build_policy, resolve_device
@@ -92,7 +93,7 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 "env_steps": env_steps,
                 "config": cfg.model_dump(mode="json"),
                 "meta_params": {k: v.detach().cpu().clone() for k, v in meta.items()},
-                "policy": _sampler_state(meta, cfg.maml.fast_lr, policy),
+                "policy": _sampler_state(meta, policy),
                 "outer": meta_ppo.state_dict() if meta_ppo is not None else {},
                 "task_rng": task_rng.bit_generator.state,
                 "rng": rng_state(generator),
@@ -113,7 +114,7 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 tasks = task_distribution.sample(m.meta_batch_size, task_rng)
                 # D_i: pre-adaptation episodes of every task with the meta-parameters
                 train = sampler.sample_episodes(
-                    _sampler_state(meta, m.fast_lr, policy),
+                    _sampler_state(meta, policy),
                     tasks,
                     m.episodes_per_task,
                     episode_seed(cfg.seed, iteration, _TRAIN_PHASE),
@@ -125,10 +126,10 @@ def train_maml(cfg: Config, run_dir: Path | None = None) -> Path:
                 if adapted_phase:
                     # theta'_i for sampling: values only, so no graph through the inner loop
                     tic = time.perf_counter()
-                    objective = MetaObjective(
-                        policy, meta, train, train, m.gamma, m.fast_lr, m.num_inner_steps, True
-                    )
-                    adapted = objective.adapted(meta)
+                    params, alpha = split_meta_params(meta, m.fast_lr)
+                    with torch.no_grad():  # torch.func.grad inside still differentiates
+                        adv = reinforce_advantages(train, m.gamma)
+                        adapted = adapt(policy, params, train, adv, alpha, m.num_inner_steps, True)
                     t_adapt = time.perf_counter() - tic
 
                     # D'_i: post-adaptation episodes, each task with its own adapted parameters
@@ -204,7 +205,7 @@ def outer_step(
     )
 
 
-def _sampler_state(meta: Params, fast_lr: float, policy: torch.nn.Module) -> dict[str, Any]:
+def _sampler_state(meta: Params, policy: torch.nn.Module) -> dict[str, Any]:
     """The meta-policy as the sampler takes it (Meta-SGD step sizes are not policy params)."""
     return {
         "params": {k: v.detach().cpu() for k, v in meta.items() if not k.startswith(ALPHA_PREFIX)},
