@@ -33,7 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metarobust", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    train = sub.add_parser("train", help="train a policy (PPO/TRPO) from a YAML config")
+    train = sub.add_parser(
+        "train", help="train from a YAML config (PPO, TRPO, MAML or RARL: train.algorithm)"
+    )
     train.add_argument("--config", type=Path, help="YAML config file (default: all defaults)")
     train.add_argument(
         "--set",
@@ -93,6 +95,8 @@ def _train(args: argparse.Namespace) -> None:
     # imported after validation: bad input fails fast, before the heavy imports
     if cfg.train.algorithm == "maml":
         from metarobust.maml.train import train_maml as train
+    elif cfg.train.algorithm == "rarl":
+        from metarobust.adversarial.rarl import train_rarl as train
     else:
         from metarobust.train import train
 

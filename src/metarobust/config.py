@@ -107,10 +107,14 @@ class TRPOConfig(Section):
 class TrainConfig(Section):
     """What to train, and for how long."""
 
-    algorithm: Literal["ppo", "trpo", "maml"] = Field(
-        "ppo", description="ppo / trpo: one policy; maml: meta-learning (see the maml group)"
+    algorithm: Literal["ppo", "trpo", "maml", "rarl"] = Field(
+        "ppo",
+        description="ppo / trpo: one policy; maml: meta-learning (the maml group); rarl: "
+        "protagonist and adversary on a two-player env (the adversarial group)",
     )
-    total_steps: PositiveInt = Field(1_000_000, description="env steps to train for (ppo, trpo)")
+    total_steps: PositiveInt = Field(
+        1_000_000, description="env steps to train for (ppo, trpo; rarl: protagonist steps)"
+    )
 
 
 class MAMLConfig(Section):
@@ -136,6 +140,19 @@ class MAMLConfig(Section):
         1.0, description="share of episodes in the outer Fisher-vector products (1 = exact)"
     )
     gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
+
+
+class AdversarialConfig(Section):
+    """RARL: protagonist and adversary trained in turn (updates: the ppo / trpo groups)."""
+
+    protagonist: Literal["ppo", "trpo"] = Field("trpo", description="the protagonist's update")
+    adversary: Literal["ppo", "trpo"] = Field("trpo", description="the adversary's update")
+    protagonist_updates: PositiveInt = Field(
+        1, description="N_mu: protagonist updates per iteration, adversary frozen"
+    )
+    adversary_updates: PositiveInt = Field(
+        1, description="N_nu: adversary updates per iteration, protagonist frozen"
+    )
 
 
 class LoggingConfig(Section):
@@ -165,6 +182,7 @@ class Config(Section):
     ppo: PPOConfig = Field(default_factory=PPOConfig)
     trpo: TRPOConfig = Field(default_factory=TRPOConfig)
     maml: MAMLConfig = Field(default_factory=MAMLConfig)
+    adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 

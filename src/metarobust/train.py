@@ -15,8 +15,8 @@ from metarobust.agents.trpo import TRPO
 from metarobust.config import Config
 from metarobust.errors import ConfigError
 from metarobust.sampling.backends import make_sampler
-from metarobust.sampling.env_factory import EnvSpec, env_dims
-from metarobust.utils.checkpoint import load_checkpoint
+from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
+from metarobust.utils.checkpoint import detached_copy, load_checkpoint
 from metarobust.utils.run_dir import new_run_dir, write_run_info
 from metarobust.utils.seeding import rng_state, seed_everything, set_rng_state
 from metarobust.utils.training_run import TrainingRun
@@ -30,7 +30,12 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_policy(cfg: Config, spec: EnvSpec) -> GaussianPolicy:
-    obs_dim, act_dim = env_dims(spec)
+    """The ``policy`` group's network for ``spec``'s observation and action spaces."""
+    return make_policy(cfg, *env_dims(spec))
+
+
+def make_policy(cfg: Config, obs_dim: int, act_dim: int) -> GaussianPolicy:
+    """The ``policy`` group's network for ``obs_dim`` inputs and ``act_dim`` actions."""
     return GaussianPolicy(
         obs_dim,
         act_dim,
@@ -49,13 +54,15 @@ def train(cfg: Config, run_dir: Path | None = None) -> Path:
     """
     resumed = run_dir is not None
     device = resolve_device(cfg.device)
+    spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
+    if env_players(spec) is not None:
+        raise ConfigError(f"env.id: {cfg.env.id} is a two-player env; use train.algorithm=rarl")
     if run_dir is None:
         run_dir = new_run_dir(cfg, f"{cfg.env.id.replace('/', '-')}_{cfg.train.algorithm}")
         write_run_info(run_dir, cfg)
     generator = seed_everything(cfg.seed)
-    spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
     policy = build_policy(cfg, spec).to(device)
-    algo = _make_algorithm(cfg, policy, device, generator)
+    algo = make_update(cfg, cfg.train.algorithm, policy, device, generator)
     hp = cfg.ppo if cfg.train.algorithm == "ppo" else cfg.trpo
     num_envs = cfg.sampler.workers * cfg.sampler.envs_per_worker
     steps_per_iteration = hp.num_steps * num_envs
@@ -77,8 +84,8 @@ def train(cfg: Config, run_dir: Path | None = None) -> Path:
                 "iteration": iteration,
                 "env_steps": env_steps,
                 "config": cfg.model_dump(mode="json"),
-                "algorithm": _clone(algo.state_dict()),
-                "policy": _clone(_sampler_state(algo.params, policy)),
+                "algorithm": detached_copy(algo.state_dict()),
+                "policy": detached_copy(policy_state(algo.params, policy)),
                 "sampler": sampler.state(),
                 "rng": rng_state(generator),
             }
@@ -90,7 +97,7 @@ def train(cfg: Config, run_dir: Path | None = None) -> Path:
                     algo.set_lr_fraction(1.0 - iteration / num_iterations)
                 # collect: one segment of num_steps per env with the current policy
                 traj = sampler.sample_steps(
-                    _sampler_state(algo.params, policy), hp.num_steps, cfg.env.task
+                    policy_state(algo.params, policy), hp.num_steps, cfg.env.task
                 )
                 traj = traj.to(device)
                 # update: advantages and the policy/value step (PPO or TRPO)
@@ -114,34 +121,28 @@ def train(cfg: Config, run_dir: Path | None = None) -> Path:
     return run_dir
 
 
-def _make_algorithm(
-    cfg: Config, policy: GaussianPolicy, device: torch.device, generator: torch.Generator
+def make_update(
+    cfg: Config,
+    algorithm: str,
+    policy: GaussianPolicy,
+    device: torch.device,
+    generator: torch.Generator,
 ) -> PPO | TRPO:
+    """A PPO or TRPO update of ``policy`` (with an MLP value function shaped like it)."""
     value_fn = ValueFunction(
         policy.obs_dim, tuple(cfg.policy.hidden_sizes), cfg.policy.activation
     ).to(device)
-    if cfg.train.algorithm == "ppo":
+    if algorithm == "ppo":
         return PPO(policy, value_fn, cfg.ppo, device, generator)
     return TRPO(
         policy, cfg.trpo, device, generator, value_fn if cfg.trpo.baseline == "mlp" else None
     )
 
 
-def _sampler_state(params: dict[str, torch.Tensor], policy: GaussianPolicy) -> dict[str, Any]:
+def policy_state(params: dict[str, torch.Tensor], policy: GaussianPolicy) -> dict[str, Any]:
     """What workers need each call: CPU copies of the parameters and normaliser buffers."""
     return {
         "params": {k: v.detach().cpu() for k, v in params.items()},
         "buffers": {k: v.detach().cpu() for k, v in policy.named_buffers()},
         "per_task": False,
     }
-
-
-def _clone(tree: Any) -> Any:
-    """Deep copy of nested dicts/lists of tensors, so later in-place updates don't leak in."""
-    if isinstance(tree, torch.Tensor):
-        return tree.detach().clone().cpu()
-    if isinstance(tree, dict):
-        return {k: _clone(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(_clone(v) for v in tree)
-    return tree

@@ -9,8 +9,15 @@ Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
 - ``metarobust/<Name>Dynamics-v0`` for InvertedPendulum, HalfCheetah, Hopper, Walker2d, Swimmer
   and Ant (v5 models and time limits)
 
-Every env takes its task through ``reset(options={"task": task})``; the bare env (or, through
-wrappers, ``env.get_wrapper_attr("set_task")``) also has ``set_task`` and ``task``.
+Every env above takes its task through ``reset(options={"task": task})``; the bare env (or,
+through wrappers, ``env.get_wrapper_attr("set_task")``) also has ``set_task`` and ``task``.
+
+Two-player ids for RARL (``ADVERSARIAL_ENV_IDS``, see ``metarobust.adversarial.env``):
+
+- ``metarobust/<Name>Adv-v0`` for InvertedPendulum, HalfCheetah, Swimmer, Hopper and Walker2d
+  (v5 models and time limits): one action ``[protagonist, adversary forces]``, split by
+  ``metadata["players"]``. They take no task of their own; ``gymnasium.make(id,
+  base_id="metarobust/HopperDynamics-v0")`` builds one on a task-settable base instead.
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ from metarobust.envs.tasks import (
 )
 
 __all__ = [
+    "ADVERSARIAL_ENV_IDS",
     "ENV_IDS",
     "AntDirEnv",
     "AntGoalEnv",
@@ -68,11 +76,16 @@ _MAML_HORIZON = 200  # MuJoCo task episodes in the MAML paper
 _LOCOMOTION = ("HalfCheetahVel", "HalfCheetahDir", "AntDir", "AntVel", "AntGoal")
 _NATIVELY_VECTORIZED = ("HalfCheetahVel", "HalfCheetahDir")  # in envs/locomotion_vector.py
 _DYNAMICS_BASES = ("InvertedPendulum", "HalfCheetah", "Hopper", "Walker2d", "Swimmer", "Ant")
+_ADVERSARIAL_BASES = ("InvertedPendulum", "HalfCheetah", "Swimmer", "Hopper", "Walker2d")
 
 ENV_IDS: tuple[str, ...] = (
     "metarobust/Navigation2D-v0",
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
+)
+# Kept apart from ENV_IDS, whose every id takes a task and has a default task distribution.
+ADVERSARIAL_ENV_IDS: tuple[str, ...] = tuple(
+    f"metarobust/{base}Adv-v0" for base in _ADVERSARIAL_BASES
 )
 
 
@@ -83,7 +96,7 @@ def _register(env_id: str, **spec: object) -> None:
 
 
 def register_envs() -> None:
-    """Register every id in ``ENV_IDS`` (done on import; calling it again is harmless)."""
+    """Register the ``ENV_IDS`` and ``ADVERSARIAL_ENV_IDS`` ids (on import; again is harmless)."""
     _register(
         "metarobust/Navigation2D-v0",
         entry_point="metarobust.envs.navigation:Navigation2DEnv",
@@ -105,6 +118,15 @@ def register_envs() -> None:
         _register(
             f"metarobust/{base}Dynamics-v0",
             entry_point="metarobust.envs.dynamics:dynamics_entry_point",
+            max_episode_steps=gym.spec(base_id).max_episode_steps,
+            kwargs={"base_id": base_id},
+        )
+    for base in _ADVERSARIAL_BASES:
+        base_id = f"{base}-v5"
+        # A string entry point: importing metarobust.envs must not import metarobust.adversarial.
+        _register(
+            f"metarobust/{base}Adv-v0",
+            entry_point="metarobust.adversarial.env:adversarial_entry_point",
             max_episode_steps=gym.spec(base_id).max_episode_steps,
             kwargs={"base_id": base_id},
         )

@@ -25,13 +25,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import nn
 
 from metarobust.config import SamplerConfig
 from metarobust.errors import ConfigError
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.trajectories import _STEP_FIELDS, Trajectories
-from metarobust.sampling.worker import RolloutWorker, Unit, unit_seed
+from metarobust.sampling.worker import Policies, RolloutWorker, Unit, unit_seed
 
 Task = Mapping[str, Any] | None
 Call = tuple[str, tuple[Any, ...]]  # (RolloutWorker method, arguments)
@@ -132,7 +131,7 @@ class LocalSampler(Sampler):
     def __init__(
         self,
         spec: EnvSpec,
-        policy: nn.Module,
+        policy: Policies,
         seed: int,
         envs_per_worker: int = 1,
         num_workers: int = 1,
@@ -161,7 +160,7 @@ class SubprocessSampler(Sampler):
     def __init__(
         self,
         spec: EnvSpec,
-        policy: nn.Module,
+        policy: Policies,
         seed: int,
         envs_per_worker: int = 1,
         num_workers: int = 2,
@@ -240,7 +239,7 @@ class RaySampler(Sampler):
     def __init__(
         self,
         spec: EnvSpec,
-        policy: nn.Module,
+        policy: Policies,
         seed: int,
         envs_per_worker: int = 1,
         num_workers: int = 2,
@@ -283,8 +282,11 @@ class RaySampler(Sampler):
         self._actors = []
 
 
-def make_sampler(cfg: SamplerConfig, spec: EnvSpec, policy: nn.Module, seed: int) -> Sampler:
-    """The backend ``cfg`` names ("auto": local for one worker, subprocesses for more)."""
+def make_sampler(cfg: SamplerConfig, spec: EnvSpec, policy: Policies, seed: int) -> Sampler:
+    """The backend ``cfg`` names ("auto": local for one worker, subprocesses for more).
+
+    ``policy``: one module, or ``{"protagonist": ..., "adversary": ...}`` for a two-player env.
+    """
     backend = cfg.backend
     if backend == "auto":
         backend = "local" if cfg.workers == 1 else "subprocess"

@@ -93,6 +93,17 @@ def env_dims(spec: EnvSpec) -> tuple[int, int]:
         env.close()
 
 
+def env_players(spec: EnvSpec) -> tuple[int, int] | None:
+    """``(protagonist_dim, adversary_dim)`` of a two-player env (its ``metadata["players"]``),
+    or None for an ordinary env."""
+    env = make_env(spec)
+    try:
+        players = env.metadata.get("players")
+        return None if players is None else (int(players[0]), int(players[1]))
+    finally:
+        env.close()
+
+
 def episode_horizon(spec: EnvSpec) -> int:
     """The time limit of ``spec``: its own, else the registered one; ConfigError if neither."""
     horizon = spec.max_episode_steps or registered_spec(spec.id).max_episode_steps

@@ -4,6 +4,12 @@ Episode mode (MAML, evaluation) runs a list of *units*, each one full episode of
 through the envs as a work queue. Step mode (PPO/TRPO) continues every env's stream of
 experience where the previous call stopped. Both return :class:`Trajectories`.
 
+Two-player envs (``metadata["players"] = (protagonist_dim, adversary_dim)``, the adversarial
+envs) are stepped by two policies, ``{"protagonist": module, "adversary": module}``, each run
+once per step on the same observations; their actions are concatenated into the env's joint
+action. A call's state names the *learner*, whose actions and log-probs are recorded; the
+adversary's rewards and returns are the negated env rewards (zero-sum).
+
 Randomness does not depend on how work is split among workers or envs: a unit's env reset
 seed and action noise come from ``SeedSequence([unit_seed])`` alone, a step-mode env's from
 ``(worker seed, global env index)`` alone. The policy runs one forward over the envs that are
@@ -28,6 +34,7 @@ from metarobust.agents.policy import (
     batched_distribution_params,
     gaussian_log_prob_of_noise,
 )
+from metarobust.errors import ConfigError
 from metarobust.sampling.env_factory import EnvSpec, episode_horizon, make_vector_env
 from metarobust.sampling.env_state import (
     StateNotCapturable,
@@ -40,6 +47,10 @@ from metarobust.sampling.trajectories import Trajectories
 Unit = tuple[int, int, "Mapping[str, Any] | None", int]
 
 _EPISODE_TAG, _STEP_TAG = 0, 1  # keep unit seeds and step-mode streams apart
+PLAYERS = ("protagonist", "adversary")  # the two policies of a two-player env, in action order
+_SOLE = "policy"  # the one player of an ordinary env
+
+Policies = nn.Module | Mapping[str, nn.Module]  # one policy, or one per player
 
 
 def unit_seed(seed: int, task_index: int, rollout_index: int) -> int:
@@ -127,25 +138,51 @@ class BatchedPolicy:
         return mean[index], log_std[index]
 
 
-class RolloutWorker:
-    """Steps ``num_envs`` envs of ``spec`` together, one policy forward per step for all.
+def player_columns(
+    policies: Policies, players: tuple[int, int] | None, env_id: str
+) -> dict[str, slice]:
+    """Each player's columns of the env's joint action; ConfigError if policies and env differ."""
+    if players is None:
+        if isinstance(policies, Mapping):
+            names = sorted(policies)
+            raise ConfigError(f"{env_id}: a one-player env takes one policy, not {names}")
+        return {_SOLE: slice(None)}
+    if not isinstance(policies, Mapping) or sorted(policies) != sorted(PLAYERS):
+        raise ConfigError(f"{env_id}: a two-player env needs policies for {' and '.join(PLAYERS)}")
+    protagonist_dim, adversary_dim = players
+    return {
+        "protagonist": slice(0, protagonist_dim),
+        "adversary": slice(protagonist_dim, protagonist_dim + adversary_dim),
+    }
 
-    ``env_offset`` is the global index of this worker's first env: step-mode streams are
+
+class RolloutWorker:
+    """Steps ``num_envs`` envs of ``spec`` together, one forward per policy and step for all.
+
+    ``policy`` is one module, or ``{"protagonist": ..., "adversary": ...}`` for a two-player
+    env. ``env_offset`` is the global index of this worker's first env: step-mode streams are
     seeded by ``(seed, global env index)``, so any split of envs over workers gives the
     same data.
     """
 
     def __init__(
-        self, spec: EnvSpec, num_envs: int, policy: nn.Module, seed: int, env_offset: int = 0
+        self, spec: EnvSpec, num_envs: int, policy: Policies, seed: int, env_offset: int = 0
     ) -> None:
         self.spec, self.num_envs, self.seed = spec, num_envs, seed
         self.env = make_vector_env(spec, num_envs)
         self._sync = isinstance(self.env, SyncVectorEnv)
         self.obs_dim = self.env.single_observation_space.shape[0]
-        self.act_dim = self.env.single_action_space.shape[0]
+        self.act_dim = self.env.single_action_space.shape[0]  # joint, for two players
         self._low = self.env.single_action_space.low.astype(np.float32)
         self._high = self.env.single_action_space.high.astype(np.float32)
-        self.policy = BatchedPolicy(policy)
+        try:
+            self._columns = player_columns(policy, self.env.metadata.get("players"), spec.id)
+        except ConfigError:
+            self.env.close()
+            raise
+        modules = policy if isinstance(policy, Mapping) else {_SOLE: policy}
+        self._policies = {name: BatchedPolicy(modules[name]) for name in self._columns}
+        self._learner = next(iter(self._columns))
         n = num_envs
         # What the last step returned, per env (rows of envs that were not stepped are stale).
         self._next_obs = np.zeros((n, self.obs_dim), np.float32)
@@ -170,6 +207,46 @@ class RolloutWorker:
     def horizon(self) -> int:
         return episode_horizon(self.spec)
 
+    @property
+    def policy(self) -> BatchedPolicy:
+        """The learner's policy: whose actions and log-probs the trajectories record."""
+        return self._policies[self._learner]
+
+    def _load(self, state: Mapping[str, Any]) -> None:
+        """One policy's state, or ``{"learner": name, "players": {name: state, ...}}``."""
+        if _SOLE in self._policies:
+            self._policies[_SOLE].load(state)
+            return
+        if "players" not in state or state.get("learner") not in PLAYERS:
+            raise ValueError("a two-player env's state is {'learner', 'players'}")
+        for name, policy in self._policies.items():
+            policy.load(state["players"][name])
+        self._learner = state["learner"]
+
+    @property
+    def _reward_sign(self) -> float:
+        return -1.0 if self._learner == "adversary" else 1.0  # zero-sum
+
+    def _act(
+        self, obs: np.ndarray, noise: np.ndarray, tasks: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Joint env actions ``[n, act_dim]``, and the learner's actions and log-probs."""
+        if _SOLE in self._policies:
+            actions, log_probs = self._policies[_SOLE].act(obs, noise, tasks)
+            return actions, actions, log_probs
+        joint = np.empty((len(obs), self.act_dim), np.float32)
+        for name, policy in self._policies.items():
+            columns = self._columns[name]
+            actions, log_probs = policy.act(obs, noise[:, columns], tasks)
+            joint[:, columns] = actions
+            if name == self._learner:
+                learner = actions, log_probs
+        return joint, *learner
+
+    @property
+    def _learner_dim(self) -> int:
+        return len(range(self.act_dim)[self._columns[self._learner]])
+
     def close(self) -> None:
         self.env.close()
 
@@ -179,16 +256,16 @@ class RolloutWorker:
         """Run every unit to the end of its episode; ``[1, len(units), horizon, ...]`` in unit
         order, padded with mask 0, one finished-episode record per unit."""
         with single_thread():
-            self.policy.load(state)
+            self._load(state)
             return self._episodes(units)
 
     def _episodes(self, units: Sequence[Unit]) -> Trajectories:
         self._live = False  # the envs are reused here: a step-mode stream starts over
         n, horizon, n_units = self.num_envs, self.horizon, len(units)
-        od, ad = self.obs_dim, self.act_dim
+        od, ad, sign = self.obs_dim, self.act_dim, self._reward_sign
         obs = np.zeros((n_units, horizon, od), np.float32)
         next_obs = np.zeros((n_units, horizon, od), np.float32)
-        actions = np.zeros((n_units, horizon, ad), np.float32)
+        actions = np.zeros((n_units, horizon, self._learner_dim), np.float32)
         log_probs = np.zeros((n_units, horizon), np.float32)
         rewards = np.zeros((n_units, horizon), np.float32)
         terminated = np.zeros((n_units, horizon), np.bool_)
@@ -214,13 +291,13 @@ class RolloutWorker:
                 break
             u, t = unit_of[active], t_of[active]
             tasks = task_of_unit[u] if self.policy.per_task else None
-            act, logp = self.policy.act(self._obs[active], noise[active, t], tasks)
+            joint, act, logp = self._act(self._obs[active], noise[active, t], tasks)
             obs[u, t], actions[u, t], log_probs[u, t] = self._obs[active], act, logp
-            self._step(active, np.clip(act, self._low, self._high))
+            self._step(active, np.clip(joint, self._low, self._high))
             rew = self._rewards[active]
             term = self._terminated[active]
             trunc = self._truncated[active] | ((t + 1 >= horizon) & ~term)  # horizon guard
-            next_obs[u, t], rewards[u, t] = self._next_obs[active], rew
+            next_obs[u, t], rewards[u, t] = self._next_obs[active], sign * rew
             terminated[u, t], truncated[u, t] = term, trunc
             running[active] += rew
             t_of[active] += 1
@@ -228,7 +305,7 @@ class RolloutWorker:
             done = active[term | trunc]
             if done.size:
                 self._ended[done] = True
-                returns[unit_of[done]], lengths[unit_of[done]] = running[done], t_of[done]
+                returns[unit_of[done]], lengths[unit_of[done]] = sign * running[done], t_of[done]
                 unit_of[done] = -1
 
         mask = (np.arange(horizon) < lengths[:, None]).astype(np.float32)
@@ -269,13 +346,13 @@ class RolloutWorker:
         records of episodes that ended in this call carry returns summed across calls.
         """
         with single_thread():
-            self.policy.load(state)
+            self._load(state)
             if self.policy.per_task:
                 raise ValueError("step mode runs one task: per-task params are for episodes")
             return self._steps(num_steps, task)
 
     def _steps(self, num_steps: int, task: Mapping[str, Any] | None) -> Trajectories:
-        n, od, ad = self.num_envs, self.obs_dim, self.act_dim
+        n, od, ad, sign = self.num_envs, self.obs_dim, self.act_dim, self._reward_sign
         everyone = np.ones(n, np.bool_)
         if not self._live:
             self._reset(everyone, self._stream_seeds(everyone), task)
@@ -286,7 +363,7 @@ class RolloutWorker:
         )  # [env, time, act_dim]
         obs = np.zeros((n, num_steps, od), np.float32)
         next_obs = np.zeros((n, num_steps, od), np.float32)
-        actions = np.zeros((n, num_steps, ad), np.float32)
+        actions = np.zeros((n, num_steps, self._learner_dim), np.float32)
         log_probs = np.zeros((n, num_steps), np.float32)
         rewards = np.zeros((n, num_steps), np.float32)
         terminated = np.zeros((n, num_steps), np.bool_)
@@ -296,10 +373,10 @@ class RolloutWorker:
         ep_lengths: list[np.ndarray] = [np.zeros(0, np.int64)]
         all_envs = np.arange(n)
         for t in range(num_steps):
-            act, logp = self.policy.act(self._obs, noise[:, t])
+            joint, act, logp = self._act(self._obs, noise[:, t])
             obs[:, t], actions[:, t], log_probs[:, t] = self._obs, act, logp
-            self._step(all_envs, np.clip(act, self._low, self._high))
-            next_obs[:, t], rewards[:, t] = self._next_obs, self._rewards
+            self._step(all_envs, np.clip(joint, self._low, self._high))
+            next_obs[:, t], rewards[:, t] = self._next_obs, sign * self._rewards
             terminated[:, t], truncated[:, t] = self._terminated, self._truncated
             self._return += self._rewards
             self._length += 1
@@ -307,7 +384,7 @@ class RolloutWorker:
             done = self._terminated | self._truncated
             if done.any():
                 ep_envs.append(np.flatnonzero(done))
-                ep_returns.append(self._return[done])
+                ep_returns.append(sign * self._return[done])  # the stream keeps env rewards
                 ep_lengths.append(self._length[done])
                 self._return[done], self._length[done] = 0.0, 0
                 self._ended |= done

@@ -37,3 +37,15 @@ def load_checkpoint(run_dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no {CHECKPOINT_NAME} to resume from")
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def detached_copy(tree: Any) -> Any:
+    """Deep copy of nested dicts/lists of tensors (on the CPU), so that later in-place
+    updates do not leak into a kept snapshot."""
+    if isinstance(tree, torch.Tensor):
+        return tree.detach().clone().cpu()
+    if isinstance(tree, dict):
+        return {k: detached_copy(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(detached_copy(v) for v in tree)
+    return tree

@@ -71,8 +71,10 @@ class TrainingRun:
         metrics: dict[str, float],
         snapshot: Callable[[], dict[str, Any]],
         final: bool = False,
+        sampled_steps: int | None = None,
     ) -> None:
-        """Record a finished iteration (``iteration`` counts from 1)."""
+        """Record a finished iteration (``iteration`` counts from 1). ``new_steps`` advance
+        the step axis; ``charts/SPS`` counts ``sampled_steps`` (default: the same) per second."""
         bad = [k for k, v in metrics.items() if v is not None and not math.isfinite(v)]
         if bad:
             kept = f"last good checkpoint: iteration {self._saved_iteration}"
@@ -80,7 +82,8 @@ class TrainingRun:
                 kept = "no checkpoint was written yet"
             raise TrainingError(f"iteration {iteration}: non-finite {', '.join(bad)}; {kept}")
         now = time.perf_counter()
-        metrics = {**metrics, "charts/SPS": new_steps / max(now - self._tic, 1e-9)}
+        sampled = new_steps if sampled_steps is None else sampled_steps
+        metrics = {**metrics, "charts/SPS": sampled / max(now - self._tic, 1e-9)}
         self._tic = now
         self.logger.log(env_steps, metrics)
         self.progress.update(new_steps if self.unit == "step" else 1)

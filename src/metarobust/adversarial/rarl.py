@@ -1,0 +1,176 @@
+"""Robust Adversarial RL (Pinto et al. 2017, Algorithm 1) on the shared sampler.
+
+On a two-player env (the adversary's action is a bounded force on the model, and it is paid
+the negative of the protagonist's reward), each iteration:
+
+    for N_mu updates:  rollouts of (pi_mu, pi_nu frozen); update pi_mu on r      (protagonist)
+    for N_nu updates:  rollouts of (pi_mu frozen, pi_nu); update pi_nu on -r     (adversary)
+
+Either player's update is PPO or TRPO. Both phases step the same sampler streams (episodes
+run on across phases); a phase's trajectories hold only its learner's actions, log-probs and
+rewards, so each update is the ordinary single-agent one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from metarobust.agents.policy import GaussianPolicy
+from metarobust.agents.ppo import PPO
+from metarobust.agents.trpo import TRPO
+from metarobust.config import Config
+from metarobust.errors import ConfigError
+from metarobust.sampling.backends import Sampler, make_sampler
+from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
+from metarobust.sampling.trajectories import Trajectories
+from metarobust.sampling.worker import PLAYERS
+from metarobust.train import make_policy, make_update, policy_state, resolve_device
+from metarobust.utils.checkpoint import detached_copy, load_checkpoint
+from metarobust.utils.run_dir import new_run_dir, write_run_info
+from metarobust.utils.seeding import rng_state, seed_everything, set_rng_state
+from metarobust.utils.training_run import TrainingRun
+
+
+@dataclass
+class Player:
+    """One side of the game: its policy, its update, and its batch (steps per env)."""
+
+    name: str  # "protagonist" or "adversary"
+    policy: GaussianPolicy
+    update_rule: PPO | TRPO
+    num_steps: int
+
+    def sampler_state(self) -> dict[str, Any]:
+        return policy_state(self.update_rule.params, self.policy)
+
+    def update(self, traj: Trajectories) -> dict[str, float]:
+        """One PPO/TRPO update on the learner's view of ``traj``; then the normaliser."""
+        losses = self.update_rule.update(traj)
+        self.policy.obs_normalizer.update(traj.obs[traj.mask.bool()])
+        return losses
+
+    def state_dict(self) -> dict[str, Any]:
+        return detached_copy(
+            {"update": self.update_rule.state_dict(), "policy": self.sampler_state()}
+        )
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.update_rule.load_state_dict(state["update"])
+        self.policy.load_state_dict(state["policy"]["buffers"], strict=False)
+
+
+def two_player_dims(spec: EnvSpec) -> tuple[int, int, int]:
+    """``(obs_dim, protagonist_dim, adversary_dim)``; ConfigError for a one-player env."""
+    players = env_players(spec)
+    if players is None:
+        raise ConfigError(
+            f"env.id: {spec.id} is not a two-player env; RARL needs one such as "
+            "metarobust/HopperAdv-v0"
+        )
+    return env_dims(spec)[0], *players
+
+
+def make_players(
+    cfg: Config, spec: EnvSpec, device: torch.device, generator: torch.Generator
+) -> tuple[Player, Player]:
+    """The protagonist and the adversary of ``cfg``, freshly initialised on ``device``."""
+    obs_dim, *dims = two_player_dims(spec)
+    algorithms = (cfg.adversarial.protagonist, cfg.adversarial.adversary)
+    players = []
+    for name, act_dim, algorithm in zip(PLAYERS, dims, algorithms, strict=True):
+        policy = make_policy(cfg, obs_dim, act_dim).to(device)
+        hp = cfg.ppo if algorithm == "ppo" else cfg.trpo
+        rule = make_update(cfg, algorithm, policy, device, generator)
+        players.append(Player(name, policy, rule, hp.num_steps))
+    return players[0], players[1]
+
+
+def collect(sampler: Sampler, learner: Player, opponent: Player, task: Any) -> Trajectories:
+    """``learner.num_steps`` steps of every env with both policies, from the learner's view."""
+    state = {
+        "learner": learner.name,
+        "players": {p.name: p.sampler_state() for p in (learner, opponent)},
+    }
+    return sampler.sample_steps(state, learner.num_steps, task)
+
+
+def train_rarl(cfg: Config, run_dir: Path | None = None) -> Path:
+    """Train (or resume the run in ``run_dir``) a protagonist against an adversary."""
+    resumed = run_dir is not None
+    device = resolve_device(cfg.device)
+    spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
+    generator = seed_everything(cfg.seed)
+    protagonist, adversary = make_players(cfg, spec, device, generator)
+    if run_dir is None:
+        run_dir = new_run_dir(cfg, f"{cfg.env.id.replace('/', '-')}_rarl")
+        write_run_info(run_dir, cfg)
+    n_mu, n_nu = cfg.adversarial.protagonist_updates, cfg.adversarial.adversary_updates
+    num_envs = cfg.sampler.workers * cfg.sampler.envs_per_worker
+    protagonist_steps = n_mu * protagonist.num_steps * num_envs  # per iteration
+    sampled_steps = protagonist_steps + n_nu * adversary.num_steps * num_envs
+    num_iterations = math.ceil(cfg.train.total_steps / protagonist_steps)
+
+    modules = {p.name: p.policy.cpu() for p in (protagonist, adversary)}
+    with make_sampler(cfg.sampler, spec, modules, cfg.seed) as sampler:
+        for p in (protagonist, adversary):
+            p.policy.to(device)
+        iteration, env_steps = 0, 0
+        if resumed:
+            ckpt = load_checkpoint(run_dir)
+            iteration, env_steps = ckpt["iteration"], ckpt["env_steps"]
+            protagonist.load_state_dict(ckpt["protagonist"])
+            adversary.load_state_dict(ckpt["adversary"])
+            sampler.load_state(ckpt["sampler"])
+            set_rng_state(ckpt["rng"], generator)
+
+        def snapshot() -> dict[str, Any]:
+            return {
+                "iteration": iteration,
+                "env_steps": env_steps,
+                "config": cfg.model_dump(mode="json"),
+                "protagonist": protagonist.state_dict(),
+                "adversary": adversary.state_dict(),
+                "sampler": sampler.state(),
+                "rng": rng_state(generator),
+            }
+
+        total = num_iterations * protagonist_steps
+        with TrainingRun(cfg, run_dir, total, env_steps, env_steps, resumed) as run:
+            while iteration < num_iterations:
+                metrics: dict[str, float] = {}
+                # N_mu protagonist updates against the frozen adversary (reward r)
+                for _ in range(n_mu):
+                    traj = collect(sampler, protagonist, adversary, cfg.env.task).to(device)
+                    losses = protagonist.update(traj)
+                    metrics |= {f"losses/{k}": v for k, v in losses.items()}
+                    metrics |= _returns(traj, "charts/episodic_return")
+                # N_nu adversary updates against the frozen protagonist (reward -r)
+                for _ in range(n_nu):
+                    traj = collect(sampler, adversary, protagonist, cfg.env.task).to(device)
+                    losses = adversary.update(traj)
+                    metrics |= {f"adversary/{k}": v for k, v in losses.items()}
+                    metrics |= _returns(traj, "adversary/return")
+                iteration += 1
+                env_steps += protagonist_steps
+                run.end_iteration(
+                    iteration,
+                    env_steps,
+                    protagonist_steps,
+                    metrics,
+                    snapshot,
+                    final=iteration == num_iterations,
+                    sampled_steps=sampled_steps,
+                )
+    return run_dir
+
+
+def _returns(traj: Trajectories, key: str) -> dict[str, float]:
+    """Mean return of the episodes that ended in ``traj`` (none ended: nothing to log)."""
+    if traj.episode_returns.numel() == 0:
+        return {}
+    return {key: traj.episode_returns.mean().item()}

@@ -1,0 +1,154 @@
+"""RARL: two-player sampling, alternating updates, resume, config errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from metarobust.adversarial import rarl
+from metarobust.adversarial.rarl import train_rarl, two_player_dims
+from metarobust.agents.policy import GaussianPolicy, distribution_params, gaussian_log_prob
+from metarobust.cli import main
+from metarobust.config import load_config
+from metarobust.errors import ConfigError
+from metarobust.sampling.backends import LocalSampler
+from metarobust.sampling.env_factory import EnvSpec
+from metarobust.train import policy_state
+from metarobust.utils.checkpoint import load_checkpoint
+
+
+def tiny_config(tmp_path: Path, name: str, *overrides: str):
+    """InvertedPendulum with a force on the pole: 2 envs x 64 steps per player and update."""
+    return load_config(
+        "configs/adversarial_config.yaml",
+        [
+            "env.id=metarobust/InvertedPendulumAdv-v0",
+            "sampler.envs_per_worker=2",
+            "ppo.num_steps=64",
+            "ppo.minibatch_size=32",
+            "ppo.num_epochs=2",
+            "trpo.num_steps=64",
+            "train.total_steps=512",  # 4 iterations of 128 protagonist steps
+            "checkpoint.every=2",
+            "logging.progress=false",
+            f"logging.log_dir={tmp_path}",
+            f"logging.run_name={name}",
+            *overrides,
+        ],
+    )
+
+
+def rows(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [{k: v for k, v in json.loads(x).items() if k != "charts/SPS"} for x in lines]
+
+
+def two_player_state(learner: str, policies: dict[str, GaussianPolicy]) -> dict:
+    return {
+        "learner": learner,
+        "players": {name: policy_state(p.init_params(), p) for name, p in policies.items()},
+    }
+
+
+def test_two_player_sampling_records_the_learners_view():
+    spec = EnvSpec("metarobust/HopperAdv-v0")
+    obs_dim, protagonist_dim, adversary_dim = two_player_dims(spec)
+    assert (obs_dim, protagonist_dim, adversary_dim) == (11, 3, 2)
+    torch.manual_seed(0)
+    policies = {
+        "protagonist": GaussianPolicy(obs_dim, protagonist_dim),
+        "adversary": GaussianPolicy(obs_dim, adversary_dim),
+    }
+    views = {}
+    for learner in ("protagonist", "adversary"):
+        with LocalSampler(spec, policies, seed=3, envs_per_worker=2) as sampler:
+            steps = sampler.sample_steps(two_player_state(learner, policies), 120)
+            episodes = sampler.sample_episodes(two_player_state(learner, policies), [None], 2, 5)
+        views[learner] = steps, episodes
+    (pro, pro_eps), (adv, adv_eps) = views["protagonist"], views["adversary"]
+    # the same joint actions in both calls: the same states, rewards of opposite sign
+    assert torch.equal(pro.obs, adv.obs) and torch.equal(pro.next_obs, adv.next_obs)
+    assert torch.equal(adv.rewards, -pro.rewards)
+    assert pro.episode_returns.numel() > 0
+    assert torch.equal(adv.episode_returns, -pro.episode_returns)
+    assert torch.equal(adv_eps.episode_returns, -pro_eps.episode_returns)
+    # each view holds its learner's own actions and log-probs
+    assert pro.actions.shape[-1] == protagonist_dim and adv.actions.shape[-1] == adversary_dim
+    for traj, name in ((pro, "protagonist"), (adv, "adversary")):
+        policy = policies[name]
+        mean, log_std = distribution_params(policy, policy.init_params(), traj.obs)
+        expected = gaussian_log_prob(mean, log_std, traj.actions)
+        torch.testing.assert_close(traj.log_probs, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_policies_must_match_the_number_of_players():
+    module = GaussianPolicy(4, 1)
+    with pytest.raises(ConfigError, match="two-player env needs policies"):
+        LocalSampler(EnvSpec("metarobust/InvertedPendulumAdv-v0"), module, seed=0)
+    with pytest.raises(ConfigError, match="one-player env takes one policy"):
+        LocalSampler(EnvSpec("InvertedPendulum-v5"), {"protagonist": module}, seed=0)
+
+
+def test_each_phase_updates_only_its_learner(tmp_path, monkeypatch):
+    log = []  # (learner, params of both players before, after)
+    original = rarl.Player.update
+    players: dict[str, rarl.Player] = {}
+
+    def spy(self, traj):
+        players[self.name] = self
+        before = {
+            n: {k: v.clone() for k, v in p.update_rule.params.items()} for n, p in players.items()
+        }
+        out = original(self, traj)
+        after = {
+            n: {k: v.clone() for k, v in p.update_rule.params.items()} for n, p in players.items()
+        }
+        log.append((self.name, before, after))
+        return out
+
+    monkeypatch.setattr(rarl.Player, "update", spy)
+    train_rarl(tiny_config(tmp_path, "alt", "adversarial.adversary_updates=2"))
+    names = [name for name, _, _ in log]
+    assert names == ["protagonist", "adversary", "adversary"] * 4  # N_mu = 1, N_nu = 2
+    for name, before, after in log:
+        for player in before:
+            same = all(torch.equal(before[player][k], after[player][k]) for k in before[player])
+            assert same == (player != name), (name, player)  # only the learner moves
+
+
+@pytest.mark.parametrize("updates", ["ppo", "trpo"])
+def test_resume_equals_uninterrupted(tmp_path, updates):
+    overrides = (f"adversarial.protagonist={updates}", f"adversarial.adversary={updates}")
+    straight = train_rarl(tiny_config(tmp_path, "straight", *overrides))
+    split = train_rarl(tiny_config(tmp_path, "split", *overrides, "train.total_steps=256"))
+    assert main(["train", "--resume", str(split), "--set", "train.total_steps=512"]) == 0
+    assert rows(split) == rows(straight)
+    assert [r["step"] for r in rows(straight)] == [128, 256, 384, 512]
+    assert {
+        "charts/episodic_return",
+        "adversary/return",
+        "losses/policy_loss",
+        "adversary/policy_loss",
+    } <= rows(straight)[-1].keys()
+    a, b = load_checkpoint(split), load_checkpoint(straight)
+    for player in ("protagonist", "adversary"):
+        pa, pb = a[player]["policy"]["params"], b[player]["policy"]["params"]
+        assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+def test_rarl_config_errors(tmp_path, capsys):
+    base = ["train", "--set", f"logging.log_dir={tmp_path}", "--set", "logging.progress=false"]
+    assert main([*base, "--set", "train.algorithm=rarl", "--set", "env.id=Hopper-v5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("metarobust: error: env.id:") and "not a two-player env" in err
+    assert len(err.splitlines()) == 1
+    cfg = ["--config", "configs/adversarial_config.yaml", "--set", "train.algorithm=ppo"]
+    assert main([*base, *cfg]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "is a two-player env; use train.algorithm=rarl" in err
+    assert main([*base, "--set", "adversarial.protagonist=sac"]) == 2
+    assert "adversarial.protagonist" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # nothing written for bad input
