@@ -1,4 +1,4 @@
-"""``metarobust`` command line: train | evaluate | plot | config.
+"""``metarobust`` command line: train | evaluate | attack | robustness | plot | config.
 
 User errors (bad config, missing run directory, unknown env id) print one line and exit 2;
 a diverged run prints one line and exits 1; Ctrl-C saves a checkpoint and exits 130.
@@ -50,8 +50,10 @@ def _parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser(
         "evaluate",
-        help="evaluate a run: episodes of its policy (evaluation.csv), or for a MAML run the "
-        "return after 0..--steps adaptation steps on held-out tasks (adaptation.csv/.png)",
+        help="evaluate a run: episodes of its policy (evaluation.csv); for a RARL run the "
+        "robustness grid of its protagonist, 11 x 11 mass x friction scales from 0.5 to 1.5 "
+        "(robustness/; see the robustness command); for a MAML run the return after "
+        "0..--steps adaptation steps on held-out tasks (adaptation.csv/.png)",
     )
     evaluate.add_argument("run_dir", type=Path)
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes (per task: MAML)")
@@ -68,6 +70,49 @@ def _parser() -> argparse.ArgumentParser:
         help="MAML: also adapt this multi-task run's policy (maml.num_inner_steps=0)",
     )
     evaluate.set_defaults(func=_evaluate)
+
+    robust = sub.add_parser(
+        "robustness",
+        help="returns of runs' policies (PPO/TRPO, RARL protagonist; mean action) on a grid of "
+        "mass x friction scales of their env (RARL paper, section 5): CSV, heat maps, "
+        "percentile plot",
+    )
+    robust.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    for axis in ("mass", "friction"):
+        robust.add_argument(
+            f"--{axis}",
+            type=float,
+            nargs=3,
+            metavar=("LOW", "HIGH", "POINTS"),
+            help=f"{axis} scales of nominal, POINTS evenly spaced (default: 0.5 1.5 11)",
+        )
+    robust.add_argument("--episodes", type=int, default=5, help="episodes per cell")
+    robust.add_argument("--seed", type=int, default=12345, help="evaluation seed (all policies)")
+    robust.add_argument(
+        "--out", type=Path, help="output directory (default: <first RUN_DIR>/robustness)"
+    )
+    robust.set_defaults(func=_robustness)
+
+    attack = sub.add_parser(
+        "attack",
+        help="train a fresh force adversary against a saved policy (PPO/TRPO run or RARL "
+        "protagonist, frozen, mean action) and compare the policy's return with no, random and "
+        "trained disturbance (attack.csv in the attack's run directory)",
+    )
+    attack.add_argument("run_dir", type=Path, metavar="VICTIM_RUN")
+    attack.add_argument("--steps", type=int, default=200_000, help="adversary env steps")
+    attack.add_argument("--episodes", type=int, default=20, help="episodes per condition")
+    attack.add_argument("--seed", type=int, default=0, help="attack seed (training and report)")
+    attack.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the attack's config (the victim's, run as RARL with no protagonist "
+        "updates), e.g. --set adversarial.adversary=trpo",
+    )
+    attack.set_defaults(func=_attack)
 
     plot = sub.add_parser("plot", help="plot a run's learning curves to PNG")
     plot.add_argument("run_dirs", type=Path, nargs="+")
@@ -111,7 +156,23 @@ def _evaluate(args: argparse.Namespace) -> None:
     for name in ("episodes", "tasks", "steps"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
-    if load_run_config(args.run_dir).train.algorithm == "maml":
+    cfg = load_run_config(args.run_dir)
+    algorithm = cfg.train.algorithm
+    if algorithm == "rarl" and cfg.adversarial.victim is not None:
+        from metarobust.adversarial.attack import attack_report
+
+        print(attack_report(args.run_dir, args.episodes, args.seed))
+        return
+    if algorithm == "rarl":
+        from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
+
+        if args.stochastic:
+            raise ConfigError("--stochastic: a RARL run's robustness grid uses the mean action")
+        grid = scale_grid(*DEFAULT_GRID)
+        out = Path(args.run_dir) / "robustness"
+        print(robustness_grid([args.run_dir], grid, grid, args.episodes, args.seed, out))
+        return
+    if algorithm == "maml":
         from metarobust.maml.evaluate import evaluate_maml_run
 
         summary = evaluate_maml_run(
@@ -125,6 +186,25 @@ def _evaluate(args: argparse.Namespace) -> None:
     else:
         summary = evaluate_run(args.run_dir, args.episodes, args.seed, not args.stochastic)
     print(summary)
+
+
+def _attack(args: argparse.Namespace) -> None:
+    from metarobust.adversarial.attack import attack, attack_report
+
+    for name in ("steps", "episodes"):
+        if getattr(args, name) <= 0:
+            raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
+    run_dir = attack(args.run_dir, args.steps, args.seed, args.overrides)
+    print(attack_report(run_dir, args.episodes, args.seed))
+
+
+def _robustness(args: argparse.Namespace) -> None:
+    from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
+
+    masses = scale_grid(*(args.mass or DEFAULT_GRID), flag="--mass")
+    frictions = scale_grid(*(args.friction or DEFAULT_GRID), flag="--friction")
+    out = args.out or Path(args.run_dirs[0]) / "robustness"
+    print(robustness_grid(args.run_dirs, masses, frictions, args.episodes, args.seed, out))
 
 
 def _plot(args: argparse.Namespace) -> None:

@@ -11,7 +11,14 @@ from typing import Annotated, Any, Literal
 
 import gymnasium as gym
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from metarobust.errors import ConfigError
 
@@ -147,12 +154,26 @@ class AdversarialConfig(Section):
 
     protagonist: Literal["ppo", "trpo"] = Field("trpo", description="the protagonist's update")
     adversary: Literal["ppo", "trpo"] = Field("trpo", description="the adversary's update")
-    protagonist_updates: PositiveInt = Field(
-        1, description="N_mu: protagonist updates per iteration, adversary frozen"
+    protagonist_updates: Annotated[int, Field(ge=0)] = Field(
+        1, description="N_mu: protagonist updates per iteration, adversary frozen (0: attack)"
     )
     adversary_updates: PositiveInt = Field(
         1, description="N_nu: adversary updates per iteration, protagonist frozen"
     )
+    victim: str | None = Field(
+        None,
+        description="attack: a saved run whose policy is the protagonist, frozen and acting with "
+        "its mean action (needs protagonist_updates 0; see metarobust attack)",
+    )
+
+    @model_validator(mode="after")
+    def _attack_needs_a_victim(self) -> AdversarialConfig:
+        if (self.protagonist_updates == 0) != (self.victim is not None):
+            raise ValueError(
+                "protagonist_updates 0 (an attack) and a victim run go together; "
+                f"got protagonist_updates={self.protagonist_updates}, victim={self.victim!r}"
+            )
+        return self
 
 
 class LoggingConfig(Section):

@@ -4,20 +4,38 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from metarobust.config import SamplerConfig
+from metarobust.agents.policy import GaussianPolicy
+from metarobust.config import Config, SamplerConfig
 from metarobust.errors import ConfigError
 from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
-from metarobust.train import build_policy
+from metarobust.train import build_policy, make_policy
 from metarobust.utils.checkpoint import load_checkpoint
 from metarobust.utils.run_dir import load_run_config
 
 EVALUATION_NAME = "evaluation.csv"
 EPISODES_PER_BATCH = 16  # envs stepped together; batch k of episodes uses seed + k
+
+
+def saved_policy(run_dir: Path) -> tuple[Config, GaussianPolicy, dict[str, Any]]:
+    """The latest policy of a PPO/TRPO run, or a RARL run's protagonist: the run's config,
+    a policy module shaped for it, and its sampler state (params and normaliser buffers)."""
+    cfg = load_run_config(run_dir)
+    if cfg.train.algorithm == "maml":
+        raise ConfigError(f"{run_dir}: a MAML run; see metarobust.maml.evaluate")
+    ckpt = load_checkpoint(run_dir)
+    spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
+    if cfg.train.algorithm == "rarl":
+        from metarobust.adversarial.rarl import two_player_dims
+
+        obs_dim, protagonist_dim, _ = two_player_dims(spec)
+        return cfg, make_policy(cfg, obs_dim, protagonist_dim), ckpt["protagonist"]["policy"]
+    return cfg, build_policy(cfg, spec), ckpt["policy"]
 
 
 def evaluate_run(
@@ -26,12 +44,12 @@ def evaluate_run(
     """Run ``episodes`` episodes of the run's latest policy, write ``evaluation.csv`` into the
     run directory and return a one-line summary."""
     cfg = load_run_config(run_dir)
-    if cfg.train.algorithm == "maml":
-        raise ConfigError(f"{run_dir}: a MAML run; see metarobust.maml.evaluate")
+    if cfg.train.algorithm not in ("ppo", "trpo"):
+        raise ConfigError(f"{run_dir}: a {cfg.train.algorithm} run; evaluate takes PPO/TRPO runs")
+    _, policy, saved = saved_policy(run_dir)
     ckpt = load_checkpoint(run_dir)
     spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
-    policy = build_policy(cfg, spec)
-    state = {**ckpt["policy"], "per_task": False, "deterministic": deterministic}
+    state = {**saved, "per_task": False, "deterministic": deterministic}
     batch = min(episodes, EPISODES_PER_BATCH)
     sampler_cfg = SamplerConfig(envs_per_worker=batch)
     returns, lengths = [], []

@@ -1,8 +1,10 @@
-"""Plots (matplotlib, no display needed): learning curves from ``metrics.jsonl`` and
-MAML adaptation curves."""
+"""Plots (matplotlib, no display needed): learning curves from ``metrics.jsonl``, MAML
+adaptation curves, and robustness grids (heat maps and the RARL paper's percentile plots)."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -53,3 +55,56 @@ def plot_adaptation(curves: dict[str, Tensor], out: Path, title: str) -> Path:
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def _ticks(scales: Sequence[float]) -> tuple[np.ndarray, list[str]]:
+    # At most about a dozen labelled ticks, so dense grids stay legible.
+    step = max(1, math.ceil(len(scales) / 12))
+    where = np.arange(0, len(scales), step)
+    return where, [f"{scales[i]:g}" for i in where]
+
+
+def plot_robustness_heatmaps(
+    path: Path,
+    labels: list[str],
+    masses: Sequence[float],
+    frictions: Sequence[float],
+    returns: list[Tensor],
+    env_id: str,
+) -> None:
+    """Mean return per cell, x = friction scale, y = mass scale, one colour scale for all."""
+    means = [r.double().mean(-1).numpy() for r in returns]  # [mass, friction] each
+    low, high = min(m.min() for m in means), max(m.max() for m in means)
+    fig, axes = plt.subplots(
+        1, len(means), figsize=(1.5 + 3.6 * len(means), 3.8), squeeze=False, layout="constrained"
+    )
+    for ax, label, mean in zip(axes[0], labels, means, strict=True):
+        image = ax.imshow(mean, origin="lower", aspect="auto", vmin=low, vmax=high, cmap="viridis")
+        ax.set_xticks(*_ticks(frictions))
+        ax.set_yticks(*_ticks(masses))
+        ax.set_xlabel("friction scale")
+        ax.set_ylabel("mass scale")
+        ax.set_title(f"{label}\ngrid mean {mean.mean():.1f}", fontsize=9)
+    fig.colorbar(image, ax=axes[0].tolist(), label="mean return per cell")
+    fig.suptitle(f"{env_id}: mean action, no adversary", fontsize=9)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_robustness_percentiles(
+    path: Path, labels: list[str], returns: list[Tensor], env_id: str
+) -> None:
+    """Each policy's episode returns over the whole grid, sorted: return against percentile."""
+    fig, ax = plt.subplots(figsize=(5, 4))
+    for label, ret in zip(labels, returns, strict=True):
+        values = np.sort(ret.double().flatten().numpy())
+        ax.plot(np.linspace(0, 100, len(values)), values, label=label)
+    ax.set_xlim(0, 100)
+    ax.set_xlabel("percentile of episodes over the grid")
+    ax.set_ylabel("return")
+    ax.set_title(f"{env_id}\nepisodes of every mass x friction cell, sorted", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

@@ -9,6 +9,9 @@ the negative of the protagonist's reward), each iteration:
 Either player's update is PPO or TRPO. Both phases step the same sampler streams (episodes
 run on across phases); a phase's trajectories hold only its learner's actions, log-probs and
 rewards, so each update is the ordinary single-agent one.
+
+With N_mu = 0 and ``adversarial.victim`` set, the same loop is an *attack*: a fresh adversary
+trained against a saved policy that stays frozen and acts with its mean action.
 """
 
 from __future__ import annotations
@@ -44,9 +47,13 @@ class Player:
     policy: GaussianPolicy
     update_rule: PPO | TRPO
     num_steps: int
+    frozen: bool = False  # an attack's victim: never updated, acts with its mean action
 
     def sampler_state(self) -> dict[str, Any]:
-        return policy_state(self.update_rule.params, self.policy)
+        return {
+            **policy_state(self.update_rule.params, self.policy),
+            "deterministic": self.frozen,
+        }
 
     def update(self, traj: Trajectories) -> dict[str, float]:
         """One PPO/TRPO update on the learner's view of ``traj``; then the normaliser."""
@@ -78,7 +85,8 @@ def two_player_dims(spec: EnvSpec) -> tuple[int, int, int]:
 def make_players(
     cfg: Config, spec: EnvSpec, device: torch.device, generator: torch.Generator
 ) -> tuple[Player, Player]:
-    """The protagonist and the adversary of ``cfg``, freshly initialised on ``device``."""
+    """The protagonist and the adversary of ``cfg`` on ``device``: freshly initialised, except
+    an attack's protagonist, which is the victim run's saved policy."""
     obs_dim, *dims = two_player_dims(spec)
     algorithms = (cfg.adversarial.protagonist, cfg.adversarial.adversary)
     players = []
@@ -87,7 +95,34 @@ def make_players(
         hp = cfg.ppo if algorithm == "ppo" else cfg.trpo
         rule = make_update(cfg, algorithm, policy, device, generator)
         players.append(Player(name, policy, rule, hp.num_steps))
-    return players[0], players[1]
+    protagonist, adversary = players
+    if cfg.adversarial.victim is not None:
+        load_victim(protagonist, Path(cfg.adversarial.victim), cfg)
+    return protagonist, adversary
+
+
+def load_victim(player: Player, victim_dir: Path, cfg: Config) -> None:
+    """Make ``player`` the frozen policy saved in ``victim_dir`` (same network as ``cfg``'s)."""
+    from metarobust.evaluate import saved_policy  # evaluate imports this module for RARL runs
+
+    victim_cfg, module, state = saved_policy(victim_dir)
+    dims, want = (module.obs_dim, module.act_dim), (player.policy.obs_dim, player.policy.act_dim)
+    if dims != want:
+        raise ConfigError(
+            f"adversarial.victim: {victim_dir} maps {dims[0]} observations to {dims[1]} "
+            f"actions; this env's protagonist needs {want[0]} to {want[1]}"
+        )
+    network = ("hidden_sizes", "activation", "normalize_obs")
+    if any(getattr(victim_cfg.policy, k) != getattr(cfg.policy, k) for k in network):
+        raise ConfigError(
+            f"adversarial.victim: {victim_dir} has another network (policy group); attack it "
+            "with its own policy settings (metarobust attack does)"
+        )
+    with torch.no_grad():
+        for name, value in state["params"].items():
+            player.update_rule.params[name].copy_(value)
+    player.policy.load_state_dict(state["buffers"], strict=False)
+    player.frozen = True
 
 
 def collect(sampler: Sampler, learner: Player, opponent: Player, task: Any) -> Trajectories:
@@ -112,8 +147,10 @@ def train_rarl(cfg: Config, run_dir: Path | None = None) -> Path:
     n_mu, n_nu = cfg.adversarial.protagonist_updates, cfg.adversarial.adversary_updates
     num_envs = cfg.sampler.workers * cfg.sampler.envs_per_worker
     protagonist_steps = n_mu * protagonist.num_steps * num_envs  # per iteration
-    sampled_steps = protagonist_steps + n_nu * adversary.num_steps * num_envs
-    num_iterations = math.ceil(cfg.train.total_steps / protagonist_steps)
+    adversary_steps = n_nu * adversary.num_steps * num_envs
+    # The step axis counts the trained protagonist's steps (an attack's: the adversary's).
+    axis_steps = protagonist_steps or adversary_steps
+    num_iterations = math.ceil(cfg.train.total_steps / axis_steps)
 
     modules = {p.name: p.policy.cpu() for p in (protagonist, adversary)}
     with make_sampler(cfg.sampler, spec, modules, cfg.seed) as sampler:
@@ -139,7 +176,7 @@ def train_rarl(cfg: Config, run_dir: Path | None = None) -> Path:
                 "rng": rng_state(generator),
             }
 
-        total = num_iterations * protagonist_steps
+        total = num_iterations * axis_steps
         with TrainingRun(cfg, run_dir, total, env_steps, env_steps, resumed) as run:
             while iteration < num_iterations:
                 metrics: dict[str, float] = {}
@@ -156,15 +193,15 @@ def train_rarl(cfg: Config, run_dir: Path | None = None) -> Path:
                     metrics |= {f"adversary/{k}": v for k, v in losses.items()}
                     metrics |= _returns(traj, "adversary/return")
                 iteration += 1
-                env_steps += protagonist_steps
+                env_steps += axis_steps
                 run.end_iteration(
                     iteration,
                     env_steps,
-                    protagonist_steps,
+                    axis_steps,
                     metrics,
                     snapshot,
                     final=iteration == num_iterations,
-                    sampled_steps=sampled_steps,
+                    sampled_steps=protagonist_steps + adversary_steps,
                 )
     return run_dir
 

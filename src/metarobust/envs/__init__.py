@@ -47,10 +47,13 @@ from metarobust.envs.tasks import (
     UniformVelocity,
     default_task_distribution,
 )
+from metarobust.errors import ConfigError
 
 __all__ = [
     "ADVERSARIAL_ENV_IDS",
     "ENV_IDS",
+    "base_env_id",
+    "variant_env_id",
     "AntDirEnv",
     "AntGoalEnv",
     "AntVelEnv",
@@ -93,6 +96,23 @@ def _register(env_id: str, **spec: object) -> None:
     # Importing twice (or reloading) must not re-register and trigger Gymnasium's warning.
     if env_id not in gym.registry:
         gym.register(id=env_id, **spec)
+
+
+def base_env_id(env_id: str) -> str:
+    """The Gymnasium id a ``metarobust/<Base>Dynamics-v0`` or ``<Base>Adv-v0`` id is built on
+    (its ``base_id``); any other id is its own base."""
+    return gym.spec(env_id).kwargs.get("base_id", env_id)
+
+
+def variant_env_id(env_id: str, kind: str) -> str:
+    """The ``metarobust/<Base><kind>-v0`` id (kind ``Dynamics`` or ``Adv``) on ``env_id``'s base,
+    or a ConfigError naming what exists."""
+    base = base_env_id(env_id)
+    variant = f"metarobust/{base.split('-v')[0]}{kind}-v0"
+    if variant not in gym.registry or gym.spec(variant).kwargs.get("base_id") != base:
+        have = [i for i in (*ENV_IDS, *ADVERSARIAL_ENV_IDS) if i.endswith(f"{kind}-v0")]
+        raise ConfigError(f"{env_id}: no {kind} variant of {base}; available: {have}")
+    return variant
 
 
 def register_envs() -> None:

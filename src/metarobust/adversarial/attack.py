@@ -1,0 +1,149 @@
+"""Attack a frozen policy: train a fresh force adversary against it, then compare its return
+with no disturbance, random disturbance of equal magnitude, and the trained adversary.
+
+The attack is RARL with no protagonist updates (``adversarial.protagonist_updates: 0``) and
+the victim's saved policy as the protagonist, so it trains, logs, checkpoints and resumes like
+any run. The force budget is the env's (for a Hopper-v5 victim, ``metarobust/HopperAdv-v0``:
+the RARL preset); the victim acts with its mean action throughout.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarobust.adversarial.rarl import train_rarl, two_player_dims
+from metarobust.config import SamplerConfig
+from metarobust.envs import variant_env_id
+from metarobust.errors import ConfigError
+from metarobust.evaluate import EPISODES_PER_BATCH
+from metarobust.sampling.backends import make_sampler
+from metarobust.sampling.env_factory import EnvSpec
+from metarobust.train import make_policy
+from metarobust.utils.checkpoint import load_checkpoint
+from metarobust.utils.run_dir import load_run_config
+
+ATTACK_NAME = "attack.csv"
+CONDITIONS = ("none", "random", "trained")
+
+
+def attack(
+    victim_dir: Path, steps: int, seed: int, overrides: list[str] | tuple[str, ...] = ()
+) -> Path:
+    """Train an adversary for ``steps`` env steps against the policy saved in ``victim_dir``
+    (a PPO/TRPO run or a RARL run's protagonist); returns the attack's run directory, next to
+    the victim's. ``overrides`` (``key=value``) change the attack's config, which is otherwise
+    the victim's (the adversary uses the victim's update rule and settings)."""
+    victim_dir = Path(victim_dir).resolve()
+    victim = load_run_config(victim_dir)
+    if victim.train.algorithm not in ("ppo", "trpo", "rarl"):
+        raise ConfigError(
+            f"{victim_dir}: a {victim.train.algorithm} run; attack a PPO/TRPO/RARL run"
+        )
+    env_id = (
+        victim.env.id if victim.train.algorithm == "rarl" else variant_env_id(victim.env.id, "Adv")
+    )
+    update = (
+        victim.train.algorithm if victim.train.algorithm != "rarl" else victim.adversarial.adversary
+    )
+    cfg = load_run_config(
+        victim_dir,
+        [
+            "train.algorithm=rarl",
+            f"env.id={env_id}",
+            f"train.total_steps={steps}",
+            f"seed={seed}",
+            f"adversarial.adversary={update}",
+            "adversarial.protagonist_updates=0",
+            f"adversarial.victim={victim_dir}",
+            f"logging.log_dir={victim_dir.parent}",
+            f"logging.run_name={victim_dir.name}_attack_s{seed}",
+            *overrides,
+        ],
+    )
+    return train_rarl(cfg)
+
+
+def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True) -> str:
+    """The victim's return under each condition (``attack.csv`` in ``run_dir``), one line.
+
+    Every condition runs the same ``episodes`` (same seeds). "random" is a zero-mean Gaussian
+    force, clipped to the budget like any action, whose mean magnitude per component equals the
+    trained adversary's (measured on these episodes)."""
+    cfg = load_run_config(run_dir)
+    if cfg.adversarial.victim is None:
+        raise ConfigError(f"{run_dir}: not an attack run (adversarial.victim is not set)")
+    ckpt = load_checkpoint(run_dir)
+    spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
+    obs_dim, protagonist_dim, adversary_dim = two_player_dims(spec)
+    modules = {
+        "protagonist": make_policy(cfg, obs_dim, protagonist_dim),
+        "adversary": make_policy(cfg, obs_dim, adversary_dim),
+    }
+    victim = {**ckpt["protagonist"]["policy"], "deterministic": True}
+    trained = {**ckpt["adversary"]["policy"], "deterministic": True}
+    batch = min(episodes, EPISODES_PER_BATCH)
+    sampler_cfg = SamplerConfig(envs_per_worker=batch)
+    returns: dict[str, list[float]] = {}
+    with make_sampler(sampler_cfg, spec, modules, seed) as sampler:
+
+        def victim_returns(adversary: dict[str, Any]) -> tuple[list[float], torch.Tensor]:
+            state = {
+                "learner": "adversary",
+                "players": {"protagonist": victim, "adversary": adversary},
+            }
+            traj = sampler.sample_episodes(state, [cfg.env.task], episodes, seed)
+            forces = traj.actions.clamp(-1.0, 1.0).abs()[traj.mask.bool()]  # [steps, adv_dim]
+            return (-traj.episode_returns).tolist(), forces.mean(0)  # zero-sum: victim's = -adv's
+
+        returns["trained"], magnitude = victim_returns(trained)
+        returns["none"], _ = victim_returns(zero_mean(trained, None))
+        returns["random"], _ = victim_returns(zero_mean(trained, magnitude))
+
+    with (Path(run_dir) / ATTACK_NAME).open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["condition", "episode", "return"])
+        for condition in CONDITIONS:
+            for i, ret in enumerate(returns[condition]):
+                writer.writerow([condition, i, f"{ret:.4f}"])
+    parts = [f"{c} {np.mean(returns[c]):.1f} ± {np.std(returns[c]):.1f}" for c in CONDITIONS]
+    mean_magnitude = float(magnitude.mean())
+    return (
+        f"victim return over {episodes} episodes: "
+        + ", ".join(parts)
+        + f" (mean |adversary action| {mean_magnitude:.2f} of the budget); wrote "
+        + str(Path(run_dir) / ATTACK_NAME)
+    )
+
+
+def zero_mean(adversary: dict[str, Any], magnitude: torch.Tensor | None) -> dict[str, Any]:
+    """The adversary's state with a zero mean action: no force (``magnitude`` None), or a
+    random one with each component's mean clipped magnitude equal to ``magnitude``."""
+    params = {
+        k: torch.zeros_like(v) if k.startswith("mean_net.") else v
+        for k, v in adversary["params"].items()
+    }
+    if magnitude is None:
+        return {**adversary, "params": params, "deterministic": True}
+    std = torch.tensor([clipped_gaussian_std(float(m)) for m in magnitude])
+    params["log_std"] = std.log().to(params["log_std"].dtype)
+    return {**adversary, "params": params, "deterministic": False}
+
+
+def clipped_gaussian_std(magnitude: float) -> float:
+    """The sigma with E|clip(N(0, sigma^2), -1, 1)| = ``magnitude`` (bisection; in [1e-6, 1e3])."""
+
+    def mean_clipped(sigma: float) -> float:
+        inside = sigma * math.sqrt(2.0 / math.pi) * (1.0 - math.exp(-0.5 / sigma**2))
+        return inside + math.erfc(1.0 / (sigma * math.sqrt(2.0)))  # + P(|X| > 1) * 1
+
+    low, high = 1e-6, 1e3
+    for _ in range(100):
+        mid = math.sqrt(low * high)  # bisection in log space
+        low, high = (mid, high) if mean_clipped(mid) < magnitude else (low, mid)
+    return math.sqrt(low * high)
