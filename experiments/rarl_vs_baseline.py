@@ -1,0 +1,170 @@
+"""RARL against a baseline trained without adversary, per seed: robustness grid and attack.
+
+For each seed: trains the RARL config and a baseline with the protagonist's update rule and
+settings on the base env (``train.total_steps`` protagonist env steps each), evaluates both
+on the same mass x friction grid (paired episodes), attacks both with a fresh adversary under
+the same force budget, and writes ``summary.csv`` and ``summary.md`` (mean ± std over seeds)
+into ``--out``. Finished runs are reused, so an interrupted comparison continues where it
+stopped (a run cut off mid-training is resumed from its last checkpoint).
+
+    python experiments/rarl_vs_baseline.py --config configs/adversarial_config.yaml \\
+        --set env.id=metarobust/InvertedPendulumAdv-v0 --set train.total_steps=100000 \\
+        --seeds 0 1 2 --attack-steps 50000 --out runs/rarl_inverted_pendulum
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from metarobust.adversarial.attack import attack, attack_report
+from metarobust.adversarial.rarl import train_rarl
+from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
+from metarobust.config import load_config
+from metarobust.envs import base_env_id
+from metarobust.errors import ConfigError
+from metarobust.train import train
+from metarobust.utils.checkpoint import CHECKPOINT_NAME, load_checkpoint
+from metarobust.utils.run_dir import load_run_config
+
+METHODS = ("rarl", "baseline")
+
+
+def trained(run_dir: Path, start: Callable[[], Path], resume: Callable) -> Path:
+    """The finished run in ``run_dir``: started with ``start()`` if absent, continued with
+    ``resume(cfg, run_dir)`` from its last checkpoint if cut off."""
+    if not (run_dir / CHECKPOINT_NAME).exists():
+        return start()
+    cfg = load_run_config(run_dir)
+    if load_checkpoint(run_dir)["env_steps"] < cfg.train.total_steps:
+        return resume(cfg, run_dir)
+    return run_dir
+
+
+def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
+    """Train, attack and grid-evaluate both methods for one seed; one row per method."""
+    common = [*args.overrides, f"seed={seed}", f"logging.log_dir={args.out}"]
+    rarl_cfg = load_config(args.config, [*common, f"logging.run_name=rarl_s{seed}"])
+    if rarl_cfg.train.algorithm != "rarl":
+        raise ConfigError(f"{args.config}: expected train.algorithm: rarl")
+    baseline_cfg = load_config(
+        args.config,
+        [
+            *common,
+            f"logging.run_name=baseline_s{seed}",
+            f"train.algorithm={rarl_cfg.adversarial.protagonist}",
+            f"env.id={base_env_id(rarl_cfg.env.id)}",
+        ],
+    )
+    runs = {
+        "rarl": trained(args.out / f"rarl_s{seed}", lambda: train_rarl(rarl_cfg), train_rarl),
+        "baseline": trained(args.out / f"baseline_s{seed}", lambda: train(baseline_cfg), train),
+    }
+    grid = scale_grid(*DEFAULT_GRID[:2], args.grid_points)
+    grid_dir = args.out / f"robustness_s{seed}"
+    if not (grid_dir / "robustness.csv").exists():
+        print(robustness_grid(list(runs.values()), grid, grid, args.episodes, seed, grid_dir))
+    cell_means = read_grid_means(grid_dir / "robustness.csv")
+    rows = []
+    for method, run_dir in runs.items():
+        attack_dir = run_dir.parent / f"{run_dir.name}_attack_s{seed}"
+        attack_dir = trained(
+            attack_dir, lambda r=run_dir: attack(r, args.attack_steps, seed), train_rarl
+        )
+        if not (attack_dir / "attack.csv").exists():
+            print(attack_report(attack_dir, args.episodes * 4, seed))
+        returns = read_attack(attack_dir / "attack.csv")
+        rows.append(
+            {
+                "method": method,
+                "seed": seed,
+                "grid_mean": statistics.fmean(cell_means[run_dir.name]),
+                "grid_worst": min(cell_means[run_dir.name]),
+                "no_disturbance": returns["none"],
+                "random_disturbance": returns["random"],
+                "trained_adversary": returns["trained"],
+                "attack_drop": returns["none"] - returns["trained"],
+            }
+        )
+    return rows
+
+
+def read_grid_means(path: Path) -> dict[str, list[float]]:
+    """Each policy's mean return per cell, from ``robustness.csv``."""
+    cells: dict[tuple[str, str, str], list[float]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            key = (row["policy"], row["mass_scale"], row["friction_scale"])
+            cells.setdefault(key, []).append(float(row["return"]))
+    means: dict[str, list[float]] = {}
+    for (policy, _, _), returns in cells.items():
+        means.setdefault(policy, []).append(statistics.fmean(returns))
+    return means
+
+
+def read_attack(path: Path) -> dict[str, float]:
+    """Mean return per condition, from ``attack.csv``."""
+    returns: dict[str, list[float]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            returns.setdefault(row["condition"], []).append(float(row["return"]))
+    return {condition: statistics.fmean(r) for condition, r in returns.items()}
+
+
+def write_summary(out: Path, rows: list[dict], title: str) -> str:
+    """``summary.csv`` (every seed) and ``summary.md`` (mean ± std over seeds); the table."""
+    with (out / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    columns = [k for k in rows[0] if k not in ("method", "seed")]
+    lines = [
+        title,
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for method in METHODS:
+        mine = [r for r in rows if r["method"] == method]
+        cells = []
+        for column in columns:
+            values = [r[column] for r in mine]
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.1f} ± {std:.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(table)
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", type=Path, default=Path("configs/adversarial_config.yaml"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--attack-steps", type=int, default=200_000)
+    parser.add_argument("--episodes", type=int, default=5, help="per grid cell (attack: 4x)")
+    parser.add_argument("--grid-points", type=int, default=DEFAULT_GRID[2])
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    try:
+        rows = [row for seed in args.seeds for row in compare_seed(args, seed)]
+    except ConfigError as err:
+        print(f"rarl_vs_baseline: error: {err}", file=sys.stderr)
+        return 2
+    steps = load_config(args.config, args.overrides).train.total_steps
+    title = (
+        f"{args.config} {' '.join(args.overrides)}: {steps} protagonist steps, seeds "
+        f"{args.seeds}, {args.grid_points}x{args.grid_points} grid x {args.episodes} episodes, "
+        f"attacks of {args.attack_steps} steps"
+    )
+    print(write_summary(args.out, rows, title))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
