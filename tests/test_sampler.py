@@ -146,6 +146,22 @@ def test_episode_data_does_not_depend_on_envs_or_workers():
     assert not torch.equal(different.actions, runs[0].actions)
 
 
+def test_paired_episodes_share_starts_and_noise_across_tasks():
+    """``paired``: episode r of every task starts alike (common random numbers); unpaired, not."""
+    policy = policy_for(NAV)
+    goals = [{"goal": [0.3, 0.3]}, {"goal": [-0.4, 0.1]}, {"goal": [0.0, -0.2]}]
+    with LocalSampler(NAV, policy, 0, envs_per_worker=4) as sampler:
+        paired = sampler.sample_episodes(state_of(policy), goals, 2, seed=5, paired=True)
+        unpaired = sampler.sample_episodes(state_of(policy), goals, 2, seed=5)
+    first_actions = paired.actions[:, :, 0]  # [task, episode, act_dim]: same obs, same noise
+    assert torch.equal(first_actions[0], first_actions[1])
+    assert torch.equal(first_actions[0], first_actions[2])
+    assert not torch.equal(first_actions[0, 0], first_actions[0, 1])  # episodes still differ
+    assert not torch.equal(paired.rewards[0], paired.rewards[1])  # the goals differ
+    assert not torch.equal(unpaired.actions[0, :, 0], unpaired.actions[1, :, 0])
+    torch.testing.assert_close(paired.actions[0], unpaired.actions[0])  # task 0: same seeds
+
+
 def test_per_task_params_give_per_task_actions_on_native_vector_env():
     """Two tasks, two parameter sets: task 0 walks onto its goal (and terminates), task 1 away."""
     policy = policy_for(NAV)

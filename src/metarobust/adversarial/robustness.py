@@ -34,7 +34,7 @@ CSV_NAME = "robustness.csv"
 HEATMAP_NAME = "robustness_heatmap.png"
 PERCENTILES_NAME = "robustness_percentiles.png"
 DEFAULT_GRID = (0.5, 1.5, 11)  # LOW, HIGH, POINTS of nominal: the RARL code's mass/friction grid
-MAX_ENVS = 64  # at most this many of a cell's episodes are stepped together
+MAX_ENVS = 64  # at most this many episodes of a mass row are stepped together
 
 
 def scale_grid(low: float, high: float, points: int, flag: str = "scale grid") -> list[float]:
@@ -68,16 +68,15 @@ def grid_returns(
 
     Episode ``r`` of every cell starts from the same state (common random numbers): cells
     differ by their dynamics alone, and a cell's returns do not depend on the rest of the grid.
+    One sampler call per mass row (the progress bar moves per row).
     """
     returns = torch.zeros(len(masses), len(frictions), episodes)
     for i, mass in enumerate(masses):
-        for j, friction in enumerate(frictions):
-            # One call per cell: a sampler call seeds its episodes by (seed, task position,
-            # episode), so cells sharing a call would start from different states.
-            task = {"mass_scale": mass, "friction_scale": friction}
-            returns[i, j] = sampler.sample_episodes(state, [task], episodes, seed).episode_returns
-            if bar is not None:
-                bar.update(1)
+        tasks = [{"mass_scale": mass, "friction_scale": friction} for friction in frictions]
+        traj = sampler.sample_episodes(state, tasks, episodes, seed, paired=True)
+        returns[i] = traj.episode_returns.view(len(frictions), episodes)
+        if bar is not None:
+            bar.update(len(frictions))
     return returns
 
 
@@ -119,7 +118,7 @@ def robustness_grid(
             )
 
     labels = _labels(run_dirs)
-    sampler_cfg = SamplerConfig(envs_per_worker=min(episodes, MAX_ENVS))
+    sampler_cfg = SamplerConfig(envs_per_worker=min(episodes * len(frictions), MAX_ENVS))
     cells = len(masses) * len(frictions)
     returns = []  # per policy, [mass, friction, episode]
     bar = tqdm(total=len(run_dirs) * cells, unit="cell", desc="robustness", disable=not progress)

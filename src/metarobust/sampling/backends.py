@@ -64,14 +64,17 @@ class Sampler(ABC):
         tasks: Sequence[Task],
         episodes_per_task: int,
         seed: int,
+        paired: bool = False,
     ) -> Trajectories:
         """``episodes_per_task`` episodes of every task: ``[task, episode, time, ...]``.
 
         ``state`` is ``{"params", "buffers", "per_task"}`` (per-task params are indexed by
-        the position of the task in ``tasks``); ``seed`` fixes resets and action noise.
+        the position of the task in ``tasks``); ``seed`` fixes resets and action noise, per
+        task and episode, or with ``paired`` per episode only: episode ``r`` of every task
+        then starts from the same state with the same noise (common random numbers).
         """
         units: list[Unit] = [
-            (t, r, task, unit_seed(seed, t, r))
+            (t, r, task, unit_seed(seed, 0 if paired else t, r))
             for t, task in enumerate(tasks)
             for r in range(episodes_per_task)
         ]
