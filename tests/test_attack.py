@@ -16,8 +16,18 @@ from metarobust.train import train
 from metarobust.utils.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The learners' updates on one thread, as in the runs these budgets were chosen with:
+    the thread count changes float rounding, and with it the seeded runs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
-def victim(tmp_path_factory) -> Path:
+def victim(tmp_path_factory, one_torch_thread) -> Path:
     """PPO on InvertedPendulum-v5, trained until it balances for the whole episode."""
     logs = tmp_path_factory.mktemp("logs")
     cfg = load_config(
