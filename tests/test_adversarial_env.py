@@ -73,7 +73,7 @@ def test_check_env_passes(env_id):
     env.close()
 
 
-@pytest.mark.parametrize("env_id", ADVERSARIAL_ENV_IDS)
+@pytest.mark.parametrize("env_id", list(PLAYERS))
 def test_players_metadata_and_spaces(env_id):
     env = gym.make(env_id)
     players = PLAYERS[env_id]

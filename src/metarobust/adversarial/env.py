@@ -77,7 +77,7 @@ class AdversarialForceEnv(gym.Wrapper):
         **base_kwargs: Any,
     ) -> None:
         if isinstance(env, str):
-            name, env = name or env, _make_bare(env, base_kwargs)
+            name, env = name or env, make_bare(env, base_kwargs)
         elif base_kwargs:
             raise TypeError("base_kwargs are only for an env given by id")
         name = name or _env_name(env)
@@ -143,7 +143,7 @@ def adversarial_entry_point(
     Missing ``bodies`` / ``axes`` / ``max_force`` come from the preset of ``base_id``, or, for
     an id without one (say ``metarobust/HopperDynamics-v0``), of the v5 env it is built on.
     """
-    env = _make_bare(base_id, base_kwargs)
+    env = make_bare(base_id, base_kwargs)
     if bodies is None or axes is None or max_force is None:
         preset = _find_preset(base_id, env)
         if preset is None:
@@ -159,7 +159,7 @@ def adversarial_entry_point(
     return AdversarialForceEnv(env, bodies, axes, max_force, name=base_id)
 
 
-def _make_bare(base_id: str, kwargs: dict[str, Any]) -> gym.Env:
+def make_bare(base_id: str, kwargs: dict[str, Any]) -> gym.Env:
     # From the spec's entry point, not gym.make: the registered id's TimeLimit stays the only one.
     try:
         spec = gym.spec(base_id)

@@ -18,6 +18,8 @@ Two-player ids for RARL (``ADVERSARIAL_ENV_IDS``, see ``metarobust.adversarial.e
   (v5 models and time limits): one action ``[protagonist, adversary forces]``, split by
   ``metadata["players"]``. They take no task of their own; ``gymnasium.make(id,
   base_id="metarobust/HopperDynamics-v0")`` builds one on a task-settable base instead.
+- ``metarobust/<Name>DynamicsAdv-v0`` for the same five: the adversary picks the mass and
+  friction scales at each episode's first step (``metarobust.adversarial.dynamics``).
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ ENV_IDS: tuple[str, ...] = (
 )
 # Kept apart from ENV_IDS, whose every id takes a task and has a default task distribution.
 ADVERSARIAL_ENV_IDS: tuple[str, ...] = tuple(
-    f"metarobust/{base}Adv-v0" for base in _ADVERSARIAL_BASES
+    f"metarobust/{base}{kind}-v0" for kind in ("Adv", "DynamicsAdv") for base in _ADVERSARIAL_BASES
 )
 
 
@@ -144,12 +146,16 @@ def register_envs() -> None:
     for base in _ADVERSARIAL_BASES:
         base_id = f"{base}-v5"
         # A string entry point: importing metarobust.envs must not import metarobust.adversarial.
-        _register(
-            f"metarobust/{base}Adv-v0",
-            entry_point="metarobust.adversarial.env:adversarial_entry_point",
-            max_episode_steps=gym.spec(base_id).max_episode_steps,
-            kwargs={"base_id": base_id},
-        )
+        for kind, entry_point in (
+            ("Adv", "metarobust.adversarial.env:adversarial_entry_point"),
+            ("DynamicsAdv", "metarobust.adversarial.dynamics:dynamics_adversary_entry_point"),
+        ):
+            _register(
+                f"metarobust/{base}{kind}-v0",
+                entry_point=entry_point,
+                max_episode_steps=gym.spec(base_id).max_episode_steps,
+                kwargs={"base_id": base_id},
+            )
 
 
 route_mujoco_warnings()
