@@ -84,6 +84,43 @@ def test_two_player_sampling_records_the_learners_view():
         torch.testing.assert_close(traj.log_probs, expected, atol=1e-4, rtol=1e-4)
 
 
+def test_a_population_opponent_plays_one_member_per_episode():
+    spec = EnvSpec("metarobust/HopperAdv-v0")
+    obs_dim, protagonist_dim, adversary_dim = two_player_dims(spec)
+    torch.manual_seed(0)
+    policies = {
+        "protagonist": GaussianPolicy(obs_dim, protagonist_dim),
+        "adversary": GaussianPolicy(obs_dim, adversary_dim),
+    }
+    members = []
+    for bias in (0.0, 5.0):  # no force, and full force along +x and +z
+        params = {
+            k: torch.zeros_like(v) if k.startswith("mean_net.") else v
+            for k, v in policies["adversary"].init_params().items()
+        }
+        params[[k for k in params if k.endswith("bias")][-1]] += bias
+        members.append(params)
+    protagonist = policy_state(policies["protagonist"].init_params(), policies["protagonist"])
+
+    def returns(adversary_params, per_task):
+        adversary = {**policy_state(adversary_params, policies["adversary"]), "per_task": per_task}
+        state = {
+            "learner": "protagonist",
+            "players": {"protagonist": protagonist, "adversary": adversary},
+        }
+        with LocalSampler(spec, policies, seed=0, envs_per_worker=4) as sampler:
+            return sampler.sample_episodes(state, [None], 12, seed=9).episode_returns
+
+    alone = [returns(m, False) for m in members]
+    stacked = {k: torch.stack([m[k] for m in members]) for k in members[0]}
+    mixed = returns(stacked, True)
+    assert not torch.equal(alone[0], alone[1])
+    met = [0 if torch.equal(r, alone[0][i]) else 1 for i, r in enumerate(mixed)]
+    for i, m in enumerate(met):  # every episode is exactly one member's episode
+        torch.testing.assert_close(mixed[i], alone[m][i], rtol=0, atol=0)
+    assert set(met) == {0, 1}
+
+
 def test_policies_must_match_the_number_of_players():
     module = GaussianPolicy(4, 1)
     with pytest.raises(ConfigError, match="two-player env needs policies"):
@@ -119,9 +156,17 @@ def test_each_phase_updates_only_its_learner(tmp_path, monkeypatch):
             assert same == (player != name), (name, player)  # only the learner moves
 
 
-@pytest.mark.parametrize("updates", ["ppo", "trpo"])
-def test_resume_equals_uninterrupted(tmp_path, updates):
-    overrides = (f"adversarial.protagonist={updates}", f"adversarial.adversary={updates}")
+@pytest.mark.parametrize(
+    ("updates", "population", "mode"),
+    [("ppo", 1, "uniform"), ("trpo", 1, "uniform"), ("ppo", 3, "uniform"), ("ppo", 2, "worst")],
+)
+def test_resume_equals_uninterrupted(tmp_path, updates, population, mode):
+    overrides = (
+        f"adversarial.protagonist={updates}",
+        f"adversarial.adversary={updates}",
+        f"adversarial.population={population}",
+        f"adversarial.population_mode={mode}",
+    )
     straight = train_rarl(tiny_config(tmp_path, "straight", *overrides))
     split = train_rarl(tiny_config(tmp_path, "split", *overrides, "train.total_steps=256"))
     assert main(["train", "--resume", str(split), "--set", "train.total_steps=512"]) == 0
@@ -134,8 +179,13 @@ def test_resume_equals_uninterrupted(tmp_path, updates):
         "adversary/policy_loss",
     } <= rows(straight)[-1].keys()
     a, b = load_checkpoint(split), load_checkpoint(straight)
-    for player in ("protagonist", "adversary"):
-        pa, pb = a[player]["policy"]["params"], b[player]["policy"]["params"]
+    players_a, players_b = (
+        [a["protagonist"], *a["adversaries"]],
+        [b["protagonist"], *b["adversaries"]],
+    )
+    assert len(players_a) == len(players_b) == 1 + population
+    for pa, pb in zip(players_a, players_b, strict=True):
+        pa, pb = pa["policy"]["params"], pb["policy"]["params"]
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
 
 

@@ -160,6 +160,14 @@ class AdversarialConfig(Section):
     adversary_updates: PositiveInt = Field(
         1, description="N_nu: adversary updates per iteration, protagonist frozen"
     )
+    population: PositiveInt = Field(
+        1, description="adversaries, each with its own updates (RAP for more than one)"
+    )
+    population_mode: Literal["uniform", "worst"] = Field(
+        "uniform",
+        description="uniform: the protagonist meets one adversary drawn per episode (RAP); "
+        "worst: the one that lowered its return most in the last adversary phase",
+    )
     victim: str | None = Field(
         None,
         description="attack: a saved run whose policy is the protagonist, frozen and acting with "

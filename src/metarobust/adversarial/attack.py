@@ -60,6 +60,7 @@ def attack(
             f"seed={seed}",
             f"adversarial.adversary={update}",
             "adversarial.protagonist_updates=0",
+            "adversarial.population=1",
             f"adversarial.victim={victim_dir}",
             f"logging.log_dir={victim_dir.parent}",
             f"logging.run_name={victim_dir.name}_attack_s{seed}",
@@ -86,7 +87,7 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
         "adversary": make_policy(cfg, obs_dim, adversary_dim),
     }
     victim = {**ckpt["protagonist"]["policy"], "deterministic": True}
-    trained = {**ckpt["adversary"]["policy"], "deterministic": True}
+    trained = {**ckpt["adversaries"][0]["policy"], "deterministic": True}
     batch = min(episodes, EPISODES_PER_BATCH)
     sampler_cfg = SamplerConfig(envs_per_worker=batch)
     returns: dict[str, list[float]] = {}

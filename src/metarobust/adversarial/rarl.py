@@ -10,6 +10,11 @@ Either player's update is PPO or TRPO. Both phases step the same sampler streams
 run on across phases); a phase's trajectories hold only its learner's actions, log-probs and
 rewards, so each update is the ordinary single-agent one.
 
+With ``adversarial.population: K > 1`` there are K adversaries, each updated on its own
+rollouts in the adversary phase; the protagonist meets one drawn per episode (RAP, Vinitsky
+et al. 2020) or, with ``population_mode: worst``, the one that lowered its return most in the
+last adversary phase.
+
 With N_mu = 0 and ``adversarial.victim`` set, the same loop is an *attack*: a fresh adversary
 trained against a saved policy that stays frozen and acts with its mean action.
 """
@@ -17,6 +22,7 @@ trained against a saved policy that stays frozen and acts with its mean action.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,21 +90,51 @@ def two_player_dims(spec: EnvSpec) -> tuple[int, int, int]:
 
 def make_players(
     cfg: Config, spec: EnvSpec, device: torch.device, generator: torch.Generator
-) -> tuple[Player, Player]:
-    """The protagonist and the adversary of ``cfg`` on ``device``: freshly initialised, except
-    an attack's protagonist, which is the victim run's saved policy."""
-    obs_dim, *dims = two_player_dims(spec)
-    algorithms = (cfg.adversarial.protagonist, cfg.adversarial.adversary)
-    players = []
-    for name, act_dim, algorithm in zip(PLAYERS, dims, algorithms, strict=True):
-        policy = make_policy(cfg, obs_dim, act_dim).to(device)
-        hp = cfg.ppo if algorithm == "ppo" else cfg.trpo
-        rule = make_update(cfg, algorithm, policy, device, generator)
-        players.append(Player(name, policy, rule, hp.num_steps))
-    protagonist, adversary = players
+) -> tuple[Player, list[Player]]:
+    """The protagonist and the ``adversarial.population`` adversaries of ``cfg`` on
+    ``device``: freshly initialised, except an attack's protagonist, which is the victim run's
+    saved policy. The adversaries share one module, so one observation normaliser (fed by all
+    of them), each with its own parameters and update."""
+    obs_dim, protagonist_dim, adversary_dim = two_player_dims(spec)
+    policy = make_policy(cfg, obs_dim, protagonist_dim).to(device)
+    protagonist = make_player(cfg, "protagonist", policy, device, generator)
+    shared = make_policy(cfg, obs_dim, adversary_dim).to(device)
+    adversaries = []
+    for k in range(cfg.adversarial.population):
+        member = make_player(cfg, "adversary", shared, device, generator)
+        if k > 0:  # every member from its own random initialisation
+            fresh = make_policy(cfg, obs_dim, adversary_dim).init_params()
+            with torch.no_grad():
+                for name, p in member.update_rule.params.items():
+                    p.copy_(fresh[name])
+        adversaries.append(member)
     if cfg.adversarial.victim is not None:
         load_victim(protagonist, Path(cfg.adversarial.victim), cfg)
-    return protagonist, adversary
+    return protagonist, adversaries
+
+
+def make_player(
+    cfg: Config,
+    name: str,
+    policy: GaussianPolicy,
+    device: torch.device,
+    generator: torch.Generator,
+) -> Player:
+    """A player with ``policy`` and the update ``cfg`` gives it (``adversarial.<name>``)."""
+    algorithm = getattr(cfg.adversarial, name)
+    hp = cfg.ppo if algorithm == "ppo" else cfg.trpo
+    rule = make_update(cfg, algorithm, policy, device, generator)
+    return Player(name, policy, rule, hp.num_steps)
+
+
+def population_state(members: list[Player]) -> dict[str, Any]:
+    """The adversaries as the sampler takes an opponent: one policy, or with several one
+    per-member state (``[member, ...]`` params; the worker draws a member per episode)."""
+    states = [m.sampler_state() for m in members]
+    if len(states) == 1:
+        return states[0]
+    params = {k: torch.stack([s["params"][k] for s in states]) for k in states[0]["params"]}
+    return {**states[0], "params": params, "per_task": True}
 
 
 def load_victim(player: Player, victim_dir: Path, cfg: Config) -> None:
@@ -125,11 +161,13 @@ def load_victim(player: Player, victim_dir: Path, cfg: Config) -> None:
     player.frozen = True
 
 
-def collect(sampler: Sampler, learner: Player, opponent: Player, task: Any) -> Trajectories:
-    """``learner.num_steps`` steps of every env with both policies, from the learner's view."""
+def collect(sampler: Sampler, learner: Player, opponent: dict[str, Any], task: Any) -> Trajectories:
+    """``learner.num_steps`` steps of every env with the learner and the ``opponent`` (its
+    sampler state), from the learner's view."""
+    (other,) = set(PLAYERS) - {learner.name}
     state = {
         "learner": learner.name,
-        "players": {p.name: p.sampler_state() for p in (learner, opponent)},
+        "players": {learner.name: learner.sampler_state(), other: opponent},
     }
     return sampler.sample_steps(state, learner.num_steps, task)
 
@@ -140,28 +178,30 @@ def train_rarl(cfg: Config, run_dir: Path | None = None) -> Path:
     device = resolve_device(cfg.device)
     spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
     generator = seed_everything(cfg.seed)
-    protagonist, adversary = make_players(cfg, spec, device, generator)
+    protagonist, adversaries = make_players(cfg, spec, device, generator)
     if run_dir is None:
         run_dir = new_run_dir(cfg, f"{cfg.env.id.replace('/', '-')}_rarl")
         write_run_info(run_dir, cfg)
     n_mu, n_nu = cfg.adversarial.protagonist_updates, cfg.adversarial.adversary_updates
     num_envs = cfg.sampler.workers * cfg.sampler.envs_per_worker
     protagonist_steps = n_mu * protagonist.num_steps * num_envs  # per iteration
-    adversary_steps = n_nu * adversary.num_steps * num_envs
+    adversary_steps = len(adversaries) * n_nu * adversaries[0].num_steps * num_envs
     # The step axis counts the trained protagonist's steps (an attack's: the adversary's).
     axis_steps = protagonist_steps or adversary_steps
     num_iterations = math.ceil(cfg.train.total_steps / axis_steps)
+    worst = 0  # the member with the highest adversary return in the last adversary phase
 
-    modules = {p.name: p.policy.cpu() for p in (protagonist, adversary)}
+    modules = {"protagonist": protagonist.policy.cpu(), "adversary": adversaries[0].policy.cpu()}
     with make_sampler(cfg.sampler, spec, modules, cfg.seed) as sampler:
-        for p in (protagonist, adversary):
-            p.policy.to(device)
+        for module in modules.values():
+            module.to(device)
         iteration, env_steps = 0, 0
         if resumed:
             ckpt = load_checkpoint(run_dir)
-            iteration, env_steps = ckpt["iteration"], ckpt["env_steps"]
+            iteration, env_steps, worst = ckpt["iteration"], ckpt["env_steps"], ckpt["worst"]
             protagonist.load_state_dict(ckpt["protagonist"])
-            adversary.load_state_dict(ckpt["adversary"])
+            for member, state in zip(adversaries, ckpt["adversaries"], strict=True):
+                member.load_state_dict(state)
             sampler.load_state(ckpt["sampler"])
             set_rng_state(ckpt["rng"], generator)
 
@@ -171,7 +211,8 @@ def train_rarl(cfg: Config, run_dir: Path | None = None) -> Path:
                 "env_steps": env_steps,
                 "config": cfg.model_dump(mode="json"),
                 "protagonist": protagonist.state_dict(),
-                "adversary": adversary.state_dict(),
+                "adversaries": [member.state_dict() for member in adversaries],
+                "worst": worst,
                 "sampler": sampler.state(),
                 "rng": rng_state(generator),
             }
@@ -180,18 +221,30 @@ def train_rarl(cfg: Config, run_dir: Path | None = None) -> Path:
         with TrainingRun(cfg, run_dir, total, env_steps, env_steps, resumed) as run:
             while iteration < num_iterations:
                 metrics: dict[str, float] = {}
-                # N_mu protagonist updates against the frozen adversary (reward r)
+                # N_mu protagonist updates against the frozen adversaries (reward r): one drawn
+                # per episode (RAP; one adversary = RARL), or the worst of them
+                opponent = population_state(adversaries)
+                if cfg.adversarial.population_mode == "worst":
+                    opponent = adversaries[worst].sampler_state()
                 for _ in range(n_mu):
-                    traj = collect(sampler, protagonist, adversary, cfg.env.task).to(device)
+                    traj = collect(sampler, protagonist, opponent, cfg.env.task).to(device)
                     losses = protagonist.update(traj)
                     metrics |= {f"losses/{k}": v for k, v in losses.items()}
                     metrics |= _returns(traj, "charts/episodic_return")
-                # N_nu adversary updates against the frozen protagonist (reward -r)
-                for _ in range(n_nu):
-                    traj = collect(sampler, adversary, protagonist, cfg.env.task).to(device)
-                    losses = adversary.update(traj)
-                    metrics |= {f"adversary/{k}": v for k, v in losses.items()}
-                    metrics |= _returns(traj, "adversary/return")
+                # N_nu updates of each adversary against the frozen protagonist (reward -r)
+                member_returns: dict[int, float] = {}  # of the members' last updates
+                for k, member in enumerate(adversaries):
+                    for _ in range(n_nu):
+                        traj = collect(
+                            sampler, member, protagonist.sampler_state(), cfg.env.task
+                        ).to(device)
+                        losses = member.update(traj)
+                    metrics |= {f"adversary/{k}": v for k, v in losses.items()}  # the last's
+                    if traj.episode_returns.numel() > 0:
+                        member_returns[k] = traj.episode_returns.mean().item()
+                if member_returns:
+                    worst = max(member_returns, key=member_returns.__getitem__)
+                    metrics["adversary/return"] = statistics.fmean(member_returns.values())
                 iteration += 1
                 env_steps += axis_steps
                 run.end_iteration(

@@ -8,7 +8,9 @@ Two-player envs (``metadata["players"] = (protagonist_dim, adversary_dim)``, the
 envs) are stepped by two policies, ``{"protagonist": module, "adversary": module}``, each run
 once per step on the same observations; their actions are concatenated into the env's joint
 action. A call's state names the *learner*, whose actions and log-probs are recorded; the
-adversary's rewards and returns are the negated env rewards (zero-sum).
+adversary's rewards and returns are the negated env rewards (zero-sum). An opponent given
+as a population (per-member params ``[member, ...]`` with ``per_task``) acts with one member
+per episode, drawn from the episode's reset seed.
 
 Randomness does not depend on how work is split among workers or envs: a unit's env reset
 seed and action noise come from ``SeedSequence([unit_seed])`` alone, a step-mode env's from
@@ -84,6 +86,11 @@ class BatchedPolicy:
         self.per_task = False
         self.deterministic = False
         self._task_params: Params = {}
+
+    @property
+    def num_param_sets(self) -> int:
+        """How many parameter sets a per-task (or per-member) state holds."""
+        return len(next(iter(self._task_params.values())))
 
     def load(self, state: Mapping[str, Any]) -> None:
         """Take the learner's ``{"params", "buffers", "per_task"[, "deterministic"]}``."""
@@ -191,6 +198,7 @@ class RolloutWorker:
         self._truncated = np.zeros(n, np.bool_)
         self._obs = np.zeros((n, self.obs_dim), np.float32)  # each env's current observation
         self._ended = np.zeros(n, np.bool_)  # finished and not reset since
+        self._episode_seed = np.zeros(n, np.int64)  # each env's episode: its reset seed
         # Step-mode streams: one reset-seed and one noise generator per env.
         streams = [
             np.random.SeedSequence([seed, _STEP_TAG, env_offset + i]).spawn(2) for i in range(n)
@@ -228,16 +236,20 @@ class RolloutWorker:
         return -1.0 if self._learner == "adversary" else 1.0  # zero-sum
 
     def _act(
-        self, obs: np.ndarray, noise: np.ndarray, tasks: np.ndarray | None = None
+        self, obs: np.ndarray, noise: np.ndarray, envs: np.ndarray, tasks: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Joint env actions ``[n, act_dim]``, and the learner's actions and log-probs."""
+        """Joint env actions ``[n, act_dim]`` for the rows of ``envs``, and the learner's
+        actions and log-probs; ``tasks`` index per-task learner params."""
         if _SOLE in self._policies:
             actions, log_probs = self._policies[_SOLE].act(obs, noise, tasks)
             return actions, actions, log_probs
         joint = np.empty((len(obs), self.act_dim), np.float32)
         for name, policy in self._policies.items():
             columns = self._columns[name]
-            actions, log_probs = policy.act(obs, noise[:, columns], tasks)
+            rows = tasks
+            if name != self._learner and policy.per_task:  # a population: a member per episode
+                rows = self._episode_seed[envs] % policy.num_param_sets
+            actions, log_probs = policy.act(obs, noise[:, columns], rows)
             joint[:, columns] = actions
             if name == self._learner:
                 learner = actions, log_probs
@@ -291,7 +303,7 @@ class RolloutWorker:
                 break
             u, t = unit_of[active], t_of[active]
             tasks = task_of_unit[u] if self.policy.per_task else None
-            joint, act, logp = self._act(self._obs[active], noise[active, t], tasks)
+            joint, act, logp = self._act(self._obs[active], noise[active, t], active, tasks)
             obs[u, t], actions[u, t], log_probs[u, t] = self._obs[active], act, logp
             self._step(active, np.clip(joint, self._low, self._high))
             rew = self._rewards[active]
@@ -373,7 +385,7 @@ class RolloutWorker:
         ep_lengths: list[np.ndarray] = [np.zeros(0, np.int64)]
         all_envs = np.arange(n)
         for t in range(num_steps):
-            joint, act, logp = self._act(self._obs, noise[:, t])
+            joint, act, logp = self._act(self._obs, noise[:, t], all_envs)
             obs[:, t], actions[:, t], log_probs[:, t] = self._obs, act, logp
             self._step(all_envs, np.clip(joint, self._low, self._high))
             next_obs[:, t], rewards[:, t] = self._next_obs, sign * self._rewards
@@ -431,6 +443,7 @@ class RolloutWorker:
             state["obs"] = torch.from_numpy(self._obs.copy())
             state["return"] = torch.from_numpy(self._return.copy())
             state["length"] = torch.from_numpy(self._length.copy())
+            state["episode_seed"] = torch.from_numpy(self._episode_seed.copy())
             if self._sync:
                 state["envs"] = [capture_env_state(e) for e in self.env.envs]
             elif hasattr(self.env, "get_state"):
@@ -451,6 +464,7 @@ class RolloutWorker:
         self._obs[:] = np.asarray(state["obs"])
         self._return[:] = np.asarray(state["return"])
         self._length[:] = np.asarray(state["length"])
+        self._episode_seed[:] = np.asarray(state["episode_seed"])
         if self._sync:
             for env, env_state in zip(self.env.envs, state["envs"], strict=True):
                 restore_env_state(env, env_state)
@@ -470,6 +484,9 @@ class RolloutWorker:
         obs, _ = self.env.reset(seed=seeds, options=options)
         self._obs[mask] = obs[mask]
         self._ended[mask] = False
+        for i in np.flatnonzero(mask):
+            if seeds[i] is not None:
+                self._episode_seed[i] = seeds[i]
 
     def _step(self, envs: np.ndarray, actions: np.ndarray) -> None:
         """Step ``envs`` with ``actions [len(envs), act_dim]``; results land in their rows."""
