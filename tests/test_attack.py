@@ -76,11 +76,25 @@ def test_trained_adversary_lowers_the_return_far_more_than_random_pushes(victim,
     assert cfg.adversarial.protagonist_updates == 0 and cfg.adversarial.adversary == "ppo"
 
 
+def test_observation_attack_beats_random_perturbations(victim):
+    """An adversary shifting the observations by at most 0.2 per component (ObsAdv env)."""
+    args = ["attack", str(victim), "--steps", "16384", "--episodes", "16", "--epsilon", "0.2"]
+    assert main([*args, "--set", "logging.progress=false"]) == 0
+    run = victim.parent / "victim_obs_attack_s0"
+    returns = {c: float(np.mean(r)) for c, r in read_attack(run).items()}
+    assert returns["none"] > 900, returns
+    assert returns["trained"] < 0.5 * returns["random"] and returns["trained"] < 300, returns
+    cfg = load_config(run / "config.yaml")
+    assert cfg.env.id == "metarobust/InvertedPendulumObsAdv-v0"
+    assert cfg.env.kwargs == {"epsilon": 0.2}
+
+
 def test_attack_input_errors(victim, tmp_path, capsys):
     cases = [
         (["attack", str(tmp_path / "missing")], "run directory not found"),
         (["attack", str(victim), "--steps", "0"], "--steps"),
         (["attack", str(victim), "--episodes", "0"], "--episodes"),
+        (["attack", str(victim), "--epsilon", "-1"], "--epsilon"),
         (["attack", str(victim), "--set", "adversarial.adversary=sac"], "adversarial.adversary"),
     ]
     for args, message in cases:

@@ -121,6 +121,41 @@ def test_a_population_opponent_plays_one_member_per_episode():
     assert set(met) == {0, 1}
 
 
+def test_an_observation_adversary_shifts_only_the_protagonists_input():
+    spec = EnvSpec("metarobust/HopperObsAdv-v0", {"epsilon": 0.1})
+    obs_dim, protagonist_dim, adversary_dim = two_player_dims(spec)
+    assert adversary_dim == obs_dim
+    torch.manual_seed(0)
+    policies = {
+        "protagonist": GaussianPolicy(obs_dim, protagonist_dim),
+        "adversary": GaussianPolicy(obs_dim, adversary_dim),
+    }
+    push = {  # the adversary's mean action saturates at +1 in every component
+        k: torch.zeros_like(v) if k.startswith("mean_net.") else v
+        for k, v in policies["adversary"].init_params().items()
+    }
+    push[[k for k in push if k.endswith("bias")][-1]] += 5.0
+    views = {}
+    for learner in ("protagonist", "adversary"):
+        state = {
+            "learner": learner,
+            "players": {
+                "protagonist": policy_state(
+                    policies["protagonist"].init_params(), policies["protagonist"]
+                ),
+                "adversary": {**policy_state(push, policies["adversary"]), "deterministic": True},
+            },
+        }
+        with LocalSampler(spec, policies, seed=1, envs_per_worker=2) as sampler:
+            views[learner] = sampler.sample_steps(state, 40)
+    pro, adv = views["protagonist"], views["adversary"]
+    torch.testing.assert_close(pro.obs, adv.obs + 0.1)  # the protagonist saw obs + epsilon
+    same_episode = ~(adv.terminated | adv.truncated)[..., :-1]  # steps t -> t+1 in one episode
+    true_next = adv.next_obs[..., :-1, :][same_episode]
+    torch.testing.assert_close(adv.obs[..., 1:, :][same_episode], true_next)  # true states
+    assert torch.equal(pro.next_obs, adv.next_obs)  # the physics are the same
+
+
 def test_policies_must_match_the_number_of_players():
     module = GaussianPolicy(4, 1)
     with pytest.raises(ConfigError, match="two-player env needs policies"):

@@ -104,6 +104,12 @@ def _parser() -> argparse.ArgumentParser:
     attack.add_argument("--episodes", type=int, default=20, help="episodes per condition")
     attack.add_argument("--seed", type=int, default=0, help="attack seed (training and report)")
     attack.add_argument(
+        "--epsilon",
+        type=float,
+        help="attack the observations instead: shift each component by at most this much "
+        "(raw observation units; the ObsAdv env)",
+    )
+    attack.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -194,7 +200,9 @@ def _attack(args: argparse.Namespace) -> None:
     for name in ("steps", "episodes"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
-    run_dir = attack(args.run_dir, args.steps, args.seed, args.overrides)
+    if args.epsilon is not None and not args.epsilon > 0:
+        raise ConfigError(f"--epsilon: expected a positive number, got {args.epsilon}")
+    run_dir = attack(args.run_dir, args.steps, args.seed, args.overrides, args.epsilon)
     print(attack_report(run_dir, args.episodes, args.seed))
 
 

@@ -10,6 +10,7 @@ the RARL preset); the victim acts with its mean action throughout.
 from __future__ import annotations
 
 import csv
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -33,21 +34,32 @@ CONDITIONS = ("none", "random", "trained")
 
 
 def attack(
-    victim_dir: Path, steps: int, seed: int, overrides: list[str] | tuple[str, ...] = ()
+    victim_dir: Path,
+    steps: int,
+    seed: int,
+    overrides: list[str] | tuple[str, ...] = (),
+    epsilon: float | None = None,
 ) -> Path:
     """Train an adversary for ``steps`` env steps against the policy saved in ``victim_dir``
     (a PPO/TRPO run or a RARL run's protagonist); returns the attack's run directory, next to
-    the victim's. ``overrides`` (``key=value``) change the attack's config, which is otherwise
-    the victim's (the adversary uses the victim's update rule and settings)."""
+    the victim's. The adversary pushes with forces (the ``Adv`` env's budget; a RARL victim's
+    own env), or with ``epsilon`` shifts the victim's observations by at most that much per
+    component (the ``ObsAdv`` env). ``overrides`` (``key=value``) change the attack's config,
+    which is otherwise the victim's (the adversary uses the victim's update rule)."""
     victim_dir = Path(victim_dir).resolve()
     victim = load_run_config(victim_dir)
     if victim.train.algorithm not in ("ppo", "trpo", "rarl"):
         raise ConfigError(
             f"{victim_dir}: a {victim.train.algorithm} run; attack a PPO/TRPO/RARL run"
         )
-    env_id = (
-        victim.env.id if victim.train.algorithm == "rarl" else variant_env_id(victim.env.id, "Adv")
-    )
+    rarl = victim.train.algorithm == "rarl"
+    env_id, kwargs = victim.env.id, dict(victim.env.kwargs)
+    if epsilon is not None:
+        # a RARL victim's env kwargs describe its force adversary, not the base env
+        env_id = variant_env_id(env_id, "ObsAdv")
+        kwargs = {**({} if rarl else kwargs), "epsilon": epsilon}
+    elif not rarl:
+        env_id = variant_env_id(env_id, "Adv")
     update = (
         victim.train.algorithm if victim.train.algorithm != "rarl" else victim.adversarial.adversary
     )
@@ -56,6 +68,7 @@ def attack(
         [
             "train.algorithm=rarl",
             f"env.id={env_id}",
+            f"env.kwargs={json.dumps(kwargs)}",
             f"train.total_steps={steps}",
             f"seed={seed}",
             f"adversarial.adversary={update}",
@@ -63,7 +76,7 @@ def attack(
             "adversarial.population=1",
             f"adversarial.victim={victim_dir}",
             f"logging.log_dir={victim_dir.parent}",
-            f"logging.run_name={victim_dir.name}_attack_s{seed}",
+            f"logging.run_name={victim_dir.name}_{'obs_' if epsilon else ''}attack_s{seed}",
             *overrides,
         ],
     )
@@ -74,8 +87,8 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
     """The victim's return under each condition (``attack.csv`` in ``run_dir``), one line.
 
     Every condition runs the same ``episodes`` (same seeds). "random" is a zero-mean Gaussian
-    force, clipped to the budget like any action, whose mean magnitude per component equals the
-    trained adversary's (measured on these episodes)."""
+    disturbance, clipped to the budget like any action, whose mean magnitude per component
+    equals the trained adversary's (measured on these episodes)."""
     cfg = load_run_config(run_dir)
     if cfg.adversarial.victim is None:
         raise ConfigError(f"{run_dir}: not an attack run (adversarial.victim is not set)")

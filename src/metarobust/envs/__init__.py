@@ -20,6 +20,8 @@ Two-player ids for RARL (``ADVERSARIAL_ENV_IDS``, see ``metarobust.adversarial.e
   base_id="metarobust/HopperDynamics-v0")`` builds one on a task-settable base instead.
 - ``metarobust/<Name>DynamicsAdv-v0`` for the same five: the adversary picks the mass and
   friction scales at each episode's first step (``metarobust.adversarial.dynamics``).
+- ``metarobust/<Name>ObsAdv-v0`` for the same five: the adversary shifts the protagonist's
+  observation by at most ``epsilon`` per component (``metarobust.adversarial.observation``).
 """
 
 from __future__ import annotations
@@ -90,7 +92,9 @@ ENV_IDS: tuple[str, ...] = (
 )
 # Kept apart from ENV_IDS, whose every id takes a task and has a default task distribution.
 ADVERSARIAL_ENV_IDS: tuple[str, ...] = tuple(
-    f"metarobust/{base}{kind}-v0" for kind in ("Adv", "DynamicsAdv") for base in _ADVERSARIAL_BASES
+    f"metarobust/{base}{kind}-v0"
+    for kind in ("Adv", "DynamicsAdv", "ObsAdv")
+    for base in _ADVERSARIAL_BASES
 )
 
 
@@ -149,6 +153,7 @@ def register_envs() -> None:
         for kind, entry_point in (
             ("Adv", "metarobust.adversarial.env:adversarial_entry_point"),
             ("DynamicsAdv", "metarobust.adversarial.dynamics:dynamics_adversary_entry_point"),
+            ("ObsAdv", "metarobust.adversarial.observation:observation_adversary_entry_point"),
         ):
             _register(
                 f"metarobust/{base}{kind}-v0",

@@ -10,7 +10,9 @@ once per step on the same observations; their actions are concatenated into the 
 action. A call's state names the *learner*, whose actions and log-probs are recorded; the
 adversary's rewards and returns are the negated env rewards (zero-sum). An opponent given
 as a population (per-member params ``[member, ...]`` with ``per_task``) acts with one member
-per episode, drawn from the episode's reset seed.
+per episode, drawn from the episode's reset seed. With ``metadata["observation_attack"] =
+epsilon`` the adversary acts on the protagonist's input instead: it runs first, on the true
+observation, and the protagonist sees ``obs + epsilon * clip(adversary action, -1, 1)``.
 
 Randomness does not depend on how work is split among workers or envs: a unit's env reset
 seed and action noise come from ``SeedSequence([unit_seed])`` alone, a step-mode env's from
@@ -187,6 +189,7 @@ class RolloutWorker:
         except ConfigError:
             self.env.close()
             raise
+        self._epsilon = self.env.metadata.get("observation_attack")  # None: no such adversary
         modules = policy if isinstance(policy, Mapping) else {_SOLE: policy}
         self._policies = {name: BatchedPolicy(modules[name]) for name in self._columns}
         self._learner = next(iter(self._columns))
@@ -237,22 +240,27 @@ class RolloutWorker:
 
     def _act(
         self, obs: np.ndarray, noise: np.ndarray, envs: np.ndarray, tasks: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Joint env actions ``[n, act_dim]`` for the rows of ``envs``, and the learner's
-        actions and log-probs; ``tasks`` index per-task learner params."""
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Joint env actions ``[n, act_dim]`` for the rows of ``envs``; the learner's
+        observations (perturbed for a protagonist under observation attack), actions and
+        log-probs. ``tasks`` index per-task learner params."""
         if _SOLE in self._policies:
             actions, log_probs = self._policies[_SOLE].act(obs, noise, tasks)
-            return actions, actions, log_probs
+            return actions, obs, actions, log_probs
         joint = np.empty((len(obs), self.act_dim), np.float32)
-        for name, policy in self._policies.items():
-            columns = self._columns[name]
+        seen = {"protagonist": obs, "adversary": obs}
+        for name in ("adversary", "protagonist"):  # the adversary first: it may move the input
+            policy, columns = self._policies[name], self._columns[name]
             rows = tasks
             if name != self._learner and policy.per_task:  # a population: a member per episode
                 rows = self._episode_seed[envs] % policy.num_param_sets
-            actions, log_probs = policy.act(obs, noise[:, columns], rows)
+            actions, log_probs = policy.act(seen[name], noise[:, columns], rows)
             joint[:, columns] = actions
+            if name == "adversary" and self._epsilon is not None:
+                shift = self._epsilon * np.clip(actions, -1.0, 1.0)
+                seen["protagonist"] = (obs + shift).astype(np.float32)
             if name == self._learner:
-                learner = actions, log_probs
+                learner = seen[name], actions, log_probs
         return joint, *learner
 
     @property
@@ -303,8 +311,8 @@ class RolloutWorker:
                 break
             u, t = unit_of[active], t_of[active]
             tasks = task_of_unit[u] if self.policy.per_task else None
-            joint, act, logp = self._act(self._obs[active], noise[active, t], active, tasks)
-            obs[u, t], actions[u, t], log_probs[u, t] = self._obs[active], act, logp
+            joint, seen, act, logp = self._act(self._obs[active], noise[active, t], active, tasks)
+            obs[u, t], actions[u, t], log_probs[u, t] = seen, act, logp
             self._step(active, np.clip(joint, self._low, self._high))
             rew = self._rewards[active]
             term = self._terminated[active]
@@ -385,8 +393,8 @@ class RolloutWorker:
         ep_lengths: list[np.ndarray] = [np.zeros(0, np.int64)]
         all_envs = np.arange(n)
         for t in range(num_steps):
-            joint, act, logp = self._act(self._obs, noise[:, t], all_envs)
-            obs[:, t], actions[:, t], log_probs[:, t] = self._obs, act, logp
+            joint, seen, act, logp = self._act(self._obs, noise[:, t], all_envs)
+            obs[:, t], actions[:, t], log_probs[:, t] = seen, act, logp
             self._step(all_envs, np.clip(joint, self._low, self._high))
             next_obs[:, t], rewards[:, t] = self._next_obs, sign * self._rewards
             terminated[:, t], truncated[:, t] = self._terminated, self._truncated
