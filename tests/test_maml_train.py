@@ -85,6 +85,15 @@ def test_meta_test_evaluation_writes_adaptation_curves(tmp_path, capsys):
     assert main(["evaluate", str(run), "--steps", "0"]) == 2
     assert main([*args, "--pretrained", str(run)]) == 2  # not a multi-task run
     assert "maml.num_inner_steps=0" in capsys.readouterr().err
+    # --later-lr changes the second step only: the first adapts with maml.fast_lr as before
+    assert main([*args, "--later-lr", "0.5"]) == 0
+    with (run / "adaptation.csv").open() as f:
+        later = {(r["method"], r["gradient_steps"]): r["return_mean"] for r in csv.DictReader(f)}
+    default = {(r["method"], r["gradient_steps"]): r["return_mean"] for r in table}
+    for method in ("MAML", "random init"):
+        assert [later[method, k] == default[method, k] for k in "012"] == [True, True, False]
+    assert main([*args, "--later-lr", "-0.1"]) == 2
+    assert "--later-lr: expected a positive number" in capsys.readouterr().err
 
 
 def test_maml_ppo_lowers_its_clipped_surrogate_every_iteration(tmp_path):

@@ -69,6 +69,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="RUN_DIR",
         help="MAML: also adapt this multi-task run's policy (maml.num_inner_steps=0)",
     )
+    evaluate.add_argument(
+        "--later-lr",
+        type=float,
+        metavar="ALPHA",
+        help="MAML: inner step size after the first step (default: the first step's; the "
+        "MAML paper evaluated with 0.05)",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     robust = sub.add_parser(
@@ -162,8 +169,12 @@ def _evaluate(args: argparse.Namespace) -> None:
     for name in ("episodes", "tasks", "steps"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
+    if args.later_lr is not None and not args.later_lr > 0:
+        raise ConfigError(f"--later-lr: expected a positive number, got {args.later_lr}")
     cfg = load_run_config(args.run_dir)
     algorithm = cfg.train.algorithm
+    if args.later_lr is not None and algorithm != "maml":
+        raise ConfigError(f"--later-lr: only for MAML runs ({args.run_dir} is {algorithm})")
     if algorithm == "rarl" and cfg.adversarial.victim is not None:
         from metarobust.adversarial.attack import attack_report
 
@@ -188,6 +199,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             args.steps,
             args.seed,
             pretrained=args.pretrained,
+            later_lr=args.later_lr,
         )
     else:
         summary = evaluate_run(args.run_dir, args.episodes, args.seed, not args.stochastic)

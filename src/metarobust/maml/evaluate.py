@@ -46,11 +46,13 @@ def adaptation_curve(
     gamma: float,
     seed: int,
     progress: tqdm | None = None,
+    later_step_size: StepSize | None = None,
 ) -> Tensor:
     """Mean return of every task after 0..``num_steps`` inner steps: ``[num_steps + 1, task]``.
 
     Step ``k`` samples fresh episodes with the parameters after ``k`` steps, then adapts each
-    task's parameters once more on them (first order: only values are needed here).
+    task's parameters once more on them (first order: only values are needed here), with
+    ``step_size`` the first time and ``later_step_size`` (if given) after that.
     """
     buffers = {k: v.detach().cpu() for k, v in policy.named_buffers()}
     returns = torch.zeros(num_steps + 1, len(tasks))
@@ -67,7 +69,8 @@ def adaptation_curve(
             progress.update(1)
         if k < num_steps:
             adv = reinforce_advantages(traj, gamma)
-            adapted = adapt(policy, params, traj, adv, step_size, 1, True, per_task)
+            alpha = step_size if k == 0 or later_step_size is None else later_step_size
+            adapted = adapt(policy, params, traj, adv, alpha, 1, True, per_task)
             params = {n: v.detach() for n, v in adapted.items()}
             per_task = True
     return returns
@@ -81,10 +84,12 @@ def evaluate_maml_run(
     seed: int = 12345,
     progress: bool = True,
     pretrained: Path | None = None,
+    later_lr: float | None = None,
 ) -> str:
     """Adaptation curves of the run's meta-policy, of a random initialisation and of the
     ``pretrained`` run's policy on ``num_tasks`` tasks drawn with ``seed``; writes CSV and
-    PNG, returns a summary line."""
+    PNG, returns a summary line. ``later_lr`` is every method's step size after the first
+    step (the MAML paper's evaluation used 0.05 after a first step of 0.1)."""
     run_dir = Path(run_dir)
     cfg = load_run_config(run_dir)
     ckpt = load_checkpoint(run_dir)
@@ -120,6 +125,7 @@ def evaluate_maml_run(
                 cfg.maml.gamma,
                 seed,
                 bar,
+                later_lr,
             )
     _write_csv(run_dir / CSV_NAME, curves)
     plot_adaptation(curves, run_dir / PNG_NAME, cfg.env.id)
