@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -15,25 +17,26 @@ from metarobust.train import train
 from metarobust.utils.checkpoint import load_checkpoint
 
 
-def tiny_config(tmp_path: Path, name: str, *overrides: str):
+def tiny_overrides(tmp_path: Path, name: str, *overrides: str) -> list[str]:
     """Two envs x 64 steps per iteration on InvertedPendulum: a few seconds per run."""
-    return load_config(
-        None,
-        [
-            "env.id=InvertedPendulum-v5",
-            "sampler.envs_per_worker=2",
-            "ppo.num_steps=64",
-            "ppo.minibatch_size=32",
-            "ppo.num_epochs=2",
-            "trpo.num_steps=64",
-            "train.total_steps=512",  # 4 iterations
-            "checkpoint.every=2",
-            "logging.progress=false",
-            f"logging.log_dir={tmp_path}",
-            f"logging.run_name={name}",
-            *overrides,
-        ],
-    )
+    return [
+        "env.id=InvertedPendulum-v5",
+        "sampler.envs_per_worker=2",
+        "ppo.num_steps=64",
+        "ppo.minibatch_size=32",
+        "ppo.num_epochs=2",
+        "trpo.num_steps=64",
+        "train.total_steps=512",  # 4 iterations
+        "checkpoint.every=2",
+        "logging.progress=false",
+        f"logging.log_dir={tmp_path}",
+        f"logging.run_name={name}",
+        *overrides,
+    ]
+
+
+def tiny_config(tmp_path: Path, name: str, *overrides: str):
+    return load_config(None, tiny_overrides(tmp_path, name, *overrides))
 
 
 def metrics(run_dir: Path) -> list[dict]:
@@ -103,6 +106,27 @@ def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
     assert main(["train", "--resume", str(run_dir)]) == 0
     assert metrics(run_dir) == metrics(straight)
     assert_same_params(final_params(run_dir), final_params(straight))
+
+
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path, monkeypatch, capsys):
+    from metarobust.sampling import backends
+
+    calls = {"n": 0}
+    original = backends.LocalSampler.sample_steps
+
+    def terminate_on_third(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(backends.LocalSampler, "sample_steps", terminate_on_third)
+    handler = signal.getsignal(signal.SIGTERM)
+    overrides = tiny_overrides(tmp_path, "term", "checkpoint.every=100")
+    assert main(["train", *(f"--set={o}" for o in overrides)]) == 130
+    assert load_checkpoint(tmp_path / "term")["iteration"] == 2
+    assert "interrupted: saved" in capsys.readouterr().out
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored when the command ends
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):

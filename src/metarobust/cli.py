@@ -7,6 +7,7 @@ a diverged run prints one line and exits 1; Ctrl-C saves a checkpoint and exits 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ from metarobust.errors import ConfigError, TrainingError
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    # SIGTERM (a scheduler's preemption, `kill`) stops a run as Ctrl-C does: checkpoint, exit
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         args.func(args)
     except ConfigError as err:
@@ -26,7 +29,13 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return 0
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _parser() -> argparse.ArgumentParser:
