@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -81,27 +82,35 @@ def test_run_dir_records(tmp_path):
     assert ckpt["policy"]["buffers"]["obs_normalizer.count"] > 500
 
 
-def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
-    straight = train(tiny_config(tmp_path, "straight", "checkpoint.every=1"))
-
+def on_third_sample(monkeypatch, act: Callable[[], None]) -> None:
+    """Patch the local sampler to call ``act()`` before its third ``sample_steps``."""
     from metarobust.sampling import backends
 
     calls = {"n": 0}
     original = backends.LocalSampler.sample_steps
 
-    def interrupt_on_third(self, *args, **kwargs):
+    def patched(self, *args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 3:
-            raise KeyboardInterrupt
+            act()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(backends.LocalSampler, "sample_steps", interrupt_on_third)
+    monkeypatch.setattr(backends.LocalSampler, "sample_steps", patched)
+
+
+def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
+    straight = train(tiny_config(tmp_path, "straight", "checkpoint.every=1"))
+
+    def ctrl_c():
+        raise KeyboardInterrupt
+
+    on_third_sample(monkeypatch, ctrl_c)
     cfg = tiny_config(tmp_path, "split", "checkpoint.every=100")
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
     run_dir = tmp_path / "split"
     assert load_checkpoint(run_dir)["iteration"] == 2  # saved on Ctrl-C, not mid-update
-    monkeypatch.setattr(backends.LocalSampler, "sample_steps", original)
+    monkeypatch.undo()  # the sampler as it was
 
     assert main(["train", "--resume", str(run_dir)]) == 0
     assert metrics(run_dir) == metrics(straight)
@@ -109,24 +118,13 @@ def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
 
 
 def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path, monkeypatch, capsys):
-    from metarobust.sampling import backends
-
-    calls = {"n": 0}
-    original = backends.LocalSampler.sample_steps
-
-    def terminate_on_third(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(backends.LocalSampler, "sample_steps", terminate_on_third)
+    on_third_sample(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGTERM))
     handler = signal.getsignal(signal.SIGTERM)
     overrides = tiny_overrides(tmp_path, "term", "checkpoint.every=100")
     assert main(["train", *(f"--set={o}" for o in overrides)]) == 130
     assert load_checkpoint(tmp_path / "term")["iteration"] == 2
     assert "interrupted: saved" in capsys.readouterr().out
-    assert signal.getsignal(signal.SIGTERM) is handler  # restored when the command ends
+    assert signal.getsignal(signal.SIGTERM) is handler  # restored when the run ends
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):

@@ -1,13 +1,12 @@
 """``metarobust`` command line: train | evaluate | attack | robustness | plot | config.
 
 User errors (bad config, missing run directory, unknown env id) print one line and exit 2;
-a diverged run prints one line and exits 1; Ctrl-C saves a checkpoint and exits 130.
+a diverged run prints one line and exits 1; Ctrl-C or SIGTERM saves a checkpoint and exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from pathlib import Path
 
@@ -17,8 +16,6 @@ from metarobust.errors import ConfigError, TrainingError
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    # SIGTERM (a scheduler's preemption, `kill`) stops a run as Ctrl-C does: checkpoint, exit
-    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         args.func(args)
     except ConfigError as err:
@@ -29,13 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     return 0
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
 def _parser() -> argparse.ArgumentParser:

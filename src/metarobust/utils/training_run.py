@@ -1,9 +1,10 @@
 """Bookkeeping shared by every training loop: logging, progress bar, checkpoints of the last
-good iteration, Ctrl-C and NaN handling. The loops themselves stay pseudocode-shaped."""
+good iteration, Ctrl-C / SIGTERM and NaN handling. The loops themselves stay pseudocode-shaped."""
 
 from __future__ import annotations
 
 import math
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,8 @@ from metarobust.utils.logger import Logger
 class TrainingRun:
     """One run's records. ``end_iteration`` logs, advances the progress bar and keeps a
     snapshot of the state; the snapshot is written every ``checkpoint.every`` iterations, at
-    the end, and on Ctrl-C (as ``with TrainingRun(...)`` exits), never mid-update."""
+    the end, and on Ctrl-C or SIGTERM (a scheduler's preemption, which inside the ``with``
+    block raises KeyboardInterrupt too) as ``with TrainingRun(...)`` exits, never mid-update."""
 
     def __init__(
         self,
@@ -52,9 +54,11 @@ class TrainingRun:
         self._tic = time.perf_counter()
 
     def __enter__(self) -> TrainingRun:
+        self._previous_sigterm = signal.signal(signal.SIGTERM, _interrupt)
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        signal.signal(signal.SIGTERM, self._previous_sigterm)
         if exc_type is KeyboardInterrupt and self._snapshot is not None:
             path = self._write()
             self.progress.write(
@@ -99,3 +103,7 @@ class TrainingRun:
         path = save_checkpoint(self.run_dir, self._snapshot)
         self._saved_iteration = self._snapshot["iteration"]
         return path
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
