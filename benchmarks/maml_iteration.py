@@ -16,8 +16,8 @@ import json
 import tempfile
 from pathlib import Path
 
+from metarobust.api import train
 from metarobust.config import load_config
-from metarobust.maml.train import train_maml
 
 CONFIGS = {
     "2D navigation": "configs/maml_config.yaml",
@@ -40,7 +40,7 @@ def seconds_per_iteration(config: str, fisher_subsample: float, iterations: int)
                 "checkpoint.every=1000",
             ],
         )
-        run = train_maml(cfg)
+        run = train(cfg)
         rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").open()][1:]
     out = {p: sum(r[p] for r in rows) / len(rows) for p in PARTS}
     out["total"] = sum(out[p] for p in PARTS)

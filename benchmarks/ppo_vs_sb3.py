@@ -31,9 +31,9 @@ HP = dict(
 
 
 def run_ours(env_id: str, seed: int, steps: int, num_envs: int, episodes: int, logs: Path) -> dict:
+    from metarobust.api import train
     from metarobust.config import load_config
-    from metarobust.evaluate import EVALUATION_NAME, evaluate_run
-    from metarobust.train import train
+    from metarobust.evaluate import EVALUATION_NAME, evaluate
 
     overrides = [f"ppo.{k}={v}" for k, v in HP.items()] + [
         f"ppo.num_steps={BATCH // num_envs}",
@@ -54,7 +54,7 @@ def run_ours(env_id: str, seed: int, steps: int, num_envs: int, episodes: int, l
     tic = time.perf_counter()
     run_dir = train(load_config(None, overrides))
     seconds = time.perf_counter() - tic
-    evaluate_run(run_dir, episodes, seed + 10_000, deterministic=True, progress=False)
+    evaluate(run_dir, episodes=episodes, seed=seed + 10_000, progress=False)
     with (run_dir / EVALUATION_NAME).open() as f:
         returns = [float(row["return"]) for row in csv.DictReader(f)]
     return {"return": float(np.mean(returns)), "seconds": seconds}

@@ -22,6 +22,7 @@ import metarobust.envs  # noqa: F401  (registers the task envs)
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.config import SamplerConfig
 from metarobust.envs import default_task_distribution
+from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
 
@@ -51,11 +52,7 @@ def sampler_steps_per_second(
     spec = EnvSpec(ENV_ID)
     torch.manual_seed(0)
     policy = GaussianPolicy(*env_dims(spec), hidden_sizes=(64, 64))
-    state = {
-        "params": policy.init_params(),
-        "buffers": dict(policy.named_buffers()),
-        "per_task": False,
-    }
+    state = Acting.single(PolicyState.of(policy.init_params(), policy))
     task_list = default_task_distribution(ENV_ID).sample(tasks, np.random.default_rng(0))
     cfg = SamplerConfig(workers=workers, envs_per_worker=envs_per_worker)
     best = 0.0

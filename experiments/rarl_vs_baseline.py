@@ -22,26 +22,25 @@ from collections.abc import Callable
 from pathlib import Path
 
 from metarobust.adversarial.attack import attack, attack_report
-from metarobust.adversarial.rarl import train_rarl
 from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
+from metarobust.api import resume, train
 from metarobust.config import load_config
 from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
-from metarobust.train import train
-from metarobust.utils.checkpoint import CHECKPOINT_NAME, load_checkpoint
-from metarobust.utils.run_dir import load_run_config
+from metarobust.runs.saved import SavedRun
+from metarobust.utils.checkpoint import CHECKPOINT_NAME
 
 METHODS = ("rarl", "baseline")
 
 
-def trained(run_dir: Path, start: Callable[[], Path], resume: Callable) -> Path:
-    """The finished run in ``run_dir``: started with ``start()`` if absent, continued with
-    ``resume(cfg, run_dir)`` from its last checkpoint if cut off."""
+def trained(run_dir: Path, start: Callable[[], Path]) -> Path:
+    """The finished run in ``run_dir``: started with ``start()`` if absent, resumed from its
+    last checkpoint if cut off."""
     if not (run_dir / CHECKPOINT_NAME).exists():
         return start()
-    cfg = load_run_config(run_dir)
-    if load_checkpoint(run_dir)["env_steps"] < cfg.train.total_steps:
-        return resume(cfg, run_dir)
+    saved = SavedRun.load(run_dir)
+    if saved.env_steps < saved.cfg.train.total_steps:
+        return resume(run_dir)
     return run_dir
 
 
@@ -61,8 +60,8 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         ],
     )
     runs = {
-        "rarl": trained(args.out / f"rarl_s{seed}", lambda: train_rarl(rarl_cfg), train_rarl),
-        "baseline": trained(args.out / f"baseline_s{seed}", lambda: train(baseline_cfg), train),
+        "rarl": trained(args.out / f"rarl_s{seed}", lambda: train(rarl_cfg)),
+        "baseline": trained(args.out / f"baseline_s{seed}", lambda: train(baseline_cfg)),
     }
     grid = scale_grid(*DEFAULT_GRID[:2], args.grid_points)
     grid_dir = args.out / f"robustness_s{seed}"
@@ -72,9 +71,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     rows = []
     for method, run_dir in runs.items():
         attack_dir = run_dir.parent / f"{run_dir.name}_attack_s{seed}"
-        attack_dir = trained(
-            attack_dir, lambda r=run_dir: attack(r, args.attack_steps, seed), train_rarl
-        )
+        attack_dir = trained(attack_dir, lambda r=run_dir: attack(r, args.attack_steps, seed))
         if not (attack_dir / "attack.csv").exists():
             print(attack_report(attack_dir, args.episodes * 4, seed))
         returns = read_attack(attack_dir / "attack.csv")

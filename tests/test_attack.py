@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from metarobust.adversarial.attack import clipped_gaussian_std
+from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
-from metarobust.train import train
 from metarobust.utils.checkpoint import CHECKPOINT_NAME, load_checkpoint
 
 
@@ -68,7 +68,7 @@ def test_trained_adversary_lowers_the_return_far_more_than_random_pushes(victim,
     assert returns["trained"] < 0.5 * returns["random"] and returns["trained"] < 300, returns
     # the victim stayed frozen: the attack's protagonist is the saved policy, untouched on disk
     victim_params = load_checkpoint(victim)["policy"]["params"]
-    attacked = load_checkpoint(run)["protagonist"]["policy"]["params"]
+    attacked = load_checkpoint(run)["policy"]["params"]  # the frozen protagonist
     assert all(torch.equal(victim_params[k], attacked[k]) for k in victim_params)
     assert (victim / CHECKPOINT_NAME).read_bytes() == saved
     cfg = load_config(run / "config.yaml")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_rarl import rows, tiny_config
 
-from metarobust.adversarial.rarl import train_rarl
+from metarobust.api import train
 from metarobust.errors import ConfigError
 
 
@@ -73,5 +73,5 @@ def test_ranges_are_checked():
 
 def test_rarl_trains_against_a_dynamics_adversary(tmp_path):
     cfg = tiny_config(tmp_path, "dyn", "env.id=metarobust/InvertedPendulumDynamicsAdv-v0")
-    history = rows(train_rarl(cfg))
+    history = rows(train(cfg))
     assert len(history) == 4 and "adversary/return" in history[-1]

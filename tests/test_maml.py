@@ -9,7 +9,7 @@ from metarobust.agents.policy import GaussianPolicy
 from metarobust.agents.trpo import trpo_step
 from metarobust.maml.adapt import adapt, reinforce_advantages, reinforce_loss
 from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective
-from metarobust.sampling.trajectories import Trajectories
+from metarobust.trajectories import Trajectories
 
 TASKS, EPISODES, HORIZON, OBS, ACT = 3, 4, 6, 5, 2
 
@@ -55,7 +55,15 @@ def meta_loss(policy, adapted_per_task, valid, adv_valid) -> torch.Tensor:
 
 def batched_meta_grad(policy, params, train, valid, alpha, first_order=False, num_steps=1):
     adv_train, adv_valid = reinforce_advantages(train, 0.99), reinforce_advantages(valid, 0.99)
-    fast = adapt(policy, params, train, adv_train, alpha, num_steps, first_order)
+    fast = adapt(
+        policy,
+        params,
+        train,
+        adv_train,
+        step_size=alpha,
+        num_steps=num_steps,
+        first_order=first_order,
+    )
     per_task = [{k: v[i] for k, v in fast.items()} for i in range(TASKS)]
     loss = meta_loss(policy, per_task, valid, adv_valid)
     leaves = list(params.values()) + (list(alpha.values()) if isinstance(alpha, dict) else [])
@@ -109,11 +117,11 @@ def test_first_order_matches_detached_loop_and_differs_from_second_order(setup):
 def test_two_inner_steps_equal_two_manual_steps(setup):
     policy, params, train, valid = setup
     adv = reinforce_advantages(train, 0.99)
-    twice = adapt(policy, params, train, adv, 0.3, num_steps=2)
-    once = adapt(policy, params, train, adv, 0.3, num_steps=1)
+    twice = adapt(policy, params, train, adv, step_size=0.3, num_steps=2)
+    once = adapt(policy, params, train, adv, step_size=0.3, num_steps=1)
     for i in range(TASKS):
         start = {k: v[i] for k, v in once.items()}
-        again = adapt(policy, start, train, adv, 0.3)  # task i's row is the one compared
+        again = adapt(policy, start, train, adv, step_size=0.3)  # task i's row is the one compared
         for k in params:
             torch.testing.assert_close(twice[k][i], again[k][i], rtol=1e-10, atol=1e-10)
     assert_grads_close(

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
 from metarobust.errors import ConfigError
-from metarobust.maml.train import train_maml
 from metarobust.utils.checkpoint import load_checkpoint
 
 
@@ -42,7 +42,7 @@ def rows(run_dir: Path) -> list[dict]:
 
 
 def test_adaptation_improves_return_and_meta_training_progresses(tmp_path):
-    history = rows(train_maml(tiny_config(tmp_path, "learn")))
+    history = rows(train(tiny_config(tmp_path, "learn")))
     gains = [r["meta/post_adapt_return"] - r["meta/pre_adapt_return"] for r in history]
     # one inner step pays off clearly once meta-trained (seeds 0-2: +4 to +10 on ~-60)
     assert sum(gains[-2:]) / 2 > 3.0, gains
@@ -54,20 +54,20 @@ def test_adaptation_improves_return_and_meta_training_progresses(tmp_path):
 
 @pytest.mark.parametrize("outer", ["trpo", "ppo"])
 def test_resume_equals_uninterrupted(tmp_path, outer):
-    straight = train_maml(tiny_config(tmp_path, "straight", f"maml.outer={outer}"))
+    straight = train(tiny_config(tmp_path, "straight", f"maml.outer={outer}"))
     split_cfg = tiny_config(tmp_path, "split", "maml.num_iterations=2", f"maml.outer={outer}")
-    split = train_maml(split_cfg)
+    split = train(split_cfg)
     assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
     assert rows(split) == rows(straight)
-    a, b = load_checkpoint(split)["meta_params"], load_checkpoint(straight)["meta_params"]
+    a, b = (load_checkpoint(r)["state"]["outer"]["meta_params"] for r in (split, straight))
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_meta_test_evaluation_writes_adaptation_curves(tmp_path, capsys):
-    run = train_maml(tiny_config(tmp_path, "ev"))
+    run = train(tiny_config(tmp_path, "ev"))
     # the pretrained baseline: multi-task TRPO, same env steps (one phase of twice the episodes)
     multitask = tiny_config(tmp_path, "pre", "maml.num_inner_steps=0", "maml.episodes_per_task=16")
-    pretrained = train_maml(multitask)
+    pretrained = train(multitask)
     assert rows(pretrained)[-1]["step"] == pytest.approx(rows(run)[-1]["step"], rel=0.2)
     assert "meta/post_adapt_return" not in rows(pretrained)[0]
     args = ["evaluate", str(run), "--tasks", "5", "--episodes", "4", "--steps", "2"]
@@ -97,7 +97,7 @@ def test_meta_test_evaluation_writes_adaptation_curves(tmp_path, capsys):
 
 
 def test_maml_ppo_lowers_its_clipped_surrogate_every_iteration(tmp_path):
-    run = train_maml(tiny_config(tmp_path, "ppo", "maml.outer=ppo", "ppo.lr=0.001"))
+    run = train(tiny_config(tmp_path, "ppo", "maml.outer=ppo", "ppo.lr=0.001"))
     history = rows(run)
     assert all(r["meta/surrogate_after"] < r["meta/surrogate_before"] for r in history)
     assert all(0.0 < r["meta/kl"] < 0.1 for r in history)
@@ -105,16 +105,16 @@ def test_maml_ppo_lowers_its_clipped_surrogate_every_iteration(tmp_path):
 
 
 def test_meta_sgd_learns_its_step_sizes(tmp_path):
-    run = train_maml(tiny_config(tmp_path, "msgd", "maml.meta_sgd=true", "maml.num_iterations=2"))
-    meta = load_checkpoint(run)["meta_params"]
+    run = train(tiny_config(tmp_path, "msgd", "maml.meta_sgd=true", "maml.num_iterations=2"))
+    meta = load_checkpoint(run)["state"]["outer"]["meta_params"]
     alphas = {k: v for k, v in meta.items() if k.startswith("meta_sgd.")}
     assert alphas and all(not torch.allclose(v, torch.full_like(v, 0.1)) for v in alphas.values())
 
 
 def test_maml_config_errors(tmp_path, capsys):
     with pytest.raises(ConfigError, match="policy.normalize_obs"):
-        train_maml(tiny_config(tmp_path, "norm", "policy.normalize_obs=true"))
+        train(tiny_config(tmp_path, "norm", "policy.normalize_obs=true"))
     with pytest.raises(ConfigError, match="no default task distribution"):
-        train_maml(tiny_config(tmp_path, "plain", "env.id=Pendulum-v1"))
+        train(tiny_config(tmp_path, "plain", "env.id=Pendulum-v1"))
     assert main(["train", "--config", "configs/maml_config.yaml", "--set", "maml.fast_lr=0"]) == 2
     assert "maml.fast_lr" in capsys.readouterr().err

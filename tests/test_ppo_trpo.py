@@ -25,7 +25,7 @@ from metarobust.agents.trpo import (
     unflatten_params,
 )
 from metarobust.config import PPOConfig, TRPOConfig
-from metarobust.sampling.trajectories import Trajectories
+from metarobust.trajectories import Trajectories
 
 OBS_DIM, ACT_DIM = 3, 2
 

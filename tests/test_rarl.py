@@ -9,14 +9,15 @@ import pytest
 import torch
 
 from metarobust.adversarial import rarl
-from metarobust.adversarial.rarl import train_rarl, two_player_dims
+from metarobust.adversarial.game import ZeroSumGame
 from metarobust.agents.policy import GaussianPolicy, distribution_params, gaussian_log_prob
+from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
 from metarobust.errors import ConfigError
+from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import LocalSampler
-from metarobust.sampling.env_factory import EnvSpec
-from metarobust.train import policy_state
+from metarobust.sampling.env_factory import EnvSpec, env_dims
 from metarobust.utils.checkpoint import load_checkpoint
 
 
@@ -46,11 +47,14 @@ def rows(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(x).items() if k != "charts/SPS"} for x in lines]
 
 
-def two_player_state(learner: str, policies: dict[str, GaussianPolicy]) -> dict:
-    return {
-        "learner": learner,
-        "players": {name: policy_state(p.init_params(), p) for name, p in policies.items()},
-    }
+def two_player_dims(spec: EnvSpec) -> tuple[int, int, int]:
+    game = ZeroSumGame.for_env(spec)
+    return env_dims(spec)[0], game.protagonist_dim, game.adversary_dim
+
+
+def two_player_state(learner: str, policies: dict[str, GaussianPolicy]) -> Acting:
+    states = {name: PolicyState.of(p.init_params(), p) for name, p in policies.items()}
+    return Acting(states, learner=learner)
 
 
 def test_two_player_sampling_records_the_learners_view():
@@ -64,7 +68,8 @@ def test_two_player_sampling_records_the_learners_view():
     }
     views = {}
     for learner in ("protagonist", "adversary"):
-        with LocalSampler(spec, policies, seed=3, envs_per_worker=2) as sampler:
+        game = ZeroSumGame.for_env(spec)
+        with LocalSampler(spec, policies, seed=3, envs_per_worker=2, game=game) as sampler:
             steps = sampler.sample_steps(two_player_state(learner, policies), 120)
             episodes = sampler.sample_episodes(two_player_state(learner, policies), [None], 2, 5)
         views[learner] = steps, episodes
@@ -100,20 +105,17 @@ def test_a_population_opponent_plays_one_member_per_episode():
         }
         params[[k for k in params if k.endswith("bias")][-1]] += bias
         members.append(params)
-    protagonist = policy_state(policies["protagonist"].init_params(), policies["protagonist"])
+    protagonist = PolicyState.of(policies["protagonist"].init_params(), policies["protagonist"])
 
-    def returns(adversary_params, per_task):
-        adversary = {**policy_state(adversary_params, policies["adversary"]), "per_task": per_task}
-        state = {
-            "learner": "protagonist",
-            "players": {"protagonist": protagonist, "adversary": adversary},
-        }
-        with LocalSampler(spec, policies, seed=0, envs_per_worker=4) as sampler:
-            return sampler.sample_episodes(state, [None], 12, seed=9).episode_returns
+    def returns(adversary: PolicyState):
+        acting = Acting({"protagonist": protagonist, "adversary": adversary}, learner="protagonist")
+        game = ZeroSumGame.for_env(spec)
+        with LocalSampler(spec, policies, seed=0, envs_per_worker=4, game=game) as sampler:
+            return sampler.sample_episodes(acting, [None], 12, seed=9).episode_returns
 
-    alone = [returns(m, False) for m in members]
-    stacked = {k: torch.stack([m[k] for m in members]) for k in members[0]}
-    mixed = returns(stacked, True)
+    alone = [returns(PolicyState.of(m, policies["adversary"])) for m in members]
+    population = PolicyState.population([PolicyState.of(m, policies["adversary"]) for m in members])
+    mixed = returns(population)
     assert not torch.equal(alone[0], alone[1])
     met = [0 if torch.equal(r, alone[0][i]) else 1 for i, r in enumerate(mixed)]
     for i, m in enumerate(met):  # every episode is exactly one member's episode
@@ -137,16 +139,14 @@ def test_an_observation_adversary_shifts_only_the_protagonists_input():
     push[[k for k in push if k.endswith("bias")][-1]] += 5.0
     views = {}
     for learner in ("protagonist", "adversary"):
-        state = {
-            "learner": learner,
-            "players": {
-                "protagonist": policy_state(
-                    policies["protagonist"].init_params(), policies["protagonist"]
-                ),
-                "adversary": {**policy_state(push, policies["adversary"]), "deterministic": True},
-            },
+        protagonist = policies["protagonist"]
+        players = {
+            "protagonist": PolicyState.of(protagonist.init_params(), protagonist),
+            "adversary": PolicyState.of(push, policies["adversary"], deterministic=True),
         }
-        with LocalSampler(spec, policies, seed=1, envs_per_worker=2) as sampler:
+        state = Acting(players, learner=learner)
+        game = ZeroSumGame.for_env(spec)
+        with LocalSampler(spec, policies, seed=1, envs_per_worker=2, game=game) as sampler:
             views[learner] = sampler.sample_steps(state, 40)
     pro, adv = views["protagonist"], views["adversary"]
     torch.testing.assert_close(pro.obs, adv.obs + 0.1)  # the protagonist saw obs + epsilon
@@ -162,6 +162,9 @@ def test_policies_must_match_the_number_of_players():
         LocalSampler(EnvSpec("metarobust/InvertedPendulumAdv-v0"), module, seed=0)
     with pytest.raises(ConfigError, match="one-player env takes one policy"):
         LocalSampler(EnvSpec("InvertedPendulum-v5"), {"protagonist": module}, seed=0)
+    with pytest.raises(ConfigError, match="one-player env takes one policy"):
+        policies = {"protagonist": module, "adversary": module}
+        LocalSampler(EnvSpec("InvertedPendulum-v5"), policies, seed=0, game=ZeroSumGame(1, 1))
 
 
 def test_each_phase_updates_only_its_learner(tmp_path, monkeypatch):
@@ -182,7 +185,7 @@ def test_each_phase_updates_only_its_learner(tmp_path, monkeypatch):
         return out
 
     monkeypatch.setattr(rarl.Player, "update", spy)
-    train_rarl(tiny_config(tmp_path, "alt", "adversarial.adversary_updates=2"))
+    train(tiny_config(tmp_path, "alt", "adversarial.adversary_updates=2"))
     names = [name for name, _, _ in log]
     assert names == ["protagonist", "adversary", "adversary"] * 4  # N_mu = 1, N_nu = 2
     for name, before, after in log:
@@ -202,8 +205,8 @@ def test_resume_equals_uninterrupted(tmp_path, updates, population, mode):
         f"adversarial.population={population}",
         f"adversarial.population_mode={mode}",
     )
-    straight = train_rarl(tiny_config(tmp_path, "straight", *overrides))
-    split = train_rarl(tiny_config(tmp_path, "split", *overrides, "train.total_steps=256"))
+    straight = train(tiny_config(tmp_path, "straight", *overrides))
+    split = train(tiny_config(tmp_path, "split", *overrides, "train.total_steps=256"))
     assert main(["train", "--resume", str(split), "--set", "train.total_steps=512"]) == 0
     assert rows(split) == rows(straight)
     assert [r["step"] for r in rows(straight)] == [128, 256, 384, 512]
@@ -213,14 +216,14 @@ def test_resume_equals_uninterrupted(tmp_path, updates, population, mode):
         "losses/policy_loss",
         "adversary/policy_loss",
     } <= rows(straight)[-1].keys()
-    a, b = load_checkpoint(split), load_checkpoint(straight)
+    a, b = load_checkpoint(split)["state"], load_checkpoint(straight)["state"]
     players_a, players_b = (
         [a["protagonist"], *a["adversaries"]],
         [b["protagonist"], *b["adversaries"]],
     )
     assert len(players_a) == len(players_b) == 1 + population
     for pa, pb in zip(players_a, players_b, strict=True):
-        pa, pb = pa["policy"]["params"], pb["policy"]["params"]
+        pa, pb = pa["update"]["params"], pb["update"]["params"]
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
 
 
@@ -237,3 +240,41 @@ def test_rarl_config_errors(tmp_path, capsys):
     assert main([*base, "--set", "adversarial.protagonist=sac"]) == 2
     assert "adversarial.protagonist" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())  # nothing written for bad input
+
+
+@pytest.mark.parametrize("learner", ["protagonist", "adversary"])
+def test_per_task_protagonists_and_an_adversary_share_one_pass(learner):
+    """Robust meta-learning's pass: each task's protagonist acts with its own (adapted)
+    parameters beside an adversary (a population when the protagonist learns, one learning
+    adversary otherwise); the same as each task sampled alone."""
+    spec = EnvSpec("metarobust/InvertedPendulumAdv-v0")
+    obs_dim, protagonist_dim, adversary_dim = two_player_dims(spec)
+    torch.manual_seed(0)
+    policies = {
+        "protagonist": GaussianPolicy(obs_dim, protagonist_dim),
+        "adversary": GaussianPolicy(obs_dim, adversary_dim),
+    }
+    pro, adv = policies["protagonist"], policies["adversary"]
+    per_task = [pro.init_params(), GaussianPolicy(obs_dim, protagonist_dim).init_params()]
+    members = [adv.init_params(), GaussianPolicy(obs_dim, adversary_dim).init_params()]
+    adversary = PolicyState.population([PolicyState.of(m, adv) for m in members])
+    if learner == "adversary":
+        adversary = PolicyState.of(members[1], adv)
+    stacked = {k: torch.stack([p[k] for p in per_task]) for k in per_task[0]}
+    game = ZeroSumGame.for_env(spec)
+
+    def sample(protagonist: PolicyState, tasks: int):
+        acting = Acting({"protagonist": protagonist, "adversary": adversary}, learner=learner)
+        with LocalSampler(spec, policies, seed=0, envs_per_worker=6, game=game) as sampler:
+            return sampler.sample_episodes(acting, [None] * tasks, 6, seed=4, paired=True)
+
+    both = sample(PolicyState.of(stacked, pro, stack="task"), tasks=2)
+    width = protagonist_dim if learner == "protagonist" else adversary_dim
+    assert both.actions.shape[-1] == width  # the learner's view
+    for i, params in enumerate(per_task):
+        alone = sample(PolicyState.of(params, pro), tasks=1)
+        torch.testing.assert_close(both.obs[i], alone.obs[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(both.actions[i], alone.actions[0], rtol=0, atol=1e-6)
+        torch.testing.assert_close(both.rewards[i], alone.rewards[0])
+        assert torch.equal(both.mask[i], alone.mask[0])
+    assert not torch.allclose(both.obs[0], both.obs[1])  # the two protagonists really differ

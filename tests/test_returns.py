@@ -42,7 +42,16 @@ def test_gae_hand_computed():
     truncated = torch.tensor([[0, 0, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0]], dtype=torch.bool)
     dones = (terminated | truncated).double()
     mask = t([1, 1, 1, 1], [1, 1, 1, 1], [1, 1, 0, 0])
-    adv, ret = gae(rewards, values, next_values, terminated, dones, mask, gamma, lam)
+    adv, ret = gae(
+        rewards,
+        values,
+        next_values,
+        terminated=terminated,
+        dones=dones,
+        mask=mask,
+        gamma=gamma,
+        lam=lam,
+    )
     expected_adv = t(
         # termination at t=1 (V of the final obs, 10, ignored); the segment end at t=3
         # bootstraps through next_values: delta = [1, -1, 0, -0.5]
@@ -72,7 +81,16 @@ def _random_episodes(shape=(3, 4, 12), seed=0):
 
 def test_gae_lambda_one_is_returns_minus_values():
     rewards, values, next_values, terminated, dones, mask = _random_episodes()
-    adv, ret = gae(rewards, values, next_values, terminated, dones, mask, 0.9, 1.0)
+    adv, ret = gae(
+        rewards,
+        values,
+        next_values,
+        terminated=terminated,
+        dones=dones,
+        mask=mask,
+        gamma=0.9,
+        lam=1.0,
+    )
     returns = discounted_returns(rewards, dones, mask, 0.9)
     torch.testing.assert_close(adv, returns - values)
     torch.testing.assert_close(ret, returns)
@@ -80,7 +98,16 @@ def test_gae_lambda_one_is_returns_minus_values():
 
 def test_gae_lambda_zero_is_td_error():
     rewards, values, next_values, terminated, dones, mask = _random_episodes(seed=1)
-    adv, _ = gae(rewards, values, next_values, terminated, dones, mask, 0.9, 0.0)
+    adv, _ = gae(
+        rewards,
+        values,
+        next_values,
+        terminated=terminated,
+        dones=dones,
+        mask=mask,
+        gamma=0.9,
+        lam=0.0,
+    )
     td = rewards + 0.9 * next_values * (~terminated) - values
     torch.testing.assert_close(adv, td)
 

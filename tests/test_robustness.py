@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,12 +15,12 @@ from metarobust.adversarial.robustness import (
     robustness_grid,
     scale_grid,
 )
+from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import SamplerConfig, load_config
 from metarobust.errors import ConfigError
-from metarobust.evaluate import saved_policy
+from metarobust.runs.saved import SavedRun
 from metarobust.sampling.backends import make_sampler
-from metarobust.train import train
 
 SEED = 7
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -91,8 +92,9 @@ def test_grid_writes_every_cell_for_paired_policies(runs, tmp_path):
 
 
 def test_cells_run_their_own_dynamics(runs):
-    cfg, policy, saved = saved_policy(runs[0])
-    state = {**saved, "per_task": False, "deterministic": True}
+    run = SavedRun.load(runs[0])
+    cfg, (policy, saved) = run.cfg, run.policy()
+    state = replace(saved, deterministic=True)
     with make_sampler(SamplerConfig(envs_per_worker=3), grid_spec(cfg), policy, SEED) as sampler:
         before = grid_returns(sampler, state, [1.0], [1.0], 3, SEED)  # [1, 1, episode]
         # Scales whose product is not 1, so masses compounding cell after cell would show.
@@ -127,8 +129,6 @@ def test_cli_refuses_to_overwrite_and_bad_flags(runs, tmp_path, capsys):
 
 
 def test_evaluate_runs_the_grid_on_a_rarl_run(tmp_path, capsys):
-    from metarobust.adversarial.rarl import train_rarl
-
     cfg = load_config(
         "configs/adversarial_config.yaml",
         [
@@ -143,7 +143,7 @@ def test_evaluate_runs_the_grid_on_a_rarl_run(tmp_path, capsys):
             "logging.run_name=rarl",
         ],
     )
-    run = train_rarl(cfg)
+    run = train(cfg)
     assert main(["evaluate", str(run), "--episodes", "1"]) == 0
     assert "InvertedPendulumDynamics-v0: 11 masses x 11 frictions" in capsys.readouterr().out
     rows = read_rows(run / "robustness" / "robustness.csv")

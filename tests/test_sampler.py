@@ -13,6 +13,7 @@ import torch
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.config import SamplerConfig
 from metarobust.errors import ConfigError
+from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import (
     LocalSampler,
     RaySampler,
@@ -21,8 +22,8 @@ from metarobust.sampling.backends import (
     make_sampler,
 )
 from metarobust.sampling.env_factory import EnvSpec, env_dims, make_vector_env
-from metarobust.sampling.trajectories import Trajectories
 from metarobust.sampling.worker import RolloutWorker
+from metarobust.trajectories import Trajectories
 
 PENDULUM = EnvSpec("InvertedPendulum-v5", {}, 40)  # terminates early under a random policy
 NAV = EnvSpec("metarobust/Navigation2D-v0", {}, 20)  # natively vectorized
@@ -33,13 +34,8 @@ def policy_for(spec: EnvSpec, seed: int = 0, init_std: float = 1.0) -> GaussianP
     return GaussianPolicy(*env_dims(spec), hidden_sizes=(32, 32), init_std=init_std)
 
 
-def state_of(policy: GaussianPolicy, **extra: object) -> dict:
-    return {
-        "params": policy.init_params(),
-        "buffers": {k: v.clone() for k, v in policy.named_buffers()},
-        "per_task": False,
-        **extra,
-    }
+def state_of(policy: GaussianPolicy) -> Acting:
+    return Acting.single(PolicyState.of(policy.init_params(), policy))
 
 
 def assert_identical(a: Trajectories, b: Trajectories) -> None:
@@ -69,9 +65,10 @@ class ResetSpy:
     """Records the seeds every env of a worker is reset with, in order."""
 
     def __init__(self, worker: RolloutWorker) -> None:
-        self.seeds: list[list[int]] = [[] for _ in range(worker.num_envs)]
-        self._reset = worker.env.reset
-        worker.env.reset = self
+        env = worker.stepper.env
+        self.seeds: list[list[int]] = [[] for _ in range(worker.stepper.num_envs)]
+        self._reset = env.reset
+        env.reset = self
 
     def __call__(self, *, seed, options):
         for i in np.flatnonzero(options["reset_mask"]):
@@ -174,7 +171,7 @@ def test_per_task_params_give_per_task_actions_on_native_vector_env():
     per_task[bias][0] = torch.tensor([0.05, 0.0])
     per_task[bias][1] = torch.tensor([-0.05, 0.0])
     tasks = [{"goal": [0.2, 0.0]}, {"goal": [0.5, 0.5]}]
-    state = {"params": per_task, "buffers": {}, "per_task": True, "deterministic": True}
+    state = Acting.single(PolicyState(per_task, deterministic=True, stack="task"))
     with LocalSampler(NAV, policy, seed=0, envs_per_worker=3, num_workers=2) as sampler:
         traj = sampler.sample_episodes(state, tasks, 3, seed=0)
     assert traj.obs.shape == (2, 3, 20, 2)
@@ -189,7 +186,9 @@ def test_per_task_params_give_per_task_actions_on_native_vector_env():
 
     # the same as sampling each task alone with shared parameters
     for task in (0, 1):
-        shared = {**state, "per_task": False, "params": {k: v[task] for k, v in per_task.items()}}
+        shared = Acting.single(
+            PolicyState({k: v[task] for k, v in per_task.items()}, deterministic=True)
+        )
         with LocalSampler(NAV, policy, seed=0, envs_per_worker=2) as sampler:
             alone = sampler.sample_episodes(shared, [tasks[task]], 3, seed=0)
         assert torch.allclose(alone.actions[0], traj.actions[task])
@@ -228,7 +227,7 @@ def test_step_mode_matches_a_plain_env_replay(env_id):
     second = worker.sample_steps(state_of(policy), 12)
     traj = Trajectories.cat([first, second], dim=2)  # [1, env, 24]: one stream per env
     worker.close()
-    low, high = worker._low, worker._high
+    low, high = worker.stepper._low, worker.stepper._high
     records = []
     for i in range(3):
         env = gym.make(env_id, max_episode_steps=7)
@@ -354,8 +353,8 @@ def test_backends_give_identical_data(ray_runtime):
 
 def test_worker_error_surfaces_in_parent_with_its_traceback():
     policy = policy_for(PENDULUM)
-    bad = state_of(policy)
-    bad["params"]["no_such_param"] = torch.zeros(1)
+    params = {**policy.init_params(), "no_such_param": torch.zeros(1)}
+    bad = Acting.single(PolicyState.of(params, policy))
     with SubprocessSampler(PENDULUM, policy, seed=0, envs_per_worker=1, num_workers=2) as sampler:
         with pytest.raises(WorkerError, match="(?s)Traceback.*KeyError.*no_such_param"):
             sampler.sample_steps(bad, 4)

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
 from metarobust.errors import ConfigError
-from metarobust.train import train
 from metarobust.utils.checkpoint import load_checkpoint
 
 

@@ -142,67 +142,34 @@ def _parser() -> argparse.ArgumentParser:
 
 def _train(args: argparse.Namespace) -> None:
     from metarobust.config import load_config
-    from metarobust.utils.run_dir import load_run_config
 
-    if args.resume is not None:
-        if args.config is not None:
-            raise ConfigError("--config: not allowed with --resume (the run keeps its config)")
-        cfg = load_run_config(args.resume, args.overrides)
-    else:
-        cfg = load_config(args.config, args.overrides)
-    # imported after validation: bad input fails fast, before the heavy imports
-    if cfg.train.algorithm == "maml":
-        from metarobust.maml.train import train_maml as train
-    elif cfg.train.algorithm == "rarl":
-        from metarobust.adversarial.rarl import train_rarl as train
-    else:
-        from metarobust.train import train
+    if args.resume is not None and args.config is not None:
+        raise ConfigError("--config: not allowed with --resume (the run keeps its config)")
+    cfg = None if args.resume is not None else load_config(args.config, args.overrides)
+    from metarobust import api  # after validation: bad input fails fast, before heavy imports
 
-    run_dir = train(cfg, args.resume)
+    run_dir = api.resume(args.resume, args.overrides) if cfg is None else api.train(cfg)
     print(f"run saved in {run_dir}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from metarobust.evaluate import evaluate_run
-    from metarobust.utils.run_dir import load_run_config
-
     for name in ("episodes", "tasks", "steps"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
     if args.later_lr is not None and not args.later_lr > 0:
         raise ConfigError(f"--later-lr: expected a positive number, got {args.later_lr}")
-    cfg = load_run_config(args.run_dir)
-    algorithm = cfg.train.algorithm
-    if args.later_lr is not None and algorithm != "maml":
-        raise ConfigError(f"--later-lr: only for MAML runs ({args.run_dir} is {algorithm})")
-    if algorithm == "rarl" and cfg.adversarial.victim is not None:
-        from metarobust.adversarial.attack import attack_report
+    from metarobust.evaluate import evaluate
 
-        print(attack_report(args.run_dir, args.episodes, args.seed))
-        return
-    if algorithm == "rarl":
-        from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
-
-        if args.stochastic:
-            raise ConfigError("--stochastic: a RARL run's robustness grid uses the mean action")
-        grid = scale_grid(*DEFAULT_GRID)
-        out = Path(args.run_dir) / "robustness"
-        print(robustness_grid([args.run_dir], grid, grid, args.episodes, args.seed, out))
-        return
-    if algorithm == "maml":
-        from metarobust.maml.evaluate import evaluate_maml_run
-
-        summary = evaluate_maml_run(
-            args.run_dir,
-            args.tasks,
-            args.episodes,
-            args.steps,
-            args.seed,
-            pretrained=args.pretrained,
-            later_lr=args.later_lr,
-        )
-    else:
-        summary = evaluate_run(args.run_dir, args.episodes, args.seed, not args.stochastic)
+    summary = evaluate(
+        args.run_dir,
+        episodes=args.episodes,
+        seed=args.seed,
+        deterministic=not args.stochastic,
+        tasks=args.tasks,
+        steps=args.steps,
+        pretrained=args.pretrained,
+        later_lr=args.later_lr,
+    )
     print(summary)
 
 

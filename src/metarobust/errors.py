@@ -7,3 +7,7 @@ class ConfigError(ValueError):
 
 class TrainingError(RuntimeError):
     """Training cannot go on (a NaN loss, diverged parameters); the last good checkpoint stays."""
+
+
+class EnvError(TrainingError):
+    """An env produced something no learner can use (a non-finite observation or reward)."""

@@ -12,22 +12,24 @@ from __future__ import annotations
 import csv
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
-from metarobust.adversarial.rarl import train_rarl, two_player_dims
+from metarobust.adversarial.game import ZeroSumGame
+from metarobust.adversarial.rarl import RARL
+from metarobust.agents.factories import make_policy
 from metarobust.config import SamplerConfig
 from metarobust.envs import variant_env_id
 from metarobust.errors import ConfigError
-from metarobust.evaluate import EPISODES_PER_BATCH
-from metarobust.sampling.backends import make_sampler
-from metarobust.sampling.env_factory import EnvSpec
-from metarobust.train import make_policy
-from metarobust.utils.checkpoint import load_checkpoint
-from metarobust.utils.run_dir import load_run_config
+from metarobust.runs.run_dir import load_run_config
+from metarobust.runs.saved import SavedRun
+from metarobust.runs.training import run_algorithm
+from metarobust.sampling.acting import Acting, PolicyState
+from metarobust.sampling.backends import EVALUATION_BATCH, make_sampler
+from metarobust.sampling.env_factory import env_dims
 
 ATTACK_NAME = "attack.csv"
 CONDITIONS = ("none", "random", "trained")
@@ -80,7 +82,7 @@ def attack(
             *overrides,
         ],
     )
-    return train_rarl(cfg)
+    return run_algorithm(cfg, RARL)
 
 
 def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True) -> str:
@@ -89,29 +91,30 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
     Every condition runs the same ``episodes`` (same seeds). "random" is a zero-mean Gaussian
     disturbance, clipped to the budget like any action, whose mean magnitude per component
     equals the trained adversary's (measured on these episodes)."""
-    cfg = load_run_config(run_dir)
+    run = SavedRun.load(run_dir)
+    cfg, spec = run.cfg, run.spec
     if cfg.adversarial.victim is None:
         raise ConfigError(f"{run_dir}: not an attack run (adversarial.victim is not set)")
-    ckpt = load_checkpoint(run_dir)
-    spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
-    obs_dim, protagonist_dim, adversary_dim = two_player_dims(spec)
+    game = ZeroSumGame.for_env(spec)
+    obs_dim = env_dims(spec)[0]
     modules = {
-        "protagonist": make_policy(cfg, obs_dim, protagonist_dim),
-        "adversary": make_policy(cfg, obs_dim, adversary_dim),
+        "protagonist": make_policy(cfg, obs_dim, game.protagonist_dim),
+        "adversary": make_policy(cfg, obs_dim, game.adversary_dim),
     }
-    victim = {**ckpt["protagonist"]["policy"], "deterministic": True}
-    trained = {**ckpt["adversaries"][0]["policy"], "deterministic": True}
-    batch = min(episodes, EPISODES_PER_BATCH)
+    _, victim = run.policy()
+    victim = replace(victim, deterministic=True)
+    adversary = run.state["adversaries"][0]
+    trained = PolicyState(
+        dict(adversary["update"]["params"]), dict(adversary["buffers"]), deterministic=True
+    )
+    batch = min(episodes, EVALUATION_BATCH)
     sampler_cfg = SamplerConfig(envs_per_worker=batch)
     returns: dict[str, list[float]] = {}
-    with make_sampler(sampler_cfg, spec, modules, seed) as sampler:
+    with make_sampler(sampler_cfg, spec, modules, seed, game=game) as sampler:
 
-        def victim_returns(adversary: dict[str, Any]) -> tuple[list[float], torch.Tensor]:
-            state = {
-                "learner": "adversary",
-                "players": {"protagonist": victim, "adversary": adversary},
-            }
-            traj = sampler.sample_episodes(state, [cfg.env.task], episodes, seed)
+        def victim_returns(adversary: PolicyState) -> tuple[list[float], torch.Tensor]:
+            acting = Acting({"protagonist": victim, "adversary": adversary}, learner="adversary")
+            traj = sampler.sample_episodes(acting, [cfg.env.task], episodes, seed)
             forces = traj.actions.clamp(-1.0, 1.0).abs()[traj.mask.bool()]  # [steps, adv_dim]
             return (-traj.episode_returns).tolist(), forces.mean(0)  # zero-sum: victim's = -adv's
 
@@ -135,18 +138,18 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
     )
 
 
-def zero_mean(adversary: dict[str, Any], magnitude: torch.Tensor | None) -> dict[str, Any]:
+def zero_mean(adversary: PolicyState, magnitude: torch.Tensor | None) -> PolicyState:
     """The adversary's state with a zero mean action: no force (``magnitude`` None), or a
     random one with each component's mean clipped magnitude equal to ``magnitude``."""
     params = {
         k: torch.zeros_like(v) if k.startswith("mean_net.") else v
-        for k, v in adversary["params"].items()
+        for k, v in adversary.params.items()
     }
     if magnitude is None:
-        return {**adversary, "params": params, "deterministic": True}
+        return replace(adversary, params=params, deterministic=True)
     std = torch.tensor([clipped_gaussian_std(float(m)) for m in magnitude])
     params["log_std"] = std.log().to(params["log_std"].dtype)
-    return {**adversary, "params": params, "deterministic": False}
+    return replace(adversary, params=params, deterministic=False)
 
 
 def clipped_gaussian_std(magnitude: float) -> float:

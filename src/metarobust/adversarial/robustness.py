@@ -14,8 +14,8 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from metarobust.config import Config, SamplerConfig
 from metarobust.envs import variant_env_id
 from metarobust.errors import ConfigError
-from metarobust.evaluate import saved_policy
 from metarobust.plotting import plot_robustness_heatmaps, plot_robustness_percentiles
+from metarobust.runs.saved import SavedRun
+from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
 
@@ -57,7 +58,7 @@ def grid_spec(cfg: Config) -> EnvSpec:
 
 def grid_returns(
     sampler: Sampler,
-    state: dict[str, Any],
+    state: PolicyState,
     masses: Sequence[float],
     frictions: Sequence[float],
     episodes: int,
@@ -73,7 +74,7 @@ def grid_returns(
     returns = torch.zeros(len(masses), len(frictions), episodes)
     for i, mass in enumerate(masses):
         tasks = [{"mass_scale": mass, "friction_scale": friction} for friction in frictions]
-        traj = sampler.sample_episodes(state, tasks, episodes, seed, paired=True)
+        traj = sampler.sample_episodes(Acting.single(state), tasks, episodes, seed, paired=True)
         returns[i] = traj.episode_returns.view(len(frictions), episodes)
         if bar is not None:
             bar.update(len(frictions))
@@ -101,7 +102,8 @@ def robustness_grid(
     for path in paths:
         if path.exists():
             raise ConfigError(f"{path} already exists; move it away or write the grid elsewhere")
-    policies = [saved_policy(d) for d in run_dirs]  # fails fast on a bad run dir
+    runs = [SavedRun.load(d) for d in run_dirs]  # fails fast on a bad run dir
+    policies = [(run.cfg, *run.policy()) for run in runs]
     spec = grid_spec(policies[0][0])
     for run_dir, (cfg, _, _) in zip(run_dirs, policies, strict=True):
         if grid_spec(cfg) != spec:
@@ -124,7 +126,7 @@ def robustness_grid(
     bar = tqdm(total=len(run_dirs) * cells, unit="cell", desc="robustness", disable=not progress)
     with bar:
         for _, policy, saved in policies:
-            state = {**saved, "per_task": False, "deterministic": True}
+            state = replace(saved, deterministic=True)
             with make_sampler(sampler_cfg, spec, policy, seed) as sampler:
                 returns.append(grid_returns(sampler, state, masses, frictions, episodes, seed, bar))
 

@@ -25,7 +25,7 @@ from metarobust.agents.policy import (
 )
 from metarobust.agents.returns import explained_variance, gae
 from metarobust.config import PPOConfig
-from metarobust.sampling.trajectories import Trajectories
+from metarobust.trajectories import Trajectories
 
 # SB3 stops at 1.5 x target_kl (CleanRL at 1 x, checked once per epoch).
 KL_STOP_FACTOR = 1.5
@@ -73,11 +73,11 @@ class PPO:
                 traj.rewards,
                 values,
                 next_values,
-                traj.terminated,
-                traj.dones,
-                traj.mask,
-                cfg.gamma,
-                cfg.gae_lambda,
+                terminated=traj.terminated,
+                dones=traj.dones,
+                mask=traj.mask,
+                gamma=cfg.gamma,
+                lam=cfg.gae_lambda,
             )
         real = traj.mask.bool()
         batch = {  # each [N, ...], N = real steps
@@ -166,3 +166,4 @@ class PPO:
                 p.copy_(state["params"][name])
         self.value_fn.load_state_dict(state["value_fn"])
         self.optimizer.load_state_dict(state["optimizer"])
+        self.set_lr_fraction(1.0)  # the config in force sets the rate (a resume may change it)

@@ -33,6 +33,7 @@ def gae(
     rewards: Tensor,
     values: Tensor,
     next_values: Tensor,
+    *,
     terminated: Tensor,
     dones: Tensor,
     mask: Tensor,

@@ -26,7 +26,7 @@ from metarobust.agents.policy import (
 )
 from metarobust.agents.returns import explained_variance, gae
 from metarobust.config import TRPOConfig
-from metarobust.sampling.trajectories import Trajectories
+from metarobust.trajectories import Trajectories
 
 
 def flatten_params(params: Params) -> Tensor:
@@ -91,6 +91,7 @@ def trpo_step(
     params: Params,
     surrogate: Callable[[Params], Tensor],
     kl: Callable[[Params], Tensor],
+    *,
     max_kl: float,
     cg_iters: int = 10,
     cg_damping: float = 0.1,
@@ -194,11 +195,11 @@ class TRPO:
                 traj.rewards,
                 values,
                 next_values,
-                traj.terminated,
-                traj.dones,
-                traj.mask,
-                cfg.gamma,
-                cfg.gae_lambda,
+                terminated=traj.terminated,
+                dones=traj.dones,
+                mask=traj.mask,
+                gamma=cfg.gamma,
+                lam=cfg.gae_lambda,
             )
         real = traj.mask.bool()
         obs, actions, adv, returns = traj.obs[real], traj.actions[real], adv[real], returns[real]
@@ -227,11 +228,11 @@ class TRPO:
             self.params,
             surrogate,
             mean_kl,
-            cfg.max_kl,
-            cfg.cg_iters,
-            cfg.cg_damping,
-            cfg.line_search_steps,
-            cfg.backtrack_ratio,
+            max_kl=cfg.max_kl,
+            cg_iters=cfg.cg_iters,
+            cg_damping=cfg.cg_damping,
+            line_search_steps=cfg.line_search_steps,
+            backtrack_ratio=cfg.backtrack_ratio,
         )
         with torch.no_grad():
             for name, p in self.params.items():
@@ -267,7 +268,14 @@ class TRPO:
             prev_v = self.linear.predict(traj.obs, mask, dones)
             prev_next = self.linear.predict(traj.next_obs, mask, dones, step_offset=1)
         _, targets = gae(
-            traj.rewards, prev_v, prev_next, traj.terminated, dones, mask, self.cfg.gamma, 1.0
+            traj.rewards,
+            prev_v,
+            prev_next,
+            terminated=traj.terminated,
+            dones=dones,
+            mask=mask,
+            gamma=self.cfg.gamma,
+            lam=1.0,
         )
         self.linear.fit(traj.obs, targets, mask, dones)
         values = self.linear.predict(traj.obs, mask, dones)
@@ -314,3 +322,5 @@ class TRPO:
         if self.value_fn is not None and self.vf_optimizer is not None:
             self.value_fn.load_state_dict(state["value_fn"])
             self.vf_optimizer.load_state_dict(state["vf_optimizer"])
+            for group in self.vf_optimizer.param_groups:  # the config in force sets the rate
+                group["lr"] = self.cfg.vf_lr

@@ -23,7 +23,7 @@ from torch.func import grad, vmap
 from metarobust.agents.baselines import fit_linear_baseline, predict_linear_baseline
 from metarobust.agents.policy import Params, distribution_params, gaussian_log_prob
 from metarobust.agents.returns import discounted_returns
-from metarobust.sampling.trajectories import Trajectories
+from metarobust.trajectories import Trajectories
 
 StepSize = float | Mapping[str, Tensor]  # alpha: one float, or one tensor per parameter
 
@@ -63,6 +63,7 @@ def adapt(
     params: Params,
     traj: Trajectories,
     adv: Tensor,
+    *,
     step_size: StepSize,
     num_steps: int = 1,
     first_order: bool = False,

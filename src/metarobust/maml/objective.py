@@ -19,7 +19,7 @@ from metarobust.agents.policy import (
     gaussian_log_prob,
 )
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
-from metarobust.sampling.trajectories import Trajectories
+from metarobust.trajectories import Trajectories
 
 ALPHA_PREFIX = "meta_sgd."
 
@@ -52,18 +52,27 @@ class MetaObjective:
         meta: Params,
         train: Trajectories,
         valid: Trajectories,
+        *,
         gamma: float,
         fast_lr: float,
         num_inner_steps: int = 1,
         first_order: bool = False,
+        adv_train: Tensor | None = None,
+        adapted: Params | None = None,
     ) -> None:
+        """``adv_train`` and ``adapted`` (the inner loop's advantages and its result at
+        ``meta``), when the caller has them already, are not computed again."""
         self.policy, self.meta, self.train, self.valid = policy, meta, train, valid
         self.gamma, self.fast_lr = gamma, fast_lr
         self.num_inner_steps, self.first_order = num_inner_steps, first_order
-        self.adv_train = reinforce_advantages(train, gamma)
+        self.adv_train = reinforce_advantages(train, gamma) if adv_train is None else adv_train
         self.adv_valid = reinforce_advantages(valid, gamma)
         with torch.no_grad():
-            self.old_mean, self.old_log_std = self._distribution(meta)  # pi_{old'_i}
+            if adapted is None:
+                adapted = self.adapted(meta)
+            # pi_{old'_i}: each task's adapted policy on its own post-adaptation states
+            old = batched_distribution_params(policy, adapted, valid.obs)
+            self.old_mean, self.old_log_std = old
             self.old_log_prob = gaussian_log_prob(self.old_mean, self.old_log_std, valid.actions)
 
     def subsample(self, fraction: float) -> MetaObjective:
@@ -78,10 +87,10 @@ class MetaObjective:
             self.meta,
             self.train.first_episodes(n),
             self.valid.first_episodes(n),
-            self.gamma,
-            self.fast_lr,
-            self.num_inner_steps,
-            self.first_order,
+            gamma=self.gamma,
+            fast_lr=self.fast_lr,
+            num_inner_steps=self.num_inner_steps,
+            first_order=self.first_order,
         )
 
     def adapted(self, meta: Params) -> Params:
@@ -92,9 +101,9 @@ class MetaObjective:
             params,
             self.train,
             self.adv_train,
-            alpha,
-            self.num_inner_steps,
-            self.first_order,
+            step_size=alpha,
+            num_steps=self.num_inner_steps,
+            first_order=self.first_order,
         )
 
     def _distribution(self, meta: Params) -> tuple[Tensor, Tensor]:

@@ -2,8 +2,8 @@
 
 Every backend splits work the same way, so all of them give identical data for one seed:
 
-- episodes: units ``(task_index, rollout_index, task, unit_seed)`` in task-major order are
-  split contiguously across workers and reassembled as ``[task, episode, time, ...]``;
+- episodes: units (one episode of one task each) in task-major order are split contiguously
+  across workers and reassembled as ``[task, episode, time, ...]``;
 - steps: worker ``w``'s env ``i`` is global env ``w * envs_per_worker + i``, and the workers'
   envs are concatenated along the rollout axis, ``[1, workers * envs_per_worker, time, ...]``.
 """
@@ -11,6 +11,7 @@ Every backend splits work the same way, so all of them give identical data for o
 from __future__ import annotations
 
 import contextlib
+import copy
 import multiprocessing as mp
 import pickle
 import signal
@@ -19,7 +20,7 @@ import traceback
 import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import fields, replace
+from dataclasses import fields, is_dataclass, replace
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -28,12 +29,23 @@ import torch
 
 from metarobust.config import SamplerConfig
 from metarobust.errors import ConfigError
+from metarobust.sampling.acting import Acting
 from metarobust.sampling.env_factory import EnvSpec
-from metarobust.sampling.trajectories import _STEP_FIELDS, Trajectories
-from metarobust.sampling.worker import Policies, RolloutWorker, Unit, unit_seed
+from metarobust.sampling.episodes import Unit, unit_seed
+from metarobust.sampling.game import Game
+from metarobust.sampling.worker import (
+    GetStreams,
+    Policies,
+    Request,
+    RolloutWorker,
+    SampleEpisodes,
+    SampleSteps,
+    SetStreams,
+)
+from metarobust.trajectories import Trajectories
 
 Task = Mapping[str, Any] | None
-Call = tuple[str, tuple[Any, ...]]  # (RolloutWorker method, arguments)
+EVALUATION_BATCH = 16  # envs a saved policy's evaluation steps together
 
 
 class WorkerError(RuntimeError):
@@ -51,8 +63,8 @@ class Sampler(ABC):
         return self.num_workers * self.envs_per_worker
 
     @abstractmethod
-    def _run(self, calls: Sequence[Call | None]) -> list[Any]:
-        """Make ``calls[w]`` on worker ``w`` (all at once where the backend can); None skips."""
+    def _run(self, calls: Sequence[Request | None]) -> list[Any]:
+        """Send ``calls[w]`` to worker ``w`` (all at once where the backend can); None skips."""
 
     @abstractmethod
     def close(self) -> None:
@@ -60,46 +72,41 @@ class Sampler(ABC):
 
     def sample_episodes(
         self,
-        state: Mapping[str, Any],
+        acting: Acting,
         tasks: Sequence[Task],
         episodes_per_task: int,
         seed: int,
+        *,
         paired: bool = False,
     ) -> Trajectories:
         """``episodes_per_task`` episodes of every task: ``[task, episode, time, ...]``.
 
-        ``state`` is ``{"params", "buffers", "per_task"}`` (per-task params are indexed by
-        the position of the task in ``tasks``); ``seed`` fixes resets and action noise, per
-        task and episode, or with ``paired`` per episode only: episode ``r`` of every task
-        then starts from the same state with the same noise (common random numbers).
+        A player's state stacked by task acts in task ``i`` with its set ``i``; ``seed`` fixes
+        resets and action noise, per task and episode, or with ``paired`` per episode only:
+        episode ``r`` of every task then starts from the same state with the same noise
+        (common random numbers).
         """
-        units: list[Unit] = [
-            (t, r, task, unit_seed(seed, 0 if paired else t, r))
+        units = [
+            Unit(t, r, task, unit_seed(seed, 0 if paired else t, r))
             for t, task in enumerate(tasks)
             for r in range(episodes_per_task)
         ]
         bounds = np.linspace(0, len(units), self.num_workers + 1).round().astype(int)
-        calls: list[Call | None] = [
-            ("sample_episodes", (state, units[a:b])) if b > a else None
+        calls: list[Request | None] = [
+            SampleEpisodes(acting, tuple(units[a:b])) if b > a else None
             for a, b in zip(bounds[:-1], bounds[1:], strict=True)
         ]
         rows = Trajectories.cat([r for r in self._run(calls) if r is not None], dim=1)
-        shape = (len(tasks), episodes_per_task)  # [1, unit, ...] -> [task, episode, ...]
-        return replace(
-            rows, **{f: getattr(rows, f).reshape(*shape, *getattr(rows, f).shape[2:])
-                     for f in _STEP_FIELDS}
-        )  # fmt: skip
+        return rows.split_rollouts(len(tasks), episodes_per_task)
 
-    def sample_steps(
-        self, state: Mapping[str, Any], num_steps: int, task: Task = None
-    ) -> Trajectories:
+    def sample_steps(self, acting: Acting, num_steps: int, task: Task = None) -> Trajectories:
         """``num_steps`` more steps of every env's stream: ``[1, num_envs, num_steps, ...]``."""
-        calls = [("sample_steps", (state, num_steps, task))] * self.num_workers
+        calls = [SampleSteps(acting, num_steps, task)] * self.num_workers
         return Trajectories.cat(self._run(calls), dim=1)
 
     def state(self) -> dict[str, Any]:
         """The step-mode streams (envs mid-episode included), for an exact resume."""
-        workers = self._run([("stream_state", (False,))] * self.num_workers)
+        workers = self._run([GetStreams()] * self.num_workers)
         if any(w is None for w in workers):
             warnings.warn(
                 "the env's simulator state cannot be saved: a resumed run restarts its "
@@ -119,7 +126,7 @@ class Sampler(ABC):
                 f"saved sampler state has {len(workers)} workers, this sampler has "
                 f"{self.num_workers}; resume with the same sampler.workers"
             )
-        self._run([("load_stream_state", (w,)) for w in workers])
+        self._run([SetStreams(w) for w in workers])
 
     def __enter__(self) -> Sampler:
         return self
@@ -138,16 +145,24 @@ class LocalSampler(Sampler):
         seed: int,
         envs_per_worker: int = 1,
         num_workers: int = 1,
+        game: Game | None = None,
     ) -> None:
         super().__init__(num_workers, envs_per_worker)
-        self._workers = [
-            RolloutWorker(spec, envs_per_worker, policy, seed, w * envs_per_worker)
-            for w in range(num_workers)
-        ]
+        policy = cpu_copy(policy)
+        self._workers = []
+        try:
+            for w in range(num_workers):
+                offset = w * envs_per_worker
+                self._workers.append(
+                    RolloutWorker(spec, envs_per_worker, policy, seed, offset, game)
+                )
+        except BaseException:
+            self.close()
+            raise
 
-    def _run(self, calls: Sequence[Call | None]) -> list[Any]:
+    def _run(self, calls: Sequence[Request | None]) -> list[Any]:
         return [
-            None if call is None else getattr(worker, call[0])(*call[1])
+            None if call is None else call(worker)
             for worker, call in zip(self._workers, calls, strict=True)
         ]
 
@@ -168,6 +183,7 @@ class SubprocessSampler(Sampler):
         envs_per_worker: int = 1,
         num_workers: int = 2,
         start_method: str | None = None,
+        game: Game | None = None,
     ) -> None:
         super().__init__(num_workers, envs_per_worker)
         if start_method is None:
@@ -175,7 +191,7 @@ class SubprocessSampler(Sampler):
         ctx = mp.get_context(start_method)
         if start_method == "forkserver":
             ctx.set_forkserver_preload([__name__])  # import torch once, not once per worker
-        policy_bytes = pickle.dumps(policy)
+        policy_bytes = pickle.dumps((cpu_copy(policy), game))
         self._conns: list[Connection] = []
         self._procs: list[mp.process.BaseProcess] = []
         self._pending = [False] * num_workers  # a reply not yet read (after an interrupt)
@@ -194,7 +210,7 @@ class SubprocessSampler(Sampler):
             self.close()
             raise
 
-    def _run(self, calls: Sequence[Call | None]) -> list[Any]:
+    def _run(self, calls: Sequence[Request | None]) -> list[Any]:
         for w, pending in enumerate(self._pending):
             if pending:
                 reply = self._receive(w)
@@ -202,7 +218,9 @@ class SubprocessSampler(Sampler):
                     raise WorkerError(f"sampler worker {w} failed:\n{reply[1]}")
         for w, call in enumerate(calls):
             if call is not None:
-                self._conns[w].send_bytes(pickle.dumps(to_wire(call), pickle.HIGHEST_PROTOCOL))
+                self._conns[w].send_bytes(
+                    pickle.dumps(("call", to_wire(call)), pickle.HIGHEST_PROTOCOL)
+                )
                 self._pending[w] = True
         replies = [self._receive(w) if call is not None else None for w, call in enumerate(calls)]
         for w, reply in enumerate(replies):
@@ -247,13 +265,14 @@ class RaySampler(Sampler):
         envs_per_worker: int = 1,
         num_workers: int = 2,
         address: str | None = None,
+        game: Game | None = None,
     ) -> None:
         super().__init__(num_workers, envs_per_worker)
         self._ray = _import_ray()
         if not self._ray.is_initialized():
             self._ray.init(address=address)
         actor = self._ray.remote(num_cpus=1)(RemoteWorker)
-        policy_bytes = pickle.dumps(policy)
+        policy_bytes = pickle.dumps((cpu_copy(policy), game))
         self._actors = [
             actor.remote(spec, envs_per_worker, policy_bytes, seed, w * envs_per_worker)
             for w in range(num_workers)
@@ -264,9 +283,9 @@ class RaySampler(Sampler):
             self.close()
             raise
 
-    def _run(self, calls: Sequence[Call | None]) -> list[Any]:
+    def _run(self, calls: Sequence[Request | None]) -> list[Any]:
         refs = [
-            None if call is None else actor.call.remote(*to_wire(call))
+            None if call is None else actor.call.remote(to_wire(call))
             for actor, call in zip(self._actors, calls, strict=True)
         ]
         results = self._get([r for r in refs if r is not None])
@@ -285,15 +304,19 @@ class RaySampler(Sampler):
         self._actors = []
 
 
-def make_sampler(cfg: SamplerConfig, spec: EnvSpec, policy: Policies, seed: int) -> Sampler:
+def make_sampler(
+    cfg: SamplerConfig, spec: EnvSpec, policy: Policies, seed: int, *, game: Game | None = None
+) -> Sampler:
     """The backend ``cfg`` names ("auto": local for one worker, subprocesses for more).
 
-    ``policy``: one module, or ``{"protagonist": ..., "adversary": ...}`` for a two-player env.
+    ``policy``: one module (on any device; workers keep CPU copies), or one per player of
+    ``game`` (default: one player), e.g. ``{"protagonist": ..., "adversary": ...}`` with
+    ``metarobust.adversarial.game.ZeroSumGame``.
     """
     backend = cfg.backend
     if backend == "auto":
         backend = "local" if cfg.workers == 1 else "subprocess"
-    kwargs = dict(envs_per_worker=cfg.envs_per_worker, num_workers=cfg.workers)
+    kwargs = dict(envs_per_worker=cfg.envs_per_worker, num_workers=cfg.workers, game=game)
     if backend == "local":
         return LocalSampler(spec, policy, seed, **kwargs)
     if backend == "subprocess":
@@ -311,13 +334,14 @@ class RemoteWorker:
         self, spec: EnvSpec, num_envs: int, policy_bytes: bytes, seed: int, env_offset: int
     ) -> None:
         torch.set_num_threads(1)  # workers run side by side; one thread each
-        self.worker = RolloutWorker(spec, num_envs, pickle.loads(policy_bytes), seed, env_offset)
+        policy, game = pickle.loads(policy_bytes)
+        self.worker = RolloutWorker(spec, num_envs, policy, seed, env_offset, game)
 
     def ready(self) -> bool:
         return True
 
-    def call(self, method: str, args: tuple[Any, ...]) -> Any:
-        return to_wire(getattr(self.worker, method)(*from_wire(args)))
+    def call(self, request: Request) -> Any:
+        return to_wire(from_wire(request)(self.worker))
 
     def close(self) -> None:
         self.worker.close()
@@ -342,13 +366,13 @@ def _subprocess_main(
     try:
         while True:
             try:
-                method, args = pickle.loads(conn.recv_bytes())
+                kind, request = pickle.loads(conn.recv_bytes())
             except EOFError:
                 break
-            if method == "close":
+            if kind == "close":
                 break
             try:
-                reply = pickle.dumps(("ok", remote.call(method, args)), pickle.HIGHEST_PROTOCOL)
+                reply = pickle.dumps(("ok", remote.call(request)), pickle.HIGHEST_PROTOCOL)
             except Exception:
                 reply = pickle.dumps(("error", traceback.format_exc()))
             conn.send_bytes(reply)
@@ -369,15 +393,13 @@ class _Tensor:
         return (_Tensor, (self.array,))
 
 
-_TRAJECTORIES = "__trajectories__"
-
-
 def to_wire(obj: Any) -> Any:
-    """``obj`` with every tensor (Trajectories included) turned into a tagged NumPy array."""
+    """``obj`` with every tensor (in dataclasses, dicts, lists and tuples too) turned into a
+    tagged NumPy array."""
     if isinstance(obj, torch.Tensor):
         return _Tensor(obj.detach().cpu().numpy())
-    if isinstance(obj, Trajectories):
-        return {_TRAJECTORIES: {f.name: to_wire(getattr(obj, f.name)) for f in fields(obj)}}
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return replace(obj, **{f.name: to_wire(getattr(obj, f.name)) for f in fields(obj)})
     if isinstance(obj, dict):
         return {k: to_wire(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
@@ -391,13 +413,20 @@ def from_wire(obj: Any) -> Any:
         array = obj.array
         # Ray hands back read-only arrays; torch wants to own writable memory.
         return torch.from_numpy(array if array.flags.writeable else array.copy())
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return replace(obj, **{f.name: from_wire(getattr(obj, f.name)) for f in fields(obj)})
     if isinstance(obj, dict):
-        if _TRAJECTORIES in obj:
-            return Trajectories(**{k: from_wire(v) for k, v in obj[_TRAJECTORIES].items()})
         return {k: from_wire(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return type(obj)(from_wire(v) for v in obj)
     return obj
+
+
+def cpu_copy(policy: Policies) -> Policies:
+    """CPU copies of the policy modules, for workers (the learner's stay where they are)."""
+    if isinstance(policy, Mapping):
+        return {name: copy.deepcopy(module).cpu() for name, module in policy.items()}
+    return copy.deepcopy(policy).cpu()
 
 
 def _import_ray() -> Any:

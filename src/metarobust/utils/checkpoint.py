@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import torch
 from metarobust.errors import ConfigError
 
 CHECKPOINT_NAME = "checkpoint.pt"
+CHECKPOINT_FORMAT = 2  # 2: one layout for every algorithm ("state", "policy", "sampler", ...)
 
 
 def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
@@ -31,12 +34,50 @@ def save_checkpoint(run_dir: Path, state: dict[str, Any]) -> Path:
     return path
 
 
-def load_checkpoint(run_dir: Path) -> dict[str, Any]:
-    """The state saved in ``run_dir``, or a ConfigError if there is none."""
+def load_checkpoint(run_dir: Path, algorithm: str | None = None) -> dict[str, Any]:
+    """The state saved in ``run_dir`` (by a run of ``algorithm``, if given); a ConfigError
+    naming the file if there is none, it is damaged, or another kind of run wrote it."""
     path = Path(run_dir) / CHECKPOINT_NAME
     if not path.is_file():
         raise ConfigError(f"{run_dir}: no {CHECKPOINT_NAME} to resume from")
-    return torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many kinds for a truncated or foreign file
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{path}: damaged or not a checkpoint ({reason[:120]})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        found = state.get("format", 1) if isinstance(state, dict) else "none"
+        raise ConfigError(
+            f"{path}: not a checkpoint of this metarobust version (format {found}, "
+            f"expected {CHECKPOINT_FORMAT})"
+        )
+    if algorithm is not None and state.get("algorithm") != algorithm:
+        raise ConfigError(
+            f"{path}: saved by a {state.get('algorithm')!s} run, but this run's "
+            f"train.algorithm is {algorithm}"
+        )
+    return state
+
+
+@contextmanager
+def checkpoint_errors(run_dir: Path) -> Iterator[None]:
+    """Turn a checkpoint whose contents do not fit the run (a missing key, a wrong shape or
+    type) into one ConfigError naming the file."""
+    try:
+        yield
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as err:
+        if isinstance(err, ConfigError):
+            raise
+        detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"{Path(run_dir) / CHECKPOINT_NAME}: does not fit this run's config ({detail[:160]})"
+        ) from None
+
+
+def remove_temporaries(run_dir: Path) -> None:
+    """Delete what a save killed mid-write left behind (only the owner of a run calls this)."""
+    for tmp in Path(run_dir).glob(".checkpoint-*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def detached_copy(tree: Any) -> Any:

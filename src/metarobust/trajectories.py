@@ -49,17 +49,14 @@ class Trajectories:
     def to(self, device: torch.device | str) -> Trajectories:
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
-    def task(self, index: int) -> Trajectories:
-        """The trajectories of one task, keeping a task dim of size 1."""
-        sl = slice(index, index + 1)
-        keep = self.episode_tasks == index
+    def split_rollouts(self, tasks: int, episodes: int) -> Trajectories:
+        """``[1, tasks * episodes, ...]``, units in task-major order, as
+        ``[tasks, episodes, ...]``."""
         return replace(
             self,
-            **{f.name: getattr(self, f.name)[sl] for f in fields(self) if f.name in _STEP_FIELDS},
-            episode_returns=self.episode_returns[keep],
-            episode_lengths=self.episode_lengths[keep],
-            episode_tasks=torch.zeros_like(self.episode_tasks[keep]),
-        )
+            **{f: getattr(self, f).reshape(tasks, episodes, *getattr(self, f).shape[2:])
+               for f in _STEP_FIELDS},
+        )  # fmt: skip
 
     def first_episodes(self, n: int) -> Trajectories:
         """Episode-mode trajectories cut to the first ``n`` episodes of every task."""

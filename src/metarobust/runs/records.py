@@ -28,6 +28,7 @@ class TrainingRun:
         self,
         cfg: Config,
         run_dir: Path,
+        *,
         total: int,
         done: int = 0,
         start_step: int = 0,
@@ -69,6 +70,7 @@ class TrainingRun:
 
     def end_iteration(
         self,
+        *,
         iteration: int,
         env_steps: int,
         new_steps: int,

@@ -4,33 +4,38 @@ with a seed other than training's, each step on fresh episodes (MAML paper, Figu
 The meta-learned initialisation is compared with a randomly initialised policy adapted the
 same way (same step size, episodes and tasks) and, if given, with a "pretrained" policy: a
 run of multi-task TRPO on the same task distribution (``maml.num_inner_steps: 0``), adapted
-with its own ``maml.fast_lr``. Writes ``adaptation.csv`` and
-``adaptation.png`` into the run directory.
+with its own ``maml.fast_lr``. Writes ``adaptation.csv`` and ``adaptation.png`` into the run
+directory.
+
+    for k = 0 .. K:
+        D_k  <- fresh episodes of every task with theta_k (theta_0 = the start, shared)
+        R[k] <- mean return of D_k per task
+        theta_{k+1} = theta_k - alpha_k * grad L(theta_k; D_k)      (per task, first order)
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from metarobust.agents.factories import make_policy
 from metarobust.agents.policy import Params
-from metarobust.config import Config
 from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
-from metarobust.maml.objective import split_meta_params
-from metarobust.maml.train import episode_seed
+from metarobust.maml.algorithm import episode_seed, saved_meta_policy
 from metarobust.plotting import plot_adaptation
+from metarobust.runs.saved import SavedRun
+from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
-from metarobust.sampling.env_factory import EnvSpec
-from metarobust.train import build_policy
-from metarobust.utils.checkpoint import load_checkpoint
-from metarobust.utils.run_dir import load_run_config
+from metarobust.sampling.env_factory import env_dims
 
 CSV_NAME, PNG_NAME = "adaptation.csv", "adaptation.png"
 
@@ -38,15 +43,16 @@ CSV_NAME, PNG_NAME = "adaptation.csv", "adaptation.png"
 def adaptation_curve(
     policy: nn.Module,
     params: Params,
-    step_size: StepSize,
     sampler: Sampler,
     tasks: list[dict],
+    *,
+    step_size: StepSize,
     episodes_per_task: int,
     num_steps: int,
     gamma: float,
     seed: int,
-    progress: tqdm | None = None,
     later_step_size: StepSize | None = None,
+    progress: tqdm | None = None,
 ) -> Tensor:
     """Mean return of every task after 0..``num_steps`` inner steps: ``[num_steps + 1, task]``.
 
@@ -54,60 +60,84 @@ def adaptation_curve(
     task's parameters once more on them (first order: only values are needed here), with
     ``step_size`` the first time and ``later_step_size`` (if given) after that.
     """
-    buffers = {k: v.detach().cpu() for k, v in policy.named_buffers()}
     returns = torch.zeros(num_steps + 1, len(tasks))
-    per_task = False
+    state = PolicyState.of(params, policy)
     for k in range(num_steps + 1):
-        state = {
-            "params": {n: v.detach().cpu() for n, v in params.items()},
-            "buffers": buffers,
-            "per_task": per_task,
-        }
-        traj = sampler.sample_episodes(state, tasks, episodes_per_task, episode_seed(seed, k, 0))
+        acting = Acting.single(state)
+        traj = sampler.sample_episodes(acting, tasks, episodes_per_task, episode_seed(seed, k, 0))
         returns[k] = traj.episode_returns.view(len(tasks), episodes_per_task).mean(1)
         if progress is not None:
             progress.update(1)
         if k < num_steps:
-            adv = reinforce_advantages(traj, gamma)
             alpha = step_size if k == 0 or later_step_size is None else later_step_size
-            adapted = adapt(policy, params, traj, adv, alpha, 1, True, per_task)
-            params = {n: v.detach() for n, v in adapted.items()}
-            per_task = True
+            adapted = adapt(
+                policy,
+                state.params,
+                traj,
+                reinforce_advantages(traj, gamma),
+                step_size=alpha,
+                first_order=True,
+                per_task_params=state.stack == "task",
+            )
+            state = PolicyState.of(adapted, policy, stack="task")
     return returns
+
+
+def adapt_on_task(
+    saved: SavedRun,
+    policy: nn.Module,
+    sampler: Sampler,
+    task: Mapping[str, Any],
+    *,
+    episodes: int,
+    steps: int,
+    seed: int,
+    step_size: float | None = None,
+) -> Params:
+    """A MAML run's meta-policy adapted to one ``task``: ``steps`` inner steps, each on
+    ``episodes`` fresh episodes (the meta-test protocol); the adapted parameters."""
+    params, alpha = saved_meta_policy(saved)
+    if step_size is not None:
+        alpha = step_size
+    for k in range(steps):
+        acting = Acting.single(PolicyState.of(params, policy))
+        traj = sampler.sample_episodes(acting, [task], episodes, episode_seed(seed, k, 0))
+        adv = reinforce_advantages(traj, saved.cfg.maml.gamma)
+        adapted = adapt(policy, params, traj, adv, step_size=alpha, first_order=True)
+        params = {k: v[0].detach() for k, v in adapted.items()}
+    return params
 
 
 def evaluate_maml_run(
     run_dir: Path,
+    *,
     num_tasks: int,
     episodes_per_task: int,
     num_steps: int = 3,
     seed: int = 12345,
-    progress: bool = True,
     pretrained: Path | None = None,
     later_lr: float | None = None,
+    progress: bool = True,
 ) -> str:
     """Adaptation curves of the run's meta-policy, of a random initialisation and of the
     ``pretrained`` run's policy on ``num_tasks`` tasks drawn with ``seed``; writes CSV and
     PNG, returns a summary line. ``later_lr`` is every method's step size after the first
     step (the MAML paper's evaluation used 0.05 after a first step of 0.1)."""
-    run_dir = Path(run_dir)
-    cfg = load_run_config(run_dir)
-    ckpt = load_checkpoint(run_dir)
-    spec = EnvSpec(cfg.env.id, dict(cfg.env.kwargs), cfg.env.max_episode_steps)
+    saved = SavedRun.load(run_dir)
+    cfg, spec = saved.cfg, saved.spec
     tasks = default_task_distribution(cfg.env.id).sample(num_tasks, np.random.default_rng(seed))
-    policy = build_policy(cfg, spec)
-    meta_params, meta_alpha = split_meta_params(ckpt["meta_params"], cfg.maml.fast_lr)
+    policy = make_policy(cfg, *env_dims(spec))
+    meta_params, meta_alpha = saved_meta_policy(saved)
     torch.manual_seed(seed)
-    random_params = build_policy(cfg, spec).init_params()
+    random_params = make_policy(cfg, *env_dims(spec)).init_params()
     methods = {
         "MAML": (meta_params, meta_alpha),
         "random init": (random_params, cfg.maml.fast_lr),
     }
     if pretrained is not None:
-        methods["pretrained"] = _pretrained_start(Path(pretrained), cfg)
-    sampler_cfg = cfg.sampler.model_copy(
-        update={"envs_per_worker": min(cfg.sampler.envs_per_worker, num_tasks * episodes_per_task)}
-    )
+        methods["pretrained"] = _pretrained_start(Path(pretrained), saved)
+    envs = min(cfg.sampler.envs_per_worker, num_tasks * episodes_per_task)
+    sampler_cfg = cfg.sampler.model_copy(update={"envs_per_worker": envs})
     curves: dict[str, Tensor] = {}
     bar = tqdm(
         total=len(methods) * (num_steps + 1), unit="phase", desc="adapt", disable=not progress
@@ -117,16 +147,17 @@ def evaluate_maml_run(
             curves[name] = adaptation_curve(
                 policy,
                 params,
-                alpha,
                 sampler,
                 tasks,
-                episodes_per_task,
-                num_steps,
-                cfg.maml.gamma,
-                seed,
-                bar,
-                later_lr,
+                step_size=alpha,
+                episodes_per_task=episodes_per_task,
+                num_steps=num_steps,
+                gamma=cfg.maml.gamma,
+                seed=seed,
+                later_step_size=later_lr,
+                progress=bar,
             )
+    run_dir = saved.path
     _write_csv(run_dir / CSV_NAME, curves)
     plot_adaptation(curves, run_dir / PNG_NAME, cfg.env.id)
     maml = curves["MAML"].mean(1).tolist()
@@ -148,15 +179,15 @@ def _write_csv(path: Path, curves: dict[str, Tensor]) -> None:
                 writer.writerow([name, k, f"{mean:.4f}", f"{std:.4f}", per_task.numel()])
 
 
-def _pretrained_start(run_dir: Path, cfg: Config) -> tuple[Params, StepSize]:
-    """The parameters and step size of a multi-task baseline run, checked against ``cfg``."""
-    base = load_run_config(run_dir)
-    if base.train.algorithm != "maml" or base.maml.num_inner_steps != 0:
+def _pretrained_start(run_dir: Path, run: SavedRun) -> tuple[Params, StepSize]:
+    """The parameters and step size of a multi-task baseline run, checked against ``run``."""
+    base = SavedRun.load(run_dir)
+    if base.algorithm != "maml" or base.cfg.maml.num_inner_steps != 0:
         raise ConfigError(
             f"--pretrained {run_dir}: expected a run with train.algorithm=maml and "
             "maml.num_inner_steps=0 (multi-task TRPO)"
         )
-    if (base.env.id, base.policy) != (cfg.env.id, cfg.policy):
+    if (base.cfg.env.id, base.cfg.policy) != (run.cfg.env.id, run.cfg.policy):
         raise ConfigError(f"--pretrained {run_dir}: another env or policy shape than the run's")
-    params, _ = split_meta_params(load_checkpoint(run_dir)["meta_params"], base.maml.fast_lr)
-    return params, base.maml.fast_lr
+    params, _ = saved_meta_policy(base)
+    return params, base.cfg.maml.fast_lr

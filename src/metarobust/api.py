@@ -1,0 +1,139 @@
+"""The Python API: what the ``metarobust`` command does, for scripts and notebooks.
+
+import gymnasium as gym
+import metarobust as mr
+
+cfg = mr.load_config("configs/maml_config.yaml", ["maml.num_iterations=50"])
+run = mr.train(cfg)                 # later: mr.resume(run, ["maml.num_iterations=80"])
+agent = mr.load_policy(run)         # the meta-policy
+adapted = agent.adapt({"goal": [0.3, -0.2]}, episodes=20)  # one inner step on that task
+env = gym.make("metarobust/Navigation2D-v0")
+obs, _ = env.reset(seed=0, options={"task": {"goal": [0.3, -0.2]}})
+obs, reward, terminated, truncated, _ = env.step(adapted.act(obs))
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarobust.agents.policy import GaussianPolicy
+from metarobust.config import Config, SamplerConfig
+from metarobust.errors import ConfigError
+from metarobust.runs.algorithm import Algorithm
+from metarobust.runs.run_dir import load_run_config
+from metarobust.runs.saved import SavedRun
+from metarobust.runs.training import run_algorithm
+from metarobust.sampling.acting import PolicyState
+from metarobust.sampling.backends import make_sampler
+from metarobust.sampling.env_factory import make_env
+
+__all__ = ["Agent", "load_policy", "resume", "train"]
+
+
+def algorithm_class(cfg: Config) -> type[Algorithm]:
+    """The training algorithm ``train.algorithm`` names."""
+    name = cfg.train.algorithm
+    if name == "maml":
+        from metarobust.maml.algorithm import MAML
+
+        return MAML
+    if name == "rarl":
+        from metarobust.adversarial.rarl import RARL
+
+        return RARL
+    from metarobust.policy_gradient import PolicyGradient
+
+    return PolicyGradient
+
+
+def train(cfg: Config) -> Path:
+    """Train ``cfg``'s algorithm in a fresh run directory; returns it."""
+    return run_algorithm(cfg, algorithm_class(cfg))
+
+
+def resume(run_dir: Path | str, overrides: Sequence[str] = ()) -> Path:
+    """Continue the run in ``run_dir`` exactly where its checkpoint left off, with
+    ``key=value`` overrides of the settings a resume may change (budgets, learning rates,
+    logging; ``metarobust.runs.resume.CHANGEABLE``); returns the run directory."""
+    cfg = load_run_config(Path(run_dir), tuple(overrides))
+    return run_algorithm(cfg, algorithm_class(cfg), Path(run_dir))
+
+
+def load_policy(run_dir: Path | str) -> Agent:
+    """The policy a saved run acts with: PPO/TRPO's policy, a RARL run's protagonist (on the
+    env's protagonist action), MAML's meta-policy (``Agent.adapt`` adapts it to a task)."""
+    saved = SavedRun.load(run_dir)
+    module, state = saved.policy()
+    return Agent(saved, module, state)
+
+
+class Agent:
+    """A saved policy acting on plain observations, mean action by default."""
+
+    def __init__(self, saved: SavedRun, module: GaussianPolicy, state: PolicyState) -> None:
+        self.saved, self.state = saved, state
+        self.module = copy.deepcopy(module)  # its parameters are this agent's own
+        with torch.no_grad():
+            for name, p in self.module.named_parameters():
+                p.copy_(state.params[name])
+        env = make_env(saved.spec)
+        try:
+            space = env.action_space
+        finally:
+            env.close()
+        self.low = space.low[: module.act_dim].astype(np.float32)
+        self.high = space.high[: module.act_dim].astype(np.float32)
+
+    def act(
+        self, obs: np.ndarray, *, deterministic: bool = True, rng: np.random.Generator | None = None
+    ) -> np.ndarray:
+        """The action for ``obs`` (``[obs_dim]`` or ``[n, obs_dim]``), clipped to the action
+        space: the mean, or (not ``deterministic``) a sample drawn with ``rng``."""
+        batch = np.asarray(obs, np.float32)
+        with torch.no_grad():
+            mean, log_std = self.module(torch.from_numpy(np.atleast_2d(batch)))
+        action = mean.numpy()
+        if not deterministic:
+            rng = np.random.default_rng() if rng is None else rng
+            action = action + np.exp(log_std.numpy()) * rng.standard_normal(action.shape)
+        action = np.clip(action, self.low, self.high).astype(np.float32)
+        return action if batch.ndim > 1 else action[0]
+
+    def adapt(
+        self,
+        task: Mapping[str, Any],
+        *,
+        episodes: int = 20,
+        steps: int = 1,
+        seed: int = 0,
+        step_size: float | None = None,
+    ) -> Agent:
+        """A MAML run's policy after ``steps`` inner policy-gradient steps on ``task``, each
+        on ``episodes`` fresh episodes of the run's env (as in meta-testing); ``step_size``
+        defaults to the run's (``maml.fast_lr``, or Meta-SGD's learned one)."""
+        from metarobust.maml.meta_test import adapt_on_task
+
+        saved = self.saved
+        if saved.algorithm != "maml":
+            raise ConfigError(f"{saved.path}: a {saved.algorithm} run; only MAML runs adapt")
+        if episodes < 1 or steps < 1:
+            raise ConfigError(f"adapt: episodes and steps must be >= 1, got {episodes}, {steps}")
+        sampler_cfg = SamplerConfig(envs_per_worker=min(episodes, 16))
+        with make_sampler(sampler_cfg, saved.spec, self.module, seed) as sampler:
+            params = adapt_on_task(
+                saved,
+                self.module,
+                sampler,
+                task,
+                episodes=episodes,
+                steps=steps,
+                seed=seed,
+                step_size=step_size,
+            )
+        return Agent(saved, self.module, self.state.with_params(params))

@@ -1,0 +1,175 @@
+"""MAML for RL (Finn et al. 2017, Algorithm 3) on the shared sampler; the outer step is TRPO
+(MAML-TRPO, the paper's) or PPO's clipped objective (MAML-PPO).
+
+Each meta-iteration:
+
+    sample tasks T_i ~ p(T)                                        (meta_batch_size of them)
+    D_i  <- episodes of pi_theta on T_i                            (one sampler pass, all tasks)
+    theta'_i = theta - alpha * grad L_i(theta; D_i)                (one vmap over tasks)
+    D'_i <- episodes of pi_theta'_i on T_i                         (one pass, per-task params)
+    theta <- TRPO (or PPO) step on sum_i L_i(theta'_i(theta); D'_i) through the inner loop
+
+With zero inner steps the same loop is multi-task TRPO, the paper's "pretrained" baseline.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from metarobust.agents.factories import make_policy
+from metarobust.agents.policy import Params
+from metarobust.config import Config
+from metarobust.envs import default_task_distribution
+from metarobust.errors import ConfigError
+from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
+from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective, split_meta_params
+from metarobust.maml.outer import MetaPPO, MetaTRPO
+from metarobust.runs.algorithm import Algorithm, Iteration, Setup
+from metarobust.runs.saved import SavedRun
+from metarobust.sampling.acting import Acting, PolicyState
+from metarobust.sampling.backends import Sampler
+from metarobust.sampling.env_factory import env_dims
+from metarobust.sampling.worker import Policies
+from metarobust.trajectories import Trajectories
+from metarobust.utils.checkpoint import checkpoint_errors
+
+TRAIN_PHASE, VALID_PHASE = 0, 1
+
+
+def episode_seed(seed: int, iteration: int, phase: int) -> int:
+    """The sampler seed of one phase of one meta-iteration (so a resumed run needs no state)."""
+    return int(np.random.SeedSequence([seed, iteration, phase]).generate_state(1)[0])
+
+
+def initial_meta_params(cfg: Config, params: Params) -> Params:
+    """The policy's parameters, plus Meta-SGD's per-parameter step sizes (starting at alpha)."""
+    meta = dict(params)
+    if cfg.maml.meta_sgd:
+        meta |= {ALPHA_PREFIX + k: torch.full_like(v, cfg.maml.fast_lr) for k, v in params.items()}
+    return meta
+
+
+def saved_meta_policy(run: SavedRun) -> tuple[Params, StepSize]:
+    """A saved MAML run's policy parameters and inner step size (Meta-SGD's, or fast_lr)."""
+    if run.algorithm != "maml":
+        raise ConfigError(f"{run.path}: a {run.algorithm} run, not a MAML run")
+    with checkpoint_errors(run.path):
+        return split_meta_params(run.state["outer"]["meta_params"], run.cfg.maml.fast_lr)
+
+
+class MAML(Algorithm):
+    """``train.algorithm: maml``: meta-parameters theta (and Meta-SGD's alpha), outer step."""
+
+    unit = "iteration"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        cfg, m = self.cfg, self.cfg.maml
+        if cfg.policy.normalize_obs:
+            raise ConfigError("policy.normalize_obs: not supported with train.algorithm=maml")
+        self.task_distribution = default_task_distribution(cfg.env.id)
+        self.task_rng = np.random.default_rng(cfg.seed)
+        self.policy = make_policy(cfg, *env_dims(self.spec))
+        meta = initial_meta_params(cfg, self.policy.init_params())
+        meta = {k: v.to(self.device) for k, v in meta.items()}
+        self.policy.to(self.device)
+        self.outer = MetaPPO(meta, cfg.ppo) if m.outer == "ppo" else MetaTRPO(meta, cfg)
+        if m.num_inner_steps:
+            self.headline = "meta/post_adapt_return"
+        else:
+            self.headline = "meta/pre_adapt_return"
+
+    @property
+    def num_iterations(self) -> int:
+        return self.cfg.maml.num_iterations
+
+    @property
+    def progress_total(self) -> int:
+        return self.num_iterations
+
+    def policies(self) -> Policies:
+        return self.policy
+
+    def acting_policy(self) -> PolicyState:
+        """The meta-policy (Meta-SGD's step sizes are not policy parameters)."""
+        params, _ = split_meta_params(self.outer.params, self.cfg.maml.fast_lr)
+        return PolicyState.of(params, self.policy)
+
+    def iteration(self, sampler: Sampler, index: int) -> Iteration:
+        m, tic = self.cfg.maml, time.perf_counter()
+        tasks = self.task_distribution.sample(m.meta_batch_size, self.task_rng)
+        # D_i: pre-adaptation episodes of every task with the meta-parameters
+        train = self._episodes(sampler, self.acting_policy(), tasks, index, TRAIN_PHASE)
+        t_sample, t_adapt = time.perf_counter() - tic, 0.0
+
+        valid, adv_train, adapted = train, None, None  # 0 inner steps: multi-task TRPO
+        if m.num_inner_steps > 0:
+            # theta'_i for sampling: values only, so no graph through the inner loop
+            tic = time.perf_counter()
+            params, alpha = split_meta_params(self.outer.params, m.fast_lr)
+            with torch.no_grad():  # torch.func.grad inside still differentiates
+                adv_train = reinforce_advantages(train, m.gamma)
+                adapted = adapt(
+                    self.policy,
+                    params,
+                    train,
+                    adv_train,
+                    step_size=alpha,
+                    num_steps=m.num_inner_steps,
+                    first_order=True,
+                )
+            t_adapt = time.perf_counter() - tic
+            # D'_i: post-adaptation episodes, each task with its own adapted parameters
+            tic = time.perf_counter()
+            per_task = PolicyState.of(adapted, self.policy, stack="task")
+            valid = self._episodes(sampler, per_task, tasks, index, VALID_PHASE)
+            t_sample += time.perf_counter() - tic
+
+        # outer step on the post-adaptation surrogate, through the inner loop
+        tic = time.perf_counter()
+        objective = MetaObjective(
+            self.policy,
+            self.outer.params,
+            train,
+            valid,
+            gamma=m.gamma,
+            fast_lr=m.fast_lr,
+            num_inner_steps=m.num_inner_steps,
+            first_order=m.first_order,
+            adv_train=adv_train,
+            adapted=adapted,
+        )
+        info = self.outer.step(objective)
+        t_outer = time.perf_counter() - tic
+
+        metrics = {
+            "meta/pre_adapt_return": train.episode_returns.mean().item(),
+            **{f"meta/{k}": v for k, v in info.items()},
+            "time/sampling": t_sample,
+            "time/adaptation": t_adapt,
+            "time/outer_step": t_outer,
+        }
+        if m.num_inner_steps > 0:
+            metrics["meta/post_adapt_return"] = valid.episode_returns.mean().item()
+        new_steps = train.num_steps + (valid.num_steps if m.num_inner_steps > 0 else 0)
+        return Iteration(metrics, new_steps=new_steps)
+
+    def _episodes(
+        self, sampler: Sampler, state: PolicyState, tasks: list, index: int, phase: int
+    ) -> Trajectories:
+        seed = episode_seed(self.cfg.seed, index, phase)
+        traj = sampler.sample_episodes(
+            Acting.single(state), tasks, self.cfg.maml.episodes_per_task, seed
+        )
+        return traj.to(self.device)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"outer": self.outer.state_dict(), "task_rng": self.task_rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.outer.load_state_dict(state["outer"])
+        self.task_rng.bit_generator.state = state["task_rng"]

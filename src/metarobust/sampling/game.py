@@ -1,0 +1,102 @@
+"""The rules that turn a call's policies into an env's action: the sampler's one extension point.
+
+A worker steps its envs with a ``Game``: once per step the game runs every player's policy
+on the observations (one batched forward each), joins their actions into the env's action,
+and says what the learner saw and did. ``SinglePlayer`` is the ordinary case; two-player
+rules (the zero-sum sign, population draws, observation attacks) live with the adversarial
+code, in ``metarobust.adversarial.game``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from metarobust.errors import ConfigError
+from metarobust.sampling.acting import SOLE, PolicyState
+from metarobust.sampling.batched_policy import BatchedPolicy
+
+
+@dataclass(frozen=True)
+class Moves:
+    """One step of the stepped envs: the env's joint action and the learner's record."""
+
+    joint: np.ndarray  # [n, env act_dim]
+    obs: np.ndarray  # [n, obs_dim] what the learner saw
+    actions: np.ndarray  # [n, learner act_dim] the learner's unclipped actions
+    log_probs: np.ndarray  # [n]
+
+
+class Game(ABC):
+    """How the players of an env act together, and how the learner is paid."""
+
+    players: tuple[str, ...]
+
+    @abstractmethod
+    def check_env(self, env_id: str, metadata: Mapping[str, Any], act_dim: int) -> None:
+        """ConfigError unless this game can play an env with this metadata and action size."""
+
+    @abstractmethod
+    def learner_dim(self, learner: str, act_dim: int) -> int:
+        """The width of ``learner``'s actions in an env with ``act_dim`` joint actions."""
+
+    @abstractmethod
+    def act(
+        self,
+        policies: Mapping[str, BatchedPolicy],
+        learner: str,
+        obs: np.ndarray,
+        noise: np.ndarray,
+        tasks: np.ndarray | None,
+        episode_seeds: np.ndarray,
+    ) -> Moves:
+        """``policies`` act on ``obs [n, obs_dim]`` with ``noise [n, act_dim]``; ``tasks [n]``
+        (episode mode) is each row's task index, ``episode_seeds [n]`` its episode's seed."""
+
+    def reward_sign(self, learner: str) -> float:
+        """+1 if the learner is paid the env's reward, -1 if its negative."""
+        return 1.0
+
+
+def task_rows(state: PolicyState, tasks: np.ndarray | None) -> np.ndarray | None:
+    """The parameter set of every row for a state stacked by task (else None)."""
+    if state.stack != "task":
+        return None
+    if tasks is None:
+        raise ValueError("per-task parameters need episode sampling (one task per episode)")
+    return tasks
+
+
+class SinglePlayer(Game):
+    """One policy acts; its action is the env's action."""
+
+    players = (SOLE,)
+
+    def check_env(self, env_id: str, metadata: Mapping[str, Any], act_dim: int) -> None:
+        if metadata.get("players") is not None:
+            raise ConfigError(
+                f"{env_id}: a two-player env needs policies for protagonist and adversary "
+                "(and their game, metarobust.adversarial.game.ZeroSumGame)"
+            )
+
+    def learner_dim(self, learner: str, act_dim: int) -> int:
+        return act_dim
+
+    def act(
+        self,
+        policies: Mapping[str, BatchedPolicy],
+        learner: str,
+        obs: np.ndarray,
+        noise: np.ndarray,
+        tasks: np.ndarray | None,
+        episode_seeds: np.ndarray,
+    ) -> Moves:
+        policy = policies[SOLE]
+        if policy.state.stack == "member":
+            raise ValueError("a population acts only as an opponent in a two-player game")
+        actions, log_probs = policy.act(obs, noise, task_rows(policy.state, tasks))
+        return Moves(actions, obs, actions, log_probs)
