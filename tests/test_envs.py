@@ -715,3 +715,24 @@ def test_restore_refuses_another_models_state():
     cheetah.reset(seed=0)
     with pytest.raises(ConfigError, match=r"mujoco.integration: expected .* of shape \[\d+\]"):
         restore_env_state(cheetah, capture_env_state(ant))
+
+
+def test_importing_the_package_registers_the_ids(tmp_path):
+    """A user's own script (SB3, CleanRL) only imports metarobust, then makes the env; the
+    import stays light (no torch)."""
+    import subprocess
+    import sys
+
+    import metarobust
+
+    script = (
+        "import sys, gymnasium, metarobust\n"
+        "gymnasium.make('metarobust/Navigation2D-v0').reset(seed=0)\n"
+        "gymnasium.make('metarobust/HalfCheetahVel-v0').reset(seed=0)\n"
+        "print('torch' in sys.modules, metarobust.__version__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", metarobust.__version__]
