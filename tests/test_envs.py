@@ -567,3 +567,172 @@ def test_mujoco_warnings_become_python_warnings(tmp_path, monkeypatch):
     with pytest.warns(RuntimeWarning, match="MuJoCo: .*nan"):
         mujoco.get_mju_user_warning()("simulation is unstable: nan in qacc")
     assert not (tmp_path / "MUJOCO_LOG.TXT").exists()
+
+
+def _checkpoint_round_trip(state):
+    """``state`` as a resumed run reads it: torch.save, then torch.load(weights_only=True)."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return torch.load(buffer, weights_only=True)
+
+
+def _leaves(tree):
+    if isinstance(tree, dict):
+        for value in tree.values():
+            yield from _leaves(value)
+    elif isinstance(tree, (list, tuple)):
+        for value in tree:
+            yield from _leaves(value)
+    else:
+        yield tree
+
+
+@pytest.mark.parametrize("env_id", ["HalfCheetah-v5", "Ant-v5", "metarobust/AntVel-v0"])
+def test_mujoco_state_is_data_and_resumes_exactly(env_id):
+    """A MuJoCo env captured mid-episode is plain numbers and tensors (no bytes to unpickle),
+    and a clone restored from it steps to the same obs, rewards and infos bit for bit."""
+    import torch
+
+    from metarobust.sampling.env_state import capture_env_state, restore_env_state
+
+    env = gym.make(env_id, disable_env_checker=True)
+    env.reset(seed=3)
+    actions = np.random.default_rng(0).uniform(-1, 1, size=(60, *env.action_space.shape))
+    for action in actions[:25]:
+        env.step(action)
+    state = capture_env_state(env)
+    for leaf in _leaves(state):
+        assert isinstance(leaf, (torch.Tensor, bool, int, float, str, type(None))), type(leaf)
+
+    clone = gym.make(env_id, disable_env_checker=True)
+    clone.reset(seed=11)
+    for action in actions[:4]:  # another history, all of it to be overwritten
+        clone.step(action)
+    restore_env_state(clone, _checkpoint_round_trip(state))
+    for action in actions[25:]:
+        want, got = env.step(action), clone.step(action)
+        np.testing.assert_array_equal(got[0], want[0])
+        assert got[1:4] == want[1:4]
+        assert got[4].keys() == want[4].keys()
+        for key, value in want[4].items():
+            np.testing.assert_array_equal(got[4][key], value)
+    # the restored np_random draws the next reset's noise as the original's does
+    np.testing.assert_array_equal(clone.reset()[0], env.reset()[0])
+
+
+def test_restore_never_unpickles(tmp_path):
+    """A state carrying a pickle payload (a checkpoint crafted to run code on resume) is
+    refused with a ConfigError, and the payload never runs."""
+    from pathlib import Path
+
+    from metarobust.sampling.env_state import capture_env_state, restore_env_state
+
+    marker = tmp_path / "payload-ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    env = gym.make("HalfCheetah-v5", disable_env_checker=True)
+    env.reset(seed=0)
+    state = capture_env_state(env)
+    qpos = env.unwrapped.data.qpos.copy()
+    for crafted in (
+        {**state, "mujoco": pickle.dumps(Payload())},
+        {**state, "mujoco": {"integration": pickle.dumps(Payload()), "fields": {}}},
+        {"layers": state["layers"], "core": pickle.dumps(Payload())},
+    ):
+        with pytest.raises(ConfigError, match="saved env state: "):
+            restore_env_state(env, _checkpoint_round_trip(crafted))
+    assert not marker.exists()
+    np.testing.assert_array_equal(env.unwrapped.data.qpos, qpos)  # left as it was
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (
+            lambda s: s["mujoco"]["fields"].update(qpos=s["mujoco"]["fields"]["qpos"][:-1]),
+            r"mujoco.fields.qpos: expected a torch.float64 tensor of shape \[9\], got "
+            r"torch.float64 of shape \[8\]",
+        ),
+        (
+            lambda s: s["mujoco"]["fields"].update(qvel=s["mujoco"]["fields"]["qvel"].float()),
+            r"mujoco.fields.qvel: expected a torch.float64 tensor of shape \[9\], got "
+            r"torch.float32",
+        ),
+        (
+            lambda s: s["mujoco"]["fields"].update(xpos=s["mujoco"]["fields"]["xpos"].tolist()),
+            "mujoco.fields.xpos: expected a dense torch.float64 tensor, got list",
+        ),
+        (lambda s: s["mujoco"]["fields"].pop("xpos"), "mujoco.fields: missing xpos"),
+        (lambda s: s["mujoco"]["fields"].update(model=1), "mujoco.fields: unexpected 'model'"),
+        (lambda s: s["layers"].pop(), "layers: expected 3 wrapper layers, got 2"),
+        (
+            lambda s: s["layers"][0].update(elapsed_steps=True),
+            r"layers.0.elapsed_steps: expected an int >= 0, got True",
+        ),
+        (
+            lambda s: s["np_random"].update(bit_generator="seed"),
+            r"np_random: expected the state of a NumPy bit generator \(PCG64, PCG64DXSM, "
+            r"MT19937, Philox, SFC64\), got bit_generator 'seed'",
+        ),
+        (
+            lambda s: s["np_random"].update(state="x"),
+            "np_random: not a valid PCG64 state",
+        ),
+    ],
+)
+def test_restore_checks_every_array(edit, message):
+    """Shapes, dtypes, keys and the bit generator's name are checked before anything is
+    written: a mismatch is one line naming the key, and the env is left as it was."""
+    from metarobust.sampling.env_state import capture_env_state, restore_env_state
+
+    env = gym.make("HalfCheetah-v5", disable_env_checker=True)  # TimeLimit, OrderEnforcing
+    env.reset(seed=0)
+    state = capture_env_state(env)
+    edit(state)
+    other = gym.make("HalfCheetah-v5", disable_env_checker=True)
+    other.reset(seed=1)
+    qpos = other.unwrapped.data.qpos.copy()
+    with pytest.raises(ConfigError, match="saved env state: " + message) as err:
+        restore_env_state(other, state)
+    assert "\n" not in str(err.value)
+    np.testing.assert_array_equal(other.unwrapped.data.qpos, qpos)
+
+
+def test_restore_refuses_another_models_state():
+    from metarobust.sampling.env_state import capture_env_state, restore_env_state
+
+    ant = gym.make("Ant-v5", disable_env_checker=True)
+    ant.reset(seed=0)
+    cheetah = gym.make("HalfCheetah-v5", disable_env_checker=True)
+    cheetah.reset(seed=0)
+    with pytest.raises(ConfigError, match=r"mujoco.integration: expected .* of shape \[\d+\]"):
+        restore_env_state(cheetah, capture_env_state(ant))
+
+
+def test_importing_the_package_registers_the_ids(tmp_path):
+    """A user's own script (SB3, CleanRL) only imports metarobust, then makes the env; the
+    import stays light (no torch)."""
+    import subprocess
+    import sys
+
+    import metarobust
+
+    script = (
+        "import sys, gymnasium, metarobust\n"
+        "gymnasium.make('metarobust/Navigation2D-v0').reset(seed=0)\n"
+        "gymnasium.make('metarobust/HalfCheetahVel-v0').reset(seed=0)\n"
+        "print('torch' in sys.modules, metarobust.__version__)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", metarobust.__version__]

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from metarobust.agents.policy import GaussianPolicy
-from metarobust.config import SamplerConfig
+from metarobust.cli import main
+from metarobust.config import SamplerConfig, load_config
 from metarobust.errors import ConfigError
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import (
@@ -21,7 +22,7 @@ from metarobust.sampling.backends import (
     WorkerError,
     make_sampler,
 )
-from metarobust.sampling.env_factory import EnvSpec, env_dims, make_vector_env
+from metarobust.sampling.env_factory import EnvSpec, env_dims, make_env, make_vector_env
 from metarobust.sampling.worker import RolloutWorker
 from metarobust.trajectories import Trajectories
 
@@ -94,6 +95,65 @@ def test_vector_env_kinds_have_autoreset_disabled():
         native.close()
     with pytest.raises(ConfigError, match="unknown env id"):
         make_vector_env(EnvSpec("NoSuchEnv-v0"), 1)
+
+
+@pytest.mark.parametrize(
+    ("env_id", "build"),
+    [
+        ("HalfCheetah-v5", make_env),
+        ("HalfCheetah-v5", lambda spec: make_vector_env(spec, 2)),  # a SyncVectorEnv
+        ("metarobust/HalfCheetahVel-v0", make_env),
+        ("metarobust/HalfCheetahVel-v0", lambda spec: make_vector_env(spec, 2)),  # native
+        ("metarobust/AntDynamics-v0", make_env),
+        ("metarobust/HopperAdv-v0", make_env),
+        ("metarobust/Navigation2D-v0", make_env),
+    ],
+)
+def test_unknown_env_kwarg_is_a_config_error(env_id, build):
+    with pytest.raises(ConfigError) as err:
+        build(EnvSpec(env_id, {"bogus": 1}))
+    assert str(err.value) == (
+        f"env.kwargs: {env_id} takes no argument 'bogus' (got env.kwargs={{'bogus': 1}})"
+    )
+
+
+def test_env_kwarg_that_metarobust_sets_is_a_config_error():
+    with pytest.raises(ConfigError, match="env.kwargs: 'max_episode_steps' of Hopper-v5 is set"):
+        make_env(EnvSpec("Hopper-v5", {"max_episode_steps": 10}))
+
+
+def _broken_env(**kwargs):
+    raise TypeError("helper() got an unexpected keyword argument 'scale'")
+
+
+def test_env_type_errors_not_about_its_kwargs_are_raised_as_they_are():
+    """Only a keyword the user gave is their mistake; any other TypeError is the env's bug."""
+    gym.register(id="test_sampler/Broken-v0", entry_point=_broken_env)
+    try:
+        with pytest.raises(TypeError, match="unexpected keyword argument 'scale'"):
+            make_env(EnvSpec("test_sampler/Broken-v0", {"size": 2}))
+    finally:
+        del gym.registry["test_sampler/Broken-v0"]
+
+
+def test_unknown_env_kwarg_stops_the_cli(capsys, tmp_path):
+    overrides = ["env.id=HalfCheetah-v5", "env.kwargs={bogus: 1}", f"logging.log_dir={tmp_path}"]
+    assert main(["train", *(a for o in overrides for a in ("--set", o))]) == 2
+    err = capsys.readouterr().err
+    assert err == (
+        "metarobust: error: env.kwargs: HalfCheetah-v5 takes no argument 'bogus' "
+        "(got env.kwargs={'bogus': 1})\n"
+    )
+
+
+def test_env_spec_from_config():
+    cfg = load_config(None, ["env.id=metarobust/AntVel-v0", "env.kwargs={task: {velocity: 2}}"])
+    spec = EnvSpec.from_config(cfg.env)
+    assert spec == EnvSpec("metarobust/AntVel-v0", {"task": {"velocity": 2}}, None)
+    spec.kwargs["task"] = "changed"
+    assert cfg.env.kwargs == {"task": {"velocity": 2}}  # the spec has its own kwargs dict
+    spec = EnvSpec.from_config(load_config(None, ["env.max_episode_steps=50"]).env)
+    assert spec == EnvSpec("InvertedPendulum-v5", {}, 50)
 
 
 # ---------------------------------------------------------------------- episode mode

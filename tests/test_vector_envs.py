@@ -201,3 +201,19 @@ def test_bad_actions_and_tasks():
         HalfCheetahDirVectorEnv(num_envs=1, task={"direction": 0})
     with pytest.raises(ValueError, match="one per env"):
         env.set_tasks([{"velocity": 1.0}])
+
+
+def test_set_state_accepts_only_numpy_bit_generators():
+    """A saved RNG names its bit generator; a name that is not one of NumPy's is refused (it
+    used to be looked up on ``numpy.random`` and called) and nothing is restored."""
+    env = HalfCheetahVelVectorEnv(num_envs=2)
+    env.reset(seed=0)
+    env.step(_actions(np.random.default_rng(0), 2))
+    state = env.get_state()
+    state["env_rngs"][1] = {**state["env_rngs"][1], "bit_generator": "seed"}
+    fresh = HalfCheetahVelVectorEnv(num_envs=2)
+    fresh.reset(seed=5)
+    physics = fresh.get_state()["physics"]
+    with pytest.raises(ConfigError, match="env_rngs.1: expected the state of a NumPy bit gen"):
+        fresh.set_state(state)
+    assert fresh.get_state()["physics"] == physics

@@ -1,7 +1,9 @@
 """Typed run configuration: YAML file -> ``--set`` overrides -> validated ``Config``.
 
-Validation is pydantic's; this module only turns its errors into one line that names the
-key and what was expected (raised as ``ConfigError``, which the CLI prints with exit 2).
+Validation is pydantic's, stricter where its coercions hide mistakes (a boolean as a number,
+an infinite rate) and with checks across groups (a minibatch larger than its batch); this
+module turns its errors into one line that names the key and what was expected (raised as
+``ConfigError``, which the CLI prints with exit 2).
 """
 
 from __future__ import annotations
@@ -13,19 +15,36 @@ import gymnasium as gym
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from metarobust.errors import ConfigError
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-UnitInterval = Annotated[float, Field(ge=0, le=1)]
-Discount = Annotated[float, Field(gt=0, le=1)]
+
+def _not_a_boolean(value: Any) -> Any:
+    # pydantic reads true as 1.0 for a float field; a boolean there is a mistake, not a number.
+    if isinstance(value, bool):
+        raise PydanticCustomError("float_type", "Input should be a valid number, not a boolean")
+    return value
+
+
+# Integers are strict: YAML ints only, so `--set ppo.num_steps=true` is not 1 (nor is 2.5 or
+# "64" an integer). Floats take ints (`lr: 1`) and numeric strings (YAML reads 1e-3 as one),
+# but never booleans, infinities or NaN.
+Int = Annotated[int, Field(strict=True)]
+PositiveInt = Annotated[Int, Field(gt=0)]
+NonNegativeInt = Annotated[Int, Field(ge=0)]
+Float = Annotated[float, BeforeValidator(_not_a_boolean), Field(allow_inf_nan=False)]
+PositiveFloat = Annotated[Float, Field(gt=0)]
+NonNegativeFloat = Annotated[Float, Field(ge=0)]
+UnitInterval = Annotated[Float, Field(ge=0, le=1)]
+Discount = Annotated[Float, Field(gt=0, le=1)]
 
 
 class Section(BaseModel):
@@ -86,8 +105,8 @@ class PPOConfig(Section):
     gae_lambda: UnitInterval = Field(0.95, description="GAE lambda")
     clip_coef: PositiveFloat = Field(0.2, description="policy ratio clip epsilon")
     clip_value: PositiveFloat | None = Field(None, description="value clip range; none = off")
-    ent_coef: Annotated[float, Field(ge=0)] = Field(0.0, description="entropy bonus weight")
-    vf_coef: Annotated[float, Field(ge=0)] = Field(0.5, description="value loss weight")
+    ent_coef: NonNegativeFloat = Field(0.0, description="entropy bonus weight")
+    vf_coef: NonNegativeFloat = Field(0.5, description="value loss weight")
     max_grad_norm: PositiveFloat = Field(0.5, description="global gradient-norm clip")
     target_kl: PositiveFloat | None = Field(None, description="stop epochs past this KL")
     normalize_advantages: bool = Field(True, description="standardise advantages per minibatch")
@@ -98,9 +117,9 @@ class TRPOConfig(Section):
 
     max_kl: PositiveFloat = Field(0.01, description="KL trust-region radius delta")
     cg_iters: PositiveInt = Field(10, description="conjugate-gradient iterations")
-    cg_damping: Annotated[float, Field(ge=0)] = Field(0.1, description="Fisher damping")
+    cg_damping: NonNegativeFloat = Field(0.1, description="Fisher damping")
     line_search_steps: PositiveInt = Field(10, description="backtracking steps")
-    backtrack_ratio: Annotated[float, Field(gt=0, lt=1)] = Field(0.8, description="step shrink")
+    backtrack_ratio: Annotated[Float, Field(gt=0, lt=1)] = Field(0.8, description="step shrink")
     num_steps: PositiveInt = Field(1024, description="steps per env per iteration")
     gamma: Discount = Field(0.99, description="discount factor")
     gae_lambda: UnitInterval = Field(0.97, description="GAE lambda")
@@ -130,7 +149,7 @@ class MAMLConfig(Section):
     meta_batch_size: PositiveInt = Field(20, description="tasks per meta-iteration")
     episodes_per_task: PositiveInt = Field(20, description="episodes per task and phase")
     fast_lr: PositiveFloat = Field(0.1, description="inner step size alpha")
-    num_inner_steps: Annotated[int, Field(ge=0)] = Field(
+    num_inner_steps: NonNegativeInt = Field(
         1,
         description="inner policy-gradient steps; 0 = no adaptation, i.e. multi-task TRPO on "
         "the task distribution (the MAML paper's 'pretrained' baseline)",
@@ -143,7 +162,7 @@ class MAMLConfig(Section):
         "with Adam: ppo.lr, ppo.num_epochs, ppo.clip_coef, ppo.max_grad_norm)",
     )
     num_iterations: PositiveInt = Field(500, description="meta-iterations to train for")
-    fisher_subsample: Annotated[float, Field(gt=0, le=1)] = Field(
+    fisher_subsample: Annotated[Float, Field(gt=0, le=1)] = Field(
         1.0, description="share of episodes in the outer Fisher-vector products (1 = exact)"
     )
     gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
@@ -154,7 +173,7 @@ class AdversarialConfig(Section):
 
     protagonist: Literal["ppo", "trpo"] = Field("trpo", description="the protagonist's update")
     adversary: Literal["ppo", "trpo"] = Field("trpo", description="the adversary's update")
-    protagonist_updates: Annotated[int, Field(ge=0)] = Field(
+    protagonist_updates: NonNegativeInt = Field(
         1, description="N_mu: protagonist updates per iteration, adversary frozen (0: attack)"
     )
     adversary_updates: PositiveInt = Field(
@@ -192,6 +211,17 @@ class LoggingConfig(Section):
     tensorboard: bool = Field(True, description="write TensorBoard event files")
     progress: bool = Field(True, description="show a progress bar")
 
+    @field_validator("run_name")
+    @classmethod
+    def _plain_name(cls, name: str | None) -> str | None:
+        # The run directory is <log_dir>/<run_name>: a separator or '..' would put it elsewhere.
+        if name is not None and (name in ("", ".", "..") or any(c in name for c in "/\\\0")):
+            raise ValueError(
+                "expected a plain directory name inside logging.log_dir (no '/', '\\' or NUL; "
+                f"not '.', '..' or empty), got {name!r}"
+            )
+        return name
+
 
 class CheckpointConfig(Section):
     """Checkpoint cadence."""
@@ -202,7 +232,7 @@ class CheckpointConfig(Section):
 class Config(Section):
     """A full training run."""
 
-    seed: Annotated[int, Field(ge=0)] = Field(0, description="one seed for everything")
+    seed: NonNegativeInt = Field(0, description="one seed for everything")
     device: Literal["cpu", "cuda"] = Field("cpu", description="where the learner's tensors live")
     env: EnvConfig = Field(default_factory=EnvConfig)
     sampler: SamplerConfig = Field(default_factory=SamplerConfig)
@@ -214,6 +244,49 @@ class Config(Section):
     adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+    @model_validator(mode="after")
+    def _minibatches_fit_the_batch(self) -> Config:
+        # Only for the updates a run makes: MAML's outer PPO step is full-batch (meta_ppo.py)
+        # and its baselines are linear, so it reads neither minibatch size.
+        updates = _updates_made(self)
+        num_envs = self.sampler.workers * self.sampler.envs_per_worker
+        checks = (
+            ("ppo", "ppo.minibatch_size", self.ppo.minibatch_size, self.ppo.num_steps),
+            ("trpo", "trpo.vf_minibatch_size", self.trpo.vf_minibatch_size, self.trpo.num_steps),
+        )
+        for group, key, size, num_steps in checks:
+            if group == "trpo" and self.trpo.baseline != "mlp":
+                continue  # the linear baseline is fitted in one solve
+            if group in updates and size > num_steps * num_envs:
+                raise PydanticCustomError(
+                    "batch_too_small",
+                    "{key}: expected at most the {name} batch, {group}.num_steps x "
+                    "sampler.workers x sampler.envs_per_worker = {steps} x {workers} x {envs} = "
+                    "{batch} transitions (got {size})",
+                    {
+                        "key": key,
+                        "name": group.upper(),
+                        "group": group,
+                        "steps": num_steps,
+                        "workers": self.sampler.workers,
+                        "envs": self.sampler.envs_per_worker,
+                        "batch": num_steps * num_envs,
+                        "size": size,
+                    },
+                )
+        return self
+
+
+def _updates_made(cfg: Config) -> set[str]:
+    """The single-policy updates (``ppo``, ``trpo``) a run makes: ppo / trpo runs their own,
+    RARL each trained player's (an attack's protagonist is frozen), MAML none."""
+    if cfg.train.algorithm in ("ppo", "trpo"):
+        return {cfg.train.algorithm}
+    if cfg.train.algorithm == "rarl":
+        adv = cfg.adversarial
+        return {adv.adversary} | ({adv.protagonist} if adv.protagonist_updates > 0 else set())
+    return set()
 
 
 def load_config(
@@ -229,10 +302,22 @@ def load_config(
 
 def read_yaml(path: Path) -> dict[str, Any]:
     """The mapping in a YAML file, or a ConfigError naming the file and what is wrong."""
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML file")
     if not path.is_file():
         raise ConfigError(f"{path}: file not found")
     try:
-        data = yaml.safe_load(path.read_text())
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not a text file (invalid UTF-8 at byte {err.start}); expected YAML"
+        ) from None
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read ({err.strerror or err})") from None
+    try:
+        data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML (nested too deeply)") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -285,6 +370,8 @@ def describe_error(err: ValidationError, model: type[BaseModel]) -> str:
         allowed = _allowed_keys(model, [str(p) for p in first["loc"][:-1]])
         return f"{key}: unknown key (expected one of: {', '.join(allowed)})"
     message = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "batch_too_small":  # a check across groups: its message names the key
+        return message
     if first["type"] == "value_error":
         return f"{key}: {message}"
     return f"{key}: {message[0].lower()}{message[1:]} (got {first['input']!r})"

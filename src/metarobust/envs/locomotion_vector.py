@@ -20,6 +20,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from metarobust.envs.rng import generator_from_state
 from metarobust.envs.tasks import check_task_keys, read_direction, read_number
 from metarobust.envs.vector_base import TaskVectorEnv
 
@@ -148,18 +149,15 @@ class HalfCheetahTaskVectorEnv(TaskVectorEnv):
         expected = (self.num_envs, mujoco.mj_stateSize(self.model, _PHYSICS))
         if physics.shape != expected:
             raise ValueError(f"expected physics state of shape {expected}, got {physics.shape}")
+        rngs = [generator_from_state(s, f"env_rngs.{i}") for i, s in enumerate(state["env_rngs"])]
+        if len(rngs) != self.num_envs:
+            raise ValueError(f"expected {self.num_envs} env_rngs, got {len(rngs)}")
         for data, row, qrow in zip(self._datas, physics, self._qstate_rows, strict=True):
             mujoco.mj_setState(self.model, data, row, _PHYSICS)
             mujoco.mj_getState(self.model, data, qrow, _QSTATE)
         self._task_values = np.asarray(state["tasks"], dtype=np.float64)
-        self._rngs = [_generator(s) for s in state["env_rngs"]]
+        self._rngs = rngs
         self._set_counter_state(state)
-
-
-def _generator(state: Mapping[str, Any]) -> np.random.Generator:
-    rng = np.random.Generator(getattr(np.random, state["bit_generator"])())
-    rng.bit_generator.state = state
-    return rng
 
 
 class HalfCheetahVelVectorEnv(HalfCheetahTaskVectorEnv):

@@ -7,9 +7,11 @@ again until the worker resets it itself with ``reset(seed=[...], options={"reset
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
@@ -17,6 +19,14 @@ from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
 import metarobust.envs  # noqa: F401  (registers the metarobust/* ids before any gym.make)
 from metarobust.errors import ConfigError
+
+if TYPE_CHECKING:
+    from metarobust.config import EnvConfig
+
+_Built = TypeVar("_Built")
+# Python's wording for a call given a keyword its signature lacks, or one it already sets.
+_UNEXPECTED = re.compile(r"unexpected keyword argument '([^']+)'")
+_TWICE = re.compile(r"got multiple values for keyword argument '([^']+)'")
 
 
 @dataclass(frozen=True)
@@ -26,6 +36,11 @@ class EnvSpec:
     id: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None  # None = the registered time limit
+
+    @classmethod
+    def from_config(cls, env: EnvConfig) -> EnvSpec:
+        """The spec of a config's ``env`` group (its kwargs copied)."""
+        return cls(env.id, dict(env.kwargs), env.max_episode_steps)
 
 
 def registered_spec(env_id: str) -> gym.envs.registration.EnvSpec:
@@ -44,11 +59,14 @@ def has_vector_entry_point(spec: EnvSpec) -> bool:
 def make_env(spec: EnvSpec) -> gym.Env:
     """One env (time limit applied, passive checker off: it costs time on every step)."""
     registered_spec(spec.id)
-    return gym.make(
-        spec.id,
-        max_episode_steps=spec.max_episode_steps,
-        disable_env_checker=True,
-        **spec.kwargs,
+    return _with_checked_kwargs(
+        spec,
+        lambda: gym.make(
+            spec.id,
+            max_episode_steps=spec.max_episode_steps,
+            disable_env_checker=True,
+            **spec.kwargs,
+        ),
     )
 
 
@@ -63,12 +81,15 @@ def make_vector_env(spec: EnvSpec, num_envs: int) -> VectorEnv:
         if spec.max_episode_steps is not None:
             kwargs["max_episode_steps"] = spec.max_episode_steps
         # make_vec hands every keyword to the vector env's constructor, autoreset mode included.
-        env = gym.make_vec(
-            spec.id,
-            num_envs,
-            vectorization_mode="vector_entry_point",
-            autoreset_mode=AutoresetMode.DISABLED,
-            **kwargs,
+        env = _with_checked_kwargs(
+            spec,
+            lambda: gym.make_vec(
+                spec.id,
+                num_envs,
+                vectorization_mode="vector_entry_point",
+                autoreset_mode=AutoresetMode.DISABLED,
+                **kwargs,
+            ),
         )
     else:
         env = SyncVectorEnv(
@@ -112,6 +133,26 @@ def episode_horizon(spec: EnvSpec) -> int:
             f"{spec.id}: episode sampling needs a time limit; set env.max_episode_steps"
         )
     return int(horizon)
+
+
+def _with_checked_kwargs(spec: EnvSpec, build: Callable[[], _Built]) -> _Built:
+    """``build()``; a ConfigError naming ``env.kwargs`` if it fails on one of ``spec.kwargs``'s
+    keys (any other TypeError is the env's own and is raised as it is)."""
+    try:
+        return build()
+    except TypeError as err:
+        unexpected, twice = _UNEXPECTED.search(str(err)), _TWICE.search(str(err))
+        if unexpected is not None and unexpected[1] in spec.kwargs:
+            raise ConfigError(
+                f"env.kwargs: {spec.id} takes no argument {unexpected[1]!r} "
+                f"(got env.kwargs={spec.kwargs!r})"
+            ) from None
+        if twice is not None and twice[1] in spec.kwargs:
+            hint = " (set env.max_episode_steps)" if twice[1] == "max_episode_steps" else ""
+            raise ConfigError(
+                f"env.kwargs: {twice[1]!r} of {spec.id} is set by metarobust itself{hint}"
+            ) from None
+        raise
 
 
 def _check_spaces(spec: EnvSpec, obs_space: gym.Space, act_space: gym.Space) -> None:
