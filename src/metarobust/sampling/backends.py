@@ -27,17 +27,13 @@ import numpy as np
 import torch
 
 from metarobust.config import SamplerConfig
-from metarobust.errors import ConfigError
+from metarobust.errors import ConfigError, WorkerError
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.trajectories import _STEP_FIELDS, Trajectories
 from metarobust.sampling.worker import Policies, RolloutWorker, Unit, unit_seed
 
 Task = Mapping[str, Any] | None
 Call = tuple[str, tuple[Any, ...]]  # (RolloutWorker method, arguments)
-
-
-class WorkerError(RuntimeError):
-    """A sampling worker failed; the message holds the worker's own traceback."""
 
 
 class Sampler(ABC):
