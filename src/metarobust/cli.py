@@ -1,16 +1,18 @@
 """``metarobust`` command line: train | evaluate | attack | robustness | plot | config.
 
 User errors (bad config, missing run directory, unknown env id) print one line and exit 2;
-a diverged run prints one line and exits 1; Ctrl-C or SIGTERM saves a checkpoint and exits 130.
+a diverged run or a failed sampler worker prints one line and exits 1 (METAROBUST_DEBUG=1 adds
+the worker's traceback); Ctrl-C or SIGTERM saves a checkpoint and exits 130.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from metarobust.errors import ConfigError, TrainingError
+from metarobust.errors import ConfigError, TrainingError, WorkerError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,6 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"metarobust: error: {err}", file=sys.stderr)
         return 2
+    except WorkerError as err:
+        print(f"metarobust: sampling failed: {err.message}", file=sys.stderr)
+        if os.environ.get("METAROBUST_DEBUG") and err.worker_traceback:
+            print(err.worker_traceback, end="", file=sys.stderr)
+        return 1
     except TrainingError as err:
         print(f"metarobust: training stopped: {err}", file=sys.stderr)
         return 1

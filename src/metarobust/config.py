@@ -82,6 +82,10 @@ class SamplerConfig(Section):
     workers: PositiveInt = Field(1, description="worker processes (or Ray actors)")
     envs_per_worker: PositiveInt = Field(1, description="envs each worker steps together")
     ray_address: str | None = Field(None, description="Ray cluster address; none = local Ray")
+    timeout: PositiveFloat = Field(
+        600.0,
+        description="seconds a worker may take over one request (a sampling pass); inf = no limit",
+    )
 
 
 class PolicyConfig(Section):

@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 import multiprocessing as mp
 import pickle
 import signal
 import sys
+import threading
+import time
 import traceback
 import warnings
 from abc import ABC, abstractmethod
@@ -28,7 +31,7 @@ import numpy as np
 import torch
 
 from metarobust.config import SamplerConfig
-from metarobust.errors import ConfigError
+from metarobust.errors import ConfigError, TrainingError, WorkerError
 from metarobust.sampling.acting import Acting
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.episodes import Unit, unit_seed
@@ -46,10 +49,6 @@ from metarobust.trajectories import Trajectories
 
 Task = Mapping[str, Any] | None
 EVALUATION_BATCH = 16  # envs a saved policy's evaluation steps together
-
-
-class WorkerError(RuntimeError):
-    """A sampling worker failed; the message holds the worker's own traceback."""
 
 
 class Sampler(ABC):
@@ -172,8 +171,18 @@ class LocalSampler(Sampler):
         self._workers = []
 
 
+_START_UP = "start-up"  # what a worker is doing until its first reply
+_CLOSE = pickle.dumps(("close", ()))
+_CLOSE_GRACE_S = 2.0  # how long close() waits for workers to stop before it kills them
+
+
 class SubprocessSampler(Sampler):
-    """One RolloutWorker per process (forkserver, or spawn where there is none), over Pipes."""
+    """One RolloutWorker per process (forkserver, or spawn where there is none), over Pipes.
+
+    Each call (start-up included) must be answered within ``timeout`` seconds. A worker that
+    dies or is late is a WorkerError naming it; an exception a worker raises comes back as
+    the same ConfigError or TrainingError, any other as a WorkerError with its traceback.
+    """
 
     def __init__(
         self,
@@ -183,6 +192,7 @@ class SubprocessSampler(Sampler):
         envs_per_worker: int = 1,
         num_workers: int = 2,
         start_method: str | None = None,
+        timeout: float = 600.0,
         game: Game | None = None,
     ) -> None:
         super().__init__(num_workers, envs_per_worker)
@@ -191,10 +201,14 @@ class SubprocessSampler(Sampler):
         ctx = mp.get_context(start_method)
         if start_method == "forkserver":
             ctx.set_forkserver_preload([__name__])  # import torch once, not once per worker
+        self.timeout, self._start_method = timeout, start_method
         policy_bytes = pickle.dumps((cpu_copy(policy), game))
         self._conns: list[Connection] = []
         self._procs: list[mp.process.BaseProcess] = []
-        self._pending = [False] * num_workers  # a reply not yet read (after an interrupt)
+        # per worker: the call whose reply is not read yet (after an interrupt, say)
+        self._pending: list[str | None] = [None] * num_workers
+        self._senders: list[threading.Thread | None] = [None] * num_workers
+        self._stuck: set[int] = set()  # workers that missed a deadline: killed by close()
         try:
             for w in range(num_workers):
                 parent, child = ctx.Pipe()
@@ -204,58 +218,135 @@ class SubprocessSampler(Sampler):
                 child.close()
                 self._conns.append(parent)
                 self._procs.append(proc)
-                self._pending[w] = True  # its "ready" message
+                self._pending[w] = _START_UP  # its "ready" message
             self._run([None] * num_workers)
         except BaseException:
             self.close()
             raise
 
     def _run(self, calls: Sequence[Request | None]) -> list[Any]:
-        for w, pending in enumerate(self._pending):
-            if pending:
-                reply = self._receive(w)
-                if reply[0] == "error":
-                    raise WorkerError(f"sampler worker {w} failed:\n{reply[1]}")
+        deadline = time.monotonic() + self.timeout
+        self._collect(deadline)  # replies left unread: "ready", or an interrupted call's
         for w, call in enumerate(calls):
             if call is not None:
-                self._conns[w].send_bytes(
-                    pickle.dumps(("call", to_wire(call)), pickle.HIGHEST_PROTOCOL)
-                )
-                self._pending[w] = True
-        replies = [self._receive(w) if call is not None else None for w, call in enumerate(calls)]
-        for w, reply in enumerate(replies):
-            if reply is not None and reply[0] == "error":
-                raise WorkerError(f"sampler worker {w} failed:\n{reply[1]}")
-        return [None if r is None else from_wire(r[1]) for r in replies]
+                self._pending[w] = call.name
+                message = pickle.dumps(("call", to_wire(call)), pickle.HIGHEST_PROTOCOL)
+                self._send(w, message, deadline)
+        replies = self._collect(deadline)
+        return [None if call is None else from_wire(replies[w]) for w, call in enumerate(calls)]
 
-    def _receive(self, w: int) -> tuple[str, Any]:
+    def _send(self, w: int, data: bytes, deadline: float) -> None:
+        """Write ``data`` to worker ``w`` by ``deadline``. From a thread: a worker that does
+        not read (a stopped process, its pipe full) must not block this one for ever."""
+
+        def write() -> None:
+            with contextlib.suppress(OSError):  # the worker is gone; _receive tells how
+                self._conns[w].send_bytes(data)
+
+        previous = self._senders[w]
+        if previous is not None:  # a write cut short by Ctrl-C: keep messages whole
+            previous.join(_remaining(deadline))
+        if previous is None or not previous.is_alive():
+            self._senders[w] = threading.Thread(target=write, daemon=True)
+            self._senders[w].start()
+            self._senders[w].join(_remaining(deadline))
+        if self._senders[w].is_alive():
+            self._stuck.add(w)
+            raise self._late(w)
+
+    def _collect(self, deadline: float) -> dict[int, Any]:
+        """The reply to each pending call, read as it arrives, then the first error reported.
+
+        A worker that dies is reported at once, not after the others have answered.
+        """
+        replies: dict[int, Any] = {}
+        errors: dict[int, Exception] = {}
+        waiting = {self._conns[w]: w for w, call in enumerate(self._pending) if call is not None}
+        while waiting:
+            ready = mp.connection.wait(list(waiting), _remaining(deadline))
+            if not ready:
+                self._stuck.update(waiting.values())
+                raise self._late(min(waiting.values()))
+            for conn in ready:
+                w = waiting.pop(conn)
+                call = self._pending[w]
+                reply = self._receive(w)
+                if reply[0] == "ok":
+                    replies[w] = reply[1]
+                elif reply[0] == "raise":  # the project's own error, as the worker raised it
+                    errors[w] = reply[1]
+                else:
+                    errors[w] = WorkerError(
+                        f"{self._name(w)} failed during {call}: {reply[1]}", reply[2]
+                    )
+        if errors:
+            raise errors[min(errors)]
+        return replies
+
+    def _receive(self, w: int) -> tuple[Any, ...]:
+        """Worker ``w``'s reply (there is something to read), or WorkerError if it is gone."""
         try:
             reply = pickle.loads(self._conns[w].recv_bytes())
-        except (EOFError, ConnectionError):
-            self._procs[w].join(timeout=1.0)
-            raise WorkerError(
-                f"sampler worker {w} died (exit code {self._procs[w].exitcode}); workers "
-                "re-import the main script, so guard it with `if __name__ == '__main__':`"
-            ) from None
-        self._pending[w] = False
+        except (EOFError, OSError):
+            raise self._died(w) from None
+        self._pending[w] = None
         return reply
 
+    def _name(self, w: int) -> str:
+        return f"sampler worker {w} (pid {self._procs[w].pid})"
+
+    def _died(self, w: int) -> WorkerError:
+        proc, call = self._procs[w], self._pending[w]
+        proc.join(timeout=1.0)  # its pipe closes as it exits: let it finish
+        code = proc.exitcode
+        if code is None:
+            what = "closed its pipe"
+        elif code < 0:
+            what = f"died with signal {_signal_name(-code)}"
+        else:
+            what = f"exited with code {code}"
+        message = f"{self._name(w)} {what} during {call}"
+        if call == _START_UP and code is not None and code > 0 and self._start_method != "fork":
+            # a fresh worker re-imports the main script; unguarded, that starts a sampler
+            # inside the worker, which multiprocessing refuses
+            message += (
+                "; workers re-import the main script, so guard it with `if __name__ == '__main__':`"
+            )
+        return WorkerError(message)
+
+    def _late(self, w: int) -> WorkerError:
+        return WorkerError(
+            f"{self._name(w)} did not finish {self._pending[w]} within {self.timeout:g} s "
+            "(sampler.timeout)"
+        )
+
     def close(self) -> None:
-        for conn in self._conns:
-            with contextlib.suppress(OSError, ValueError):  # already gone
-                conn.send_bytes(pickle.dumps(("close", ())))
-        for proc in self._procs:
-            proc.join(timeout=5.0)
+        # "close", a short grace, then SIGKILL, which also ends a stopped process (SIGTERM
+        # waits for it to continue); workers that missed a deadline are killed at once
+        grace = time.monotonic() + _CLOSE_GRACE_S
+        for w in range(len(self._conns)):
+            if w not in self._stuck:
+                with contextlib.suppress(WorkerError):  # it does not read: killed below
+                    self._send(w, _CLOSE, grace)
+        for w, proc in enumerate(self._procs):
+            if w not in self._stuck:
+                proc.join(_remaining(grace))
             if proc.is_alive():
-                proc.terminate()
-                proc.join(timeout=5.0)
+                proc.kill()
+                proc.join(timeout=1.0)
+        for sender in self._senders:
+            if sender is not None:  # its write fails now that the reader is gone
+                sender.join(timeout=1.0)
         for conn in self._conns:
             conn.close()
-        self._conns, self._procs = [], []
+        self._conns, self._procs, self._senders, self._stuck = [], [], [], set()
 
 
 class RaySampler(Sampler):
-    """One RolloutWorker per Ray actor; ``ray.init(address=address)`` unless Ray is running."""
+    """One RolloutWorker per Ray actor; ``ray.init(address=address)`` unless Ray is running.
+
+    Errors as for SubprocessSampler: ``timeout`` seconds per call, start-up included.
+    """
 
     def __init__(
         self,
@@ -265,20 +356,22 @@ class RaySampler(Sampler):
         envs_per_worker: int = 1,
         num_workers: int = 2,
         address: str | None = None,
+        timeout: float = 600.0,
         game: Game | None = None,
     ) -> None:
         super().__init__(num_workers, envs_per_worker)
+        self.timeout = timeout
         self._ray = _import_ray()
         if not self._ray.is_initialized():
             self._ray.init(address=address)
-        actor = self._ray.remote(num_cpus=1)(RemoteWorker)
+        actor = self._ray.remote(num_cpus=1)(_RayWorker)
         policy_bytes = pickle.dumps((cpu_copy(policy), game))
         self._actors = [
             actor.remote(spec, envs_per_worker, policy_bytes, seed, w * envs_per_worker)
             for w in range(num_workers)
         ]
         try:
-            self._get([a.ready.remote() for a in self._actors])
+            self._get([a.ready.remote() for a in self._actors], [_START_UP] * num_workers)
         except BaseException:
             self.close()
             raise
@@ -288,15 +381,42 @@ class RaySampler(Sampler):
             None if call is None else actor.call.remote(to_wire(call))
             for actor, call in zip(self._actors, calls, strict=True)
         ]
-        results = self._get([r for r in refs if r is not None])
-        out = iter(results)
-        return [None if r is None else from_wire(next(out)) for r in refs]
+        results = self._get(refs, [None if call is None else call.name for call in calls])
+        return [None if ref is None else from_wire(r) for ref, r in zip(refs, results, strict=True)]
 
-    def _get(self, refs: list[Any]) -> list[Any]:
-        try:
-            return self._ray.get(refs)
-        except self._ray.exceptions.RayError as err:
-            raise WorkerError(f"sampler actor failed:\n{err}") from None
+    def _get(self, refs: Sequence[Any], calls: Sequence[str | None]) -> list[Any]:
+        """The value of each ref (None for None), gathered as they arrive; a dead or late
+        actor is reported at once, an exception a call raised once all have answered."""
+        ray = self._ray
+        deadline = time.monotonic() + self.timeout
+        worker = {ref: w for w, ref in enumerate(refs) if ref is not None}
+        results: list[Any] = [None] * len(refs)
+        errors: dict[int, Exception] = {}
+        waiting = list(worker)
+        while waiting:
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=_remaining(deadline))
+            if not ready:
+                w = min(worker[ref] for ref in waiting)
+                raise WorkerError(
+                    f"sampler worker {w} (Ray actor) did not finish {calls[w]} within "
+                    f"{self.timeout:g} s (sampler.timeout)"
+                )
+            w = worker[ready[0]]
+            name = f"sampler worker {w} (Ray actor)"
+            try:
+                results[w] = ray.get(ready[0])
+            except ray.exceptions.RayTaskError as err:  # the call raised err.cause
+                if isinstance(err.cause, (ConfigError, TrainingError)):
+                    errors[w] = err.cause
+                else:
+                    message = f"{name} failed during {calls[w]}: {_one_line(err.cause)}"
+                    errors[w] = WorkerError(message, str(err))
+            except ray.exceptions.RayError as err:  # the actor died, or its node
+                message = f"{name} died during {calls[w]}: {_one_line(err)}"
+                raise WorkerError(message, str(err)) from None
+        if errors:
+            raise errors[min(errors)]
+        return results
 
     def close(self) -> None:
         for actor in self._actors:
@@ -320,8 +440,26 @@ def make_sampler(
     if backend == "local":
         return LocalSampler(spec, policy, seed, **kwargs)
     if backend == "subprocess":
-        return SubprocessSampler(spec, policy, seed, **kwargs)
-    return RaySampler(spec, policy, seed, address=cfg.ray_address, **kwargs)
+        return SubprocessSampler(spec, policy, seed, timeout=cfg.timeout, **kwargs)
+    return RaySampler(spec, policy, seed, address=cfg.ray_address, timeout=cfg.timeout, **kwargs)
+
+
+def _remaining(deadline: float) -> float | None:
+    """Seconds left until ``deadline`` (None: no deadline), as a timeout to wait with."""
+    return None if math.isinf(deadline) else max(deadline - time.monotonic(), 0.0)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"{signum}"
+
+
+def _one_line(exc: BaseException) -> str:
+    """``Type: message``, the message cut to its first line."""
+    text = f"{type(exc).__name__}: {exc}".strip()
+    return text.splitlines()[0].removesuffix(":")
 
 
 # ---------------------------------------------------------------------- worker side
@@ -347,6 +485,18 @@ class RemoteWorker:
         self.worker.close()
 
 
+class _RayWorker(RemoteWorker):
+    """A RemoteWorker that Ray builds in its first call, ``ready()``: Ray reports an
+    exception raised in a method as itself, one raised in ``__init__`` only as text."""
+
+    def __init__(self, *args: Any) -> None:
+        self._args = args
+
+    def ready(self) -> bool:
+        super().__init__(*self._args)
+        return True
+
+
 def _subprocess_main(
     conn: Connection,
     spec: EnvSpec,
@@ -359,26 +509,39 @@ def _subprocess_main(
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         remote = RemoteWorker(spec, num_envs, policy_bytes, seed, env_offset)
-    except Exception:
-        conn.send_bytes(pickle.dumps(("error", traceback.format_exc())))
+    except Exception as exc:
+        conn.send_bytes(_error_reply(exc))
         return
     conn.send_bytes(pickle.dumps(("ok", None)))
     try:
         while True:
             try:
                 kind, request = pickle.loads(conn.recv_bytes())
-            except EOFError:
+            except (EOFError, OSError):  # the parent is gone
                 break
             if kind == "close":
                 break
             try:
                 reply = pickle.dumps(("ok", remote.call(request)), pickle.HIGHEST_PROTOCOL)
-            except Exception:
-                reply = pickle.dumps(("error", traceback.format_exc()))
-            conn.send_bytes(reply)
+            except Exception as exc:
+                reply = _error_reply(exc)
+            try:
+                conn.send_bytes(reply)
+            except OSError:  # the parent is gone
+                break
     finally:
         remote.close()
         conn.close()
+
+
+def _error_reply(exc: Exception) -> bytes:
+    """A worker's report of ``exc``: the project's own errors as themselves, others as text."""
+    if isinstance(exc, (ConfigError, TrainingError)):
+        with contextlib.suppress(Exception):  # one that does not survive pickling goes as text
+            reply = pickle.dumps(("raise", exc))
+            pickle.loads(reply)
+            return reply
+    return pickle.dumps(("error", _one_line(exc), "".join(traceback.format_exception(exc))))
 
 
 # Tensors cross process boundaries as NumPy arrays (plain pickle, no shared-memory handles),
@@ -423,10 +586,14 @@ def from_wire(obj: Any) -> Any:
 
 
 def cpu_copy(policy: Policies) -> Policies:
-    """CPU copies of the policy modules, for workers (the learner's stay where they are)."""
+    """The policy modules as workers take them: CPU copies of any on another device (the
+    learner's stay where they are)."""
     if isinstance(policy, Mapping):
-        return {name: copy.deepcopy(module).cpu() for name, module in policy.items()}
-    return copy.deepcopy(policy).cpu()
+        return {name: cpu_copy(module) for name, module in policy.items()}
+    on_cpu = not isinstance(policy, torch.nn.Module) or all(
+        t.device.type == "cpu" for t in (*policy.parameters(), *policy.buffers())
+    )
+    return policy if on_cpu else copy.deepcopy(policy).cpu()
 
 
 def _import_ray() -> Any:

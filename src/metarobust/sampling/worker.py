@@ -115,13 +115,15 @@ class RolloutWorker:
         self.stepper.close()
 
 
-# Requests a sampler sends its workers (in process, over a pipe, or to a Ray actor).
+# Requests a sampler sends its workers (in process, over a pipe, or to a Ray actor); ``name``
+# says in error messages what a worker was doing.
 
 
 @dataclass(frozen=True)
 class SampleEpisodes:
     acting: Acting
     units: tuple[Unit, ...]
+    name = "sample_episodes"
 
     def __call__(self, worker: RolloutWorker) -> Trajectories:
         return worker.sample_episodes(self.acting, self.units)
@@ -132,6 +134,7 @@ class SampleSteps:
     acting: Acting
     num_steps: int
     task: Mapping[str, Any] | None
+    name = "sample_steps"
 
     def __call__(self, worker: RolloutWorker) -> Trajectories:
         return worker.sample_steps(self.acting, self.num_steps, self.task)
@@ -139,6 +142,8 @@ class SampleSteps:
 
 @dataclass(frozen=True)
 class GetStreams:
+    name = "stream_state"
+
     def __call__(self, worker: RolloutWorker) -> dict[str, Any] | None:
         return worker.stream_state(strict=False)
 
@@ -146,6 +151,7 @@ class GetStreams:
 @dataclass(frozen=True)
 class SetStreams:
     state: Mapping[str, Any]
+    name = "load_stream_state"
 
     def __call__(self, worker: RolloutWorker) -> None:
         worker.load_stream_state(self.state)
