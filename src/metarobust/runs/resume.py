@@ -1,0 +1,58 @@
+"""Which settings a resumed run may change, and a clear refusal for the others.
+
+A resumed run continues the saved state under the config in force: budgets, learning rates,
+logging, checkpoint cadence, device and sampler backend are applied for real; anything that
+shapes the saved state or the data (networks, env, algorithm, envs per worker, seeds, ...) is
+refused with one line naming the key.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel
+
+from metarobust.config import Config
+from metarobust.errors import ConfigError
+
+CHANGEABLE = frozenset(
+    {
+        "train.total_steps",
+        "maml.num_iterations",
+        "ppo.lr",
+        "trpo.vf_lr",
+        "logging.tensorboard",
+        "logging.progress",
+        "checkpoint.every",
+        "device",
+        "sampler.backend",
+        "sampler.ray_address",
+        "sampler.timeout",
+    }
+)
+
+
+def flat_settings(cfg: BaseModel, prefix: str = "") -> dict[str, Any]:
+    """Every leaf setting as ``{"group.key": value}`` (dict-valued settings stay whole)."""
+    out: dict[str, Any] = {}
+    for name in type(cfg).model_fields:
+        value = getattr(cfg, name)
+        if isinstance(value, BaseModel):
+            out |= flat_settings(value, f"{prefix}{name}.")
+        else:
+            out[f"{prefix}{name}"] = value
+    return out
+
+
+def resume_changes(saved: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, new value)}`` of the settings a resume changes; ConfigError for
+    the first one that cannot change."""
+    before, after = flat_settings(saved), flat_settings(new)
+    changes = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    for key, (old, value) in changes.items():
+        if key not in CHANGEABLE:
+            raise ConfigError(
+                f"{key}: cannot change when resuming ({old!r} -> {value!r}: it shapes the saved "
+                f"run); changeable: {', '.join(sorted(CHANGEABLE))}"
+            )
+    return changes
