@@ -23,19 +23,17 @@ from __future__ import annotations
 
 import math
 import statistics
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from metarobust.adversarial.game import ZeroSumGame
-from metarobust.agents.factories import make_policy, make_update, update_steps
+from metarobust.agents.factories import make_policy
 from metarobust.agents.policy import GaussianPolicy
-from metarobust.agents.ppo import PPO
-from metarobust.agents.trpo import TRPO
 from metarobust.config import Config
 from metarobust.errors import ConfigError
+from metarobust.policy_gradient import Learner, make_learner
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
@@ -45,37 +43,6 @@ from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
 
 
-@dataclass
-class Player:
-    """One side of the game: its policy, its update, and its batch (steps per env)."""
-
-    name: str  # "protagonist" or "adversary"
-    policy: GaussianPolicy
-    update_rule: PPO | TRPO
-    num_steps: int
-    frozen: bool = False  # an attack's victim: never updated, acts with its mean action
-
-    def state(self) -> PolicyState:
-        """The player as the sampler runs it."""
-        return PolicyState.of(self.update_rule.params, self.policy, deterministic=self.frozen)
-
-    def update(self, traj: Trajectories) -> dict[str, float]:
-        """One PPO/TRPO update on the learner's view of ``traj``; then the normaliser."""
-        losses = self.update_rule.update(traj)
-        self.policy.obs_normalizer.update(traj.obs[traj.mask.bool()])
-        return losses
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "update": self.update_rule.state_dict(),
-            "buffers": dict(self.policy.named_buffers()),
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.update_rule.load_state_dict(state["update"])
-        self.policy.load_state_dict(state["buffers"], strict=False)
-
-
 def make_player(
     cfg: Config,
     name: str,
@@ -83,11 +50,10 @@ def make_player(
     *,
     device: torch.device,
     generator: torch.Generator,
-) -> Player:
+) -> Learner:
     """A player with ``policy`` and the update ``cfg`` gives it (``adversarial.<name>``)."""
     algorithm = getattr(cfg.adversarial, name)
-    rule = make_update(cfg, algorithm, policy, device=device, generator=generator)
-    return Player(name, policy, rule, update_steps(cfg, algorithm))
+    return make_learner(cfg, name, algorithm, policy, device=device, generator=generator)
 
 
 def make_players(
@@ -97,7 +63,7 @@ def make_players(
     *,
     device: torch.device,
     generator: torch.Generator,
-) -> tuple[Player, list[Player]]:
+) -> tuple[Learner, list[Learner]]:
     """The protagonist and the ``adversarial.population`` adversaries of ``cfg`` on
     ``device``: freshly initialised, except an attack's protagonist, which is the victim run's
     saved policy. The adversaries share one module, so one observation normaliser (fed by all
@@ -119,7 +85,7 @@ def make_players(
     return protagonist, adversaries
 
 
-def load_victim(player: Player, victim_dir: Path, cfg: Config) -> None:
+def load_victim(player: Learner, victim_dir: Path, cfg: Config) -> None:
     """Make ``player`` the frozen policy saved in ``victim_dir`` (same network as ``cfg``'s)."""
     victim = SavedRun.load(victim_dir)
     module, state = victim.policy()
@@ -142,7 +108,7 @@ def load_victim(player: Player, victim_dir: Path, cfg: Config) -> None:
     player.frozen = True
 
 
-def collect(sampler: Sampler, learner: Player, opponent: PolicyState, task: Any) -> Trajectories:
+def collect(sampler: Sampler, learner: Learner, opponent: PolicyState, task: Any) -> Trajectories:
     """``learner.num_steps`` steps of every env with the learner and the ``opponent``, from
     the learner's view."""
     (other,) = set(ZeroSumGame.players) - {learner.name}

@@ -19,7 +19,7 @@ Two-player ids for RARL (``ADVERSARIAL_ENV_IDS``, see ``metarobust.adversarial.e
   ``metadata["players"]``. They take no task of their own; ``gymnasium.make(id,
   base_id="metarobust/HopperDynamics-v0")`` builds one on a task-settable base instead.
 - ``metarobust/<Name>DynamicsAdv-v0`` for the same five: the adversary picks the mass and
-  friction scales at each episode's first step (``metarobust.adversarial.dynamics``).
+  friction scales at each episode's first step (``metarobust.adversarial.dynamics_adversary``).
 - ``metarobust/<Name>ObsAdv-v0`` for the same five: the adversary shifts the protagonist's
   observation by at most ``epsilon`` per component (``metarobust.adversarial.observation``).
 """
@@ -152,7 +152,10 @@ def register_envs() -> None:
         # A string entry point: importing metarobust.envs must not import metarobust.adversarial.
         for kind, entry_point in (
             ("Adv", "metarobust.adversarial.env:adversarial_entry_point"),
-            ("DynamicsAdv", "metarobust.adversarial.dynamics:dynamics_adversary_entry_point"),
+            (
+                "DynamicsAdv",
+                "metarobust.adversarial.dynamics_adversary:dynamics_adversary_entry_point",
+            ),
             ("ObsAdv", "metarobust.adversarial.observation:observation_adversary_entry_point"),
         ):
             _register(

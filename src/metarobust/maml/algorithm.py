@@ -15,6 +15,8 @@ With zero inner steps the same loop is multi-task TRPO, the paper's "pretrained"
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -61,6 +63,21 @@ def saved_meta_policy(run: SavedRun) -> tuple[Params, StepSize]:
         return split_meta_params(run.state["outer"]["meta_params"], run.cfg.maml.fast_lr)
 
 
+class Stopwatch:
+    """Seconds spent per phase, summed over the phase's ``with`` blocks (0 if none ran)."""
+
+    def __init__(self, *phases: str) -> None:
+        self.totals: dict[str, float] = dict.fromkeys(phases, 0.0)
+
+    @contextmanager
+    def __call__(self, phase: str) -> Iterator[None]:
+        tic = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.totals[phase] = self.totals.get(phase, 0.0) + time.perf_counter() - tic
+
+
 class MAML(Algorithm):
     """``train.algorithm: maml``: meta-parameters theta (and Meta-SGD's alpha), outer step."""
 
@@ -100,63 +117,60 @@ class MAML(Algorithm):
         return PolicyState.of(params, self.policy)
 
     def iteration(self, sampler: Sampler, index: int) -> Iteration:
-        m, tic = self.cfg.maml, time.perf_counter()
-        tasks = self.task_distribution.sample(m.meta_batch_size, self.task_rng)
-        # D_i: pre-adaptation episodes of every task with the meta-parameters
-        train = self._episodes(sampler, self.acting_policy(), tasks, index, TRAIN_PHASE)
-        t_sample, t_adapt = time.perf_counter() - tic, 0.0
-
-        valid, adv_train, adapted = train, None, None  # 0 inner steps: multi-task TRPO
+        m, clock = self.cfg.maml, Stopwatch("sampling", "adaptation", "outer_step")
+        with clock("sampling"):
+            tasks = self.task_distribution.sample(m.meta_batch_size, self.task_rng)
+            # D_i: pre-adaptation episodes of every task with the meta-parameters
+            train = self._episodes(sampler, self.acting_policy(), tasks, index, TRAIN_PHASE)
+        valid, inner = train, {}  # 0 inner steps: multi-task TRPO
         if m.num_inner_steps > 0:
-            # theta'_i for sampling: values only, so no graph through the inner loop
-            tic = time.perf_counter()
-            params, alpha = split_meta_params(self.outer.params, m.fast_lr)
-            with torch.no_grad():  # torch.func.grad inside still differentiates
-                adv_train = reinforce_advantages(train, m.gamma)
-                adapted = adapt(
-                    self.policy,
-                    params,
-                    train,
-                    adv_train,
-                    step_size=alpha,
-                    num_steps=m.num_inner_steps,
-                    first_order=True,
-                )
-            t_adapt = time.perf_counter() - tic
-            # D'_i: post-adaptation episodes, each task with its own adapted parameters
-            tic = time.perf_counter()
-            per_task = PolicyState.of(adapted, self.policy, stack="task")
-            valid = self._episodes(sampler, per_task, tasks, index, VALID_PHASE)
-            t_sample += time.perf_counter() - tic
-
-        # outer step on the post-adaptation surrogate, through the inner loop
-        tic = time.perf_counter()
-        objective = MetaObjective(
-            self.policy,
-            self.outer.params,
-            train,
-            valid,
-            gamma=m.gamma,
-            fast_lr=m.fast_lr,
-            num_inner_steps=m.num_inner_steps,
-            first_order=m.first_order,
-            adv_train=adv_train,
-            adapted=adapted,
-        )
-        info = self.outer.step(objective)
-        t_outer = time.perf_counter() - tic
+            with clock("adaptation"):  # theta'_i, values only: no graph through the inner loop
+                inner = self._adapt(train)
+            with clock("sampling"):  # D'_i: each task with its own adapted parameters
+                per_task = PolicyState.of(inner["adapted"], self.policy, stack="task")
+                valid = self._episodes(sampler, per_task, tasks, index, VALID_PHASE)
+        with clock("outer_step"):  # theta <- step on the post-adaptation surrogate
+            objective = MetaObjective(
+                self.policy,
+                self.outer.params,
+                train,
+                valid,
+                gamma=m.gamma,
+                fast_lr=m.fast_lr,
+                num_inner_steps=m.num_inner_steps,
+                first_order=m.first_order,
+                **inner,  # the inner loop's advantages and result, not computed again
+            )
+            info = self.outer.step(objective)
 
         metrics = {
             "meta/pre_adapt_return": train.episode_returns.mean().item(),
             **{f"meta/{k}": v for k, v in info.items()},
-            "time/sampling": t_sample,
-            "time/adaptation": t_adapt,
-            "time/outer_step": t_outer,
+            **{f"time/{k}": v for k, v in clock.totals.items()},
         }
+        new_steps = train.num_steps
         if m.num_inner_steps > 0:
             metrics["meta/post_adapt_return"] = valid.episode_returns.mean().item()
-        new_steps = train.num_steps + (valid.num_steps if m.num_inner_steps > 0 else 0)
+            new_steps += valid.num_steps
         return Iteration(metrics, new_steps=new_steps)
+
+    def _adapt(self, train: Trajectories) -> dict[str, Any]:
+        """Every task's adapted parameters from its pre-adaptation episodes, for sampling
+        (``torch.func.grad`` inside still differentiates under ``no_grad``)."""
+        m = self.cfg.maml
+        params, alpha = split_meta_params(self.outer.params, m.fast_lr)
+        with torch.no_grad():
+            adv_train = reinforce_advantages(train, m.gamma)
+            adapted = adapt(
+                self.policy,
+                params,
+                train,
+                adv_train,
+                step_size=alpha,
+                num_steps=m.num_inner_steps,
+                first_order=True,
+            )
+        return {"adv_train": adv_train, "adapted": adapted}
 
     def _episodes(
         self, sampler: Sampler, state: PolicyState, tasks: list, index: int, phase: int

@@ -41,9 +41,7 @@ class ClaimedRun:
 
 
 @contextmanager
-def claim_run_dir(
-    cfg: Config, run_dir: Path | None, *, default_name: str
-) -> Iterator[ClaimedRun]:
+def claim_run_dir(cfg: Config, run_dir: Path | None, *, default_name: str) -> Iterator[ClaimedRun]:
     """Own a fresh run directory (``run_dir`` None) or an existing one to resume, for the
     ``with`` block. A second process claiming the same directory is refused. A fresh run that
     ends without a checkpoint (a failed start, an interrupt in its first iteration) leaves no
