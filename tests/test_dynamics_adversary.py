@@ -5,7 +5,6 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 import pytest
-from test_rarl import rows, tiny_config
 
 from metarobust.api import train
 from metarobust.errors import ConfigError
@@ -71,7 +70,7 @@ def test_ranges_are_checked():
     assert env.metadata["players"] == (3, 1)
 
 
-def test_rarl_trains_against_a_dynamics_adversary(tmp_path):
-    cfg = tiny_config(tmp_path, "dyn", "env.id=metarobust/InvertedPendulumDynamicsAdv-v0")
+def test_rarl_trains_against_a_dynamics_adversary(tiny_config, rows):
+    cfg = tiny_config("rarl", "dyn", "env.id=metarobust/InvertedPendulumDynamicsAdv-v0")
     history = rows(train(cfg))
     assert len(history) == 4 and "adversary/return" in history[-1]

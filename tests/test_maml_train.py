@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import csv
-import json
-from pathlib import Path
 
 import pytest
 import torch
 
 from metarobust.api import train
 from metarobust.cli import main
-from metarobust.config import load_config
 from metarobust.errors import ConfigError
 from metarobust.utils.checkpoint import load_checkpoint
 
 
-def tiny_config(tmp_path: Path, name: str, *overrides: str):
-    return load_config(
-        "configs/maml_config.yaml",
-        [
-            "maml.meta_batch_size=8",
-            "maml.episodes_per_task=8",
-            "maml.num_iterations=4",
-            "sampler.envs_per_worker=64",
-            "checkpoint.every=2",
-            "logging.progress=false",
-            f"logging.log_dir={tmp_path}",
-            f"logging.run_name={name}",
-            *overrides,
-        ],
-    )
-
-
-def rows(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [
-        {k: v for k, v in json.loads(line).items() if not k.startswith(("time/", "charts/SPS"))}
-        for line in lines
-    ]
-
-
-def test_adaptation_improves_return_and_meta_training_progresses(tmp_path):
-    history = rows(train(tiny_config(tmp_path, "learn")))
+def test_adaptation_improves_return_and_meta_training_progresses(tiny_config, rows):
+    history = rows(train(tiny_config("maml", "learn")))
     gains = [r["meta/post_adapt_return"] - r["meta/pre_adapt_return"] for r in history]
     # one inner step pays off clearly once meta-trained (seeds 0-2: +4 to +10 on ~-60)
     assert sum(gains[-2:]) / 2 > 3.0, gains
@@ -53,9 +25,9 @@ def test_adaptation_improves_return_and_meta_training_progresses(tmp_path):
 
 
 @pytest.mark.parametrize("outer", ["trpo", "ppo"])
-def test_resume_equals_uninterrupted(tmp_path, outer):
-    straight = train(tiny_config(tmp_path, "straight", f"maml.outer={outer}"))
-    split_cfg = tiny_config(tmp_path, "split", "maml.num_iterations=2", f"maml.outer={outer}")
+def test_resume_equals_uninterrupted(tiny_config, rows, outer):
+    straight = train(tiny_config("maml", "straight", f"maml.outer={outer}"))
+    split_cfg = tiny_config("maml", "split", "maml.num_iterations=2", f"maml.outer={outer}")
     split = train(split_cfg)
     assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
     assert rows(split) == rows(straight)
@@ -63,10 +35,10 @@ def test_resume_equals_uninterrupted(tmp_path, outer):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_meta_test_evaluation_writes_adaptation_curves(tmp_path, capsys):
-    run = train(tiny_config(tmp_path, "ev"))
+def test_meta_test_evaluation_writes_adaptation_curves(tiny_config, rows, capsys):
+    run = train(tiny_config("maml", "ev"))
     # the pretrained baseline: multi-task TRPO, same env steps (one phase of twice the episodes)
-    multitask = tiny_config(tmp_path, "pre", "maml.num_inner_steps=0", "maml.episodes_per_task=16")
+    multitask = tiny_config("maml", "pre", "maml.num_inner_steps=0", "maml.episodes_per_task=16")
     pretrained = train(multitask)
     assert rows(pretrained)[-1]["step"] == pytest.approx(rows(run)[-1]["step"], rel=0.2)
     assert "meta/post_adapt_return" not in rows(pretrained)[0]
@@ -96,25 +68,25 @@ def test_meta_test_evaluation_writes_adaptation_curves(tmp_path, capsys):
     assert "--later-lr: expected a positive number" in capsys.readouterr().err
 
 
-def test_maml_ppo_lowers_its_clipped_surrogate_every_iteration(tmp_path):
-    run = train(tiny_config(tmp_path, "ppo", "maml.outer=ppo", "ppo.lr=0.001"))
+def test_maml_ppo_lowers_its_clipped_surrogate_every_iteration(tiny_config, rows):
+    run = train(tiny_config("maml", "ppo", "maml.outer=ppo", "ppo.lr=0.001"))
     history = rows(run)
     assert all(r["meta/surrogate_after"] < r["meta/surrogate_before"] for r in history)
     assert all(0.0 < r["meta/kl"] < 0.1 for r in history)
     assert history[-1]["meta/pre_adapt_return"] > history[0]["meta/pre_adapt_return"]
 
 
-def test_meta_sgd_learns_its_step_sizes(tmp_path):
-    run = train(tiny_config(tmp_path, "msgd", "maml.meta_sgd=true", "maml.num_iterations=2"))
+def test_meta_sgd_learns_its_step_sizes(tiny_config):
+    run = train(tiny_config("maml", "msgd", "maml.meta_sgd=true", "maml.num_iterations=2"))
     meta = load_checkpoint(run)["state"]["outer"]["meta_params"]
     alphas = {k: v for k, v in meta.items() if k.startswith("meta_sgd.")}
     assert alphas and all(not torch.allclose(v, torch.full_like(v, 0.1)) for v in alphas.values())
 
 
-def test_maml_config_errors(tmp_path, capsys):
+def test_maml_config_errors(tiny_config, capsys):
     with pytest.raises(ConfigError, match="policy.normalize_obs"):
-        train(tiny_config(tmp_path, "norm", "policy.normalize_obs=true"))
+        train(tiny_config("maml", "norm", "policy.normalize_obs=true"))
     with pytest.raises(ConfigError, match="no default task distribution"):
-        train(tiny_config(tmp_path, "plain", "env.id=Pendulum-v1"))
+        train(tiny_config("maml", "plain", "env.id=Pendulum-v1"))
     assert main(["train", "--config", "configs/maml_config.yaml", "--set", "maml.fast_lr=0"]) == 2
     assert "maml.fast_lr" in capsys.readouterr().err

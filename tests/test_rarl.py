@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 import torch
 
@@ -13,38 +10,11 @@ from metarobust.adversarial.game import ZeroSumGame
 from metarobust.agents.policy import GaussianPolicy, distribution_params, gaussian_log_prob
 from metarobust.api import train
 from metarobust.cli import main
-from metarobust.config import load_config
 from metarobust.errors import ConfigError
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import LocalSampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
 from metarobust.utils.checkpoint import load_checkpoint
-
-
-def tiny_config(tmp_path: Path, name: str, *overrides: str):
-    """InvertedPendulum with a force on the pole: 2 envs x 64 steps per player and update."""
-    return load_config(
-        "configs/adversarial_config.yaml",
-        [
-            "env.id=metarobust/InvertedPendulumAdv-v0",
-            "sampler.envs_per_worker=2",
-            "ppo.num_steps=64",
-            "ppo.minibatch_size=32",
-            "ppo.num_epochs=2",
-            "trpo.num_steps=64",
-            "train.total_steps=512",  # 4 iterations of 128 protagonist steps
-            "checkpoint.every=2",
-            "logging.progress=false",
-            f"logging.log_dir={tmp_path}",
-            f"logging.run_name={name}",
-            *overrides,
-        ],
-    )
-
-
-def rows(run_dir: Path) -> list[dict]:
-    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
-    return [{k: v for k, v in json.loads(x).items() if k != "charts/SPS"} for x in lines]
 
 
 def two_player_dims(spec: EnvSpec) -> tuple[int, int, int]:
@@ -167,10 +137,10 @@ def test_policies_must_match_the_number_of_players():
         LocalSampler(EnvSpec("InvertedPendulum-v5"), policies, seed=0, game=ZeroSumGame(1, 1))
 
 
-def test_each_phase_updates_only_its_learner(tmp_path, monkeypatch):
+def test_each_phase_updates_only_its_learner(tiny_config, monkeypatch):
     log = []  # (learner, params of both players before, after)
-    original = rarl.Player.update
-    players: dict[str, rarl.Player] = {}
+    original = rarl.Learner.update
+    players: dict[str, rarl.Learner] = {}
 
     def spy(self, traj):
         players[self.name] = self
@@ -184,8 +154,8 @@ def test_each_phase_updates_only_its_learner(tmp_path, monkeypatch):
         log.append((self.name, before, after))
         return out
 
-    monkeypatch.setattr(rarl.Player, "update", spy)
-    train(tiny_config(tmp_path, "alt", "adversarial.adversary_updates=2"))
+    monkeypatch.setattr(rarl.Learner, "update", spy)
+    train(tiny_config("rarl", "alt", "adversarial.adversary_updates=2"))
     names = [name for name, _, _ in log]
     assert names == ["protagonist", "adversary", "adversary"] * 4  # N_mu = 1, N_nu = 2
     for name, before, after in log:
@@ -198,15 +168,15 @@ def test_each_phase_updates_only_its_learner(tmp_path, monkeypatch):
     ("updates", "population", "mode"),
     [("ppo", 1, "uniform"), ("trpo", 1, "uniform"), ("ppo", 3, "uniform"), ("ppo", 2, "worst")],
 )
-def test_resume_equals_uninterrupted(tmp_path, updates, population, mode):
+def test_resume_equals_uninterrupted(tiny_config, rows, updates, population, mode):
     overrides = (
         f"adversarial.protagonist={updates}",
         f"adversarial.adversary={updates}",
         f"adversarial.population={population}",
         f"adversarial.population_mode={mode}",
     )
-    straight = train(tiny_config(tmp_path, "straight", *overrides))
-    split = train(tiny_config(tmp_path, "split", *overrides, "train.total_steps=256"))
+    straight = train(tiny_config("rarl", "straight", *overrides))
+    split = train(tiny_config("rarl", "split", *overrides, "train.total_steps=256"))
     assert main(["train", "--resume", str(split), "--set", "train.total_steps=512"]) == 0
     assert rows(split) == rows(straight)
     assert [r["step"] for r in rows(straight)] == [128, 256, 384, 512]

@@ -18,33 +18,6 @@ from metarobust.errors import ConfigError
 from metarobust.utils.checkpoint import load_checkpoint
 
 
-def tiny_overrides(tmp_path: Path, name: str, *overrides: str) -> list[str]:
-    """Two envs x 64 steps per iteration on InvertedPendulum: a few seconds per run."""
-    return [
-        "env.id=InvertedPendulum-v5",
-        "sampler.envs_per_worker=2",
-        "ppo.num_steps=64",
-        "ppo.minibatch_size=32",
-        "ppo.num_epochs=2",
-        "trpo.num_steps=64",
-        "train.total_steps=512",  # 4 iterations
-        "checkpoint.every=2",
-        "logging.progress=false",
-        f"logging.log_dir={tmp_path}",
-        f"logging.run_name={name}",
-        *overrides,
-    ]
-
-
-def tiny_config(tmp_path: Path, name: str, *overrides: str):
-    return load_config(None, tiny_overrides(tmp_path, name, *overrides))
-
-
-def metrics(run_dir: Path) -> list[dict]:
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k != "charts/SPS"} for r in rows]
-
-
 def final_params(run_dir: Path) -> dict[str, torch.Tensor]:
     return load_checkpoint(run_dir)["policy"]["params"]
 
@@ -56,25 +29,25 @@ def assert_same_params(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -
 
 
 @pytest.mark.parametrize("algorithm", ["ppo", "trpo"])
-def test_same_seed_same_numbers(tmp_path, algorithm):
-    a = train(tiny_config(tmp_path, "a", f"train.algorithm={algorithm}"))
-    b = train(tiny_config(tmp_path, "b", f"train.algorithm={algorithm}"))
-    c = train(tiny_config(tmp_path, "c", f"train.algorithm={algorithm}", "seed=1"))
-    assert metrics(a) == metrics(b)
+def test_same_seed_same_numbers(tiny_config, rows, algorithm):
+    a = train(tiny_config("ppo", "a", f"train.algorithm={algorithm}"))
+    b = train(tiny_config("ppo", "b", f"train.algorithm={algorithm}"))
+    c = train(tiny_config("ppo", "c", f"train.algorithm={algorithm}", "seed=1"))
+    assert rows(a) == rows(b)
     assert_same_params(final_params(a), final_params(b))
-    assert metrics(a) != metrics(c)
+    assert rows(a) != rows(c)
 
 
-def test_run_dir_records(tmp_path):
-    run = train(tiny_config(tmp_path, "rec", "policy.normalize_obs=true"))
+def test_run_dir_records(tiny_config, rows):
+    run = train(tiny_config("ppo", "rec", "policy.normalize_obs=true"))
     meta = json.loads((run / "meta.json").read_text())
     assert meta["seed"] == 0 and meta["versions"]["torch"].startswith("2.13")
     assert "git_commit" in meta
     resolved = load_config(run / "config.yaml")
     assert resolved.policy.normalize_obs is True
-    rows = metrics(run)
-    assert [r["step"] for r in rows] == [128, 256, 384, 512]
-    assert {"losses/policy_loss", "losses/value_loss", "losses/approx_kl"} <= rows[-1].keys()
+    history = rows(run)
+    assert [r["step"] for r in history] == [128, 256, 384, 512]
+    assert {"losses/policy_loss", "losses/value_loss", "losses/approx_kl"} <= history[-1].keys()
     assert any(p.name.startswith("events.out.tfevents") for p in run.iterdir())
     ckpt = load_checkpoint(run)
     assert ckpt["iteration"] == 4 and ckpt["env_steps"] == 512
@@ -98,14 +71,14 @@ def on_third_sample(monkeypatch, act: Callable[[], None]) -> None:
     monkeypatch.setattr(backends.LocalSampler, "sample_steps", patched)
 
 
-def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
-    straight = train(tiny_config(tmp_path, "straight", "checkpoint.every=1"))
+def test_ctrl_c_then_resume_equals_uninterrupted(tiny_config, rows, tmp_path, monkeypatch):
+    straight = train(tiny_config("ppo", "straight", "checkpoint.every=1"))
 
     def ctrl_c():
         raise KeyboardInterrupt
 
     on_third_sample(monkeypatch, ctrl_c)
-    cfg = tiny_config(tmp_path, "split", "checkpoint.every=100")
+    cfg = tiny_config("ppo", "split", "checkpoint.every=100")
     with pytest.raises(KeyboardInterrupt):
         train(cfg)
     run_dir = tmp_path / "split"
@@ -113,15 +86,14 @@ def test_ctrl_c_then_resume_equals_uninterrupted(tmp_path, monkeypatch):
     monkeypatch.undo()  # the sampler as it was
 
     assert main(["train", "--resume", str(run_dir)]) == 0
-    assert metrics(run_dir) == metrics(straight)
+    assert rows(run_dir) == rows(straight)
     assert_same_params(final_params(run_dir), final_params(straight))
 
 
-def test_sigterm_saves_a_checkpoint_like_ctrl_c(tmp_path, monkeypatch, capsys):
+def test_sigterm_saves_a_checkpoint_like_ctrl_c(tiny_args, tmp_path, monkeypatch, capsys):
     on_third_sample(monkeypatch, lambda: os.kill(os.getpid(), signal.SIGTERM))
     handler = signal.getsignal(signal.SIGTERM)
-    overrides = tiny_overrides(tmp_path, "term", "checkpoint.every=100")
-    assert main(["train", *(f"--set={o}" for o in overrides)]) == 130
+    assert main(tiny_args("ppo", "term", "checkpoint.every=100")) == 130
     assert load_checkpoint(tmp_path / "term")["iteration"] == 2
     assert "interrupted: saved" in capsys.readouterr().out
     assert signal.getsignal(signal.SIGTERM) is handler  # restored when the run ends
@@ -152,17 +124,17 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, ca
     assert load_checkpoint(tmp_path / "nan")["iteration"] == 2
 
 
-def test_existing_run_is_not_overwritten(tmp_path, capsys):
-    run = train(tiny_config(tmp_path, "keep", "train.total_steps=128"))
+def test_existing_run_is_not_overwritten(tiny_config, capsys):
+    run = train(tiny_config("ppo", "keep", "train.total_steps=128"))
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     with pytest.raises(ConfigError, match="already holds a run"):
-        train(tiny_config(tmp_path, "keep"))
+        train(tiny_config("ppo", "keep"))
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
     assert before == after
 
 
-def test_evaluate_and_plot_write_files(tmp_path, capsys):
-    run = train(tiny_config(tmp_path, "ev"))
+def test_evaluate_and_plot_write_files(tiny_config, tmp_path, capsys):
+    run = train(tiny_config("ppo", "ev"))
     assert main(["evaluate", str(run), "--episodes", "20"]) == 0  # two batches of episodes
     lines = (run / "evaluation.csv").read_text().splitlines()
     assert lines[0] == "episode,return,length" and len(lines) == 21
@@ -173,10 +145,10 @@ def test_evaluate_and_plot_write_files(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "missing")]) == 2
 
 
-def test_ppo_learns_inverted_pendulum(tmp_path):
+def test_ppo_learns_inverted_pendulum(tiny_config, rows):
     """A small seeded budget lifts the return far above the untrained policy's."""
     cfg = tiny_config(
-        tmp_path,
+        "ppo",
         "learn",
         "sampler.envs_per_worker=4",
         "ppo.num_steps=256",
@@ -186,19 +158,19 @@ def test_ppo_learns_inverted_pendulum(tmp_path):
         "checkpoint.every=100",
     )
     run = train(cfg)
-    returns = [r["charts/episodic_return"] for r in metrics(run) if "charts/episodic_return" in r]
+    returns = [r["charts/episodic_return"] for r in rows(run) if "charts/episodic_return" in r]
     first, last = returns[0], sum(returns[-3:]) / 3  # late iterations may end no episode
     assert first < 30
     assert last > 10 * first and last > 200, (first, last)
 
 
-def test_fixed_task_reaches_the_envs(tmp_path):
+def test_fixed_task_reaches_the_envs(tiny_config, rows):
     """``env.task`` is the task every training episode runs: another goal, other rewards."""
     runs = [
-        train(tiny_config(tmp_path, f"goal{i}", "env.id=metarobust/Navigation2D-v0",
+        train(tiny_config("ppo", f"goal{i}", "env.id=metarobust/Navigation2D-v0",
                           "env.max_episode_steps=16", f"env.task={{goal: [{x}, {x}]}}",
                           "train.total_steps=256"))
         for i, x in enumerate((0.4, -0.4, 0.4))
     ]  # fmt: skip
-    returns = [[r.get("charts/episodic_return") for r in metrics(run)] for run in runs]
+    returns = [[r.get("charts/episodic_return") for r in rows(run)] for run in runs]
     assert returns[0] == returns[2] and returns[0] != returns[1]

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -61,6 +62,16 @@ def saved_meta_policy(run: SavedRun) -> tuple[Params, StepSize]:
         raise ConfigError(f"{run.path}: a {run.algorithm} run, not a MAML run")
     with checkpoint_errors(run.path):
         return split_meta_params(run.state["outer"]["meta_params"], run.cfg.maml.fast_lr)
+
+
+@dataclass(frozen=True)
+class MetaBatch:
+    """What one meta-update sampled and reported."""
+
+    tasks: list
+    adapted: PolicyState | None  # each task's adapted policy (None with 0 inner steps)
+    metrics: dict[str, float]
+    new_steps: int
 
 
 class Stopwatch:
@@ -117,18 +128,23 @@ class MAML(Algorithm):
         return PolicyState.of(params, self.policy)
 
     def iteration(self, sampler: Sampler, index: int) -> Iteration:
+        batch = self.meta_update(sampler, index)
+        return Iteration(batch.metrics, new_steps=batch.new_steps)
+
+    def meta_update(self, sampler: Sampler, index: int, phase: int = 0) -> MetaBatch:
+        """One meta-batch and outer step (episode seeds from ``index`` and ``phase``)."""
         m, clock = self.cfg.maml, Stopwatch("sampling", "adaptation", "outer_step")
         with clock("sampling"):
             tasks = self.task_distribution.sample(m.meta_batch_size, self.task_rng)
             # D_i: pre-adaptation episodes of every task with the meta-parameters
-            train = self._episodes(sampler, self.acting_policy(), tasks, index, TRAIN_PHASE)
-        valid, inner = train, {}  # 0 inner steps: multi-task TRPO
+            train = self._episodes(sampler, self.acting_policy(), tasks, index, phase + TRAIN_PHASE)
+        valid, inner, per_task = train, {}, None  # 0 inner steps: multi-task TRPO
         if m.num_inner_steps > 0:
             with clock("adaptation"):  # theta'_i, values only: no graph through the inner loop
                 inner = self._adapt(train)
             with clock("sampling"):  # D'_i: each task with its own adapted parameters
                 per_task = PolicyState.of(inner["adapted"], self.policy, stack="task")
-                valid = self._episodes(sampler, per_task, tasks, index, VALID_PHASE)
+                valid = self._episodes(sampler, per_task, tasks, index, phase + VALID_PHASE)
         with clock("outer_step"):  # theta <- step on the post-adaptation surrogate
             objective = MetaObjective(
                 self.policy,
@@ -152,7 +168,7 @@ class MAML(Algorithm):
         if m.num_inner_steps > 0:
             metrics["meta/post_adapt_return"] = valid.episode_returns.mean().item()
             new_steps += valid.num_steps
-        return Iteration(metrics, new_steps=new_steps)
+        return MetaBatch(tasks, per_task, metrics, new_steps)
 
     def _adapt(self, train: Trajectories) -> dict[str, Any]:
         """Every task's adapted parameters from its pre-adaptation episodes, for sampling
@@ -175,11 +191,16 @@ class MAML(Algorithm):
     def _episodes(
         self, sampler: Sampler, state: PolicyState, tasks: list, index: int, phase: int
     ) -> Trajectories:
+        """``maml.episodes_per_task`` episodes of every task with the meta-policy's ``state``."""
         seed = episode_seed(self.cfg.seed, index, phase)
-        traj = sampler.sample_episodes(
-            Acting.single(state), tasks, self.cfg.maml.episodes_per_task, seed
+        acting = self.acting(state, phase)
+        return sampler.sample_episodes(acting, tasks, self.cfg.maml.episodes_per_task, seed).to(
+            self.device
         )
-        return traj.to(self.device)
+
+    def acting(self, state: PolicyState, phase: int) -> Acting:
+        """What the sampler acts with when the meta-policy acts as ``state``."""
+        return Acting.single(state)
 
     def state_dict(self) -> dict[str, Any]:
         return {"outer": self.outer.state_dict(), "task_rng": self.task_rng.bit_generator.state}
