@@ -22,6 +22,18 @@ Two-player ids for RARL (``ADVERSARIAL_ENV_IDS``, see ``metarobust.adversarial.e
   friction scales at each episode's first step (``metarobust.adversarial.dynamics_adversary``).
 - ``metarobust/<Name>ObsAdv-v0`` for the same five: the adversary shifts the protagonist's
   observation by at most ``epsilon`` per component (``metarobust.adversarial.observation``).
+
+Two-player task envs (``ADVERSARIAL_TASK_ENV_IDS``, also in ``ADVERSARIAL_ENV_IDS``): they take
+the task of the env they are built on, through the same ``reset(options={"task": task})``, with
+its time limit and its default task distribution (robust MAML):
+
+- ``metarobust/<Task>Adv-v0`` for HalfCheetahVel, HalfCheetahDir, AntDir, AntVel and AntGoal:
+  the RARL force preset of the model (HalfCheetah's or Ant's) on the task env (200 steps).
+- ``metarobust/<Task>DynamicsAdv-v0`` for the same five: the dynamics adversary on the task
+  env; the task (velocity, direction, goal) stays, the adversary picks the scales.
+- ``metarobust/Navigation2DAdv-v0`` (100 steps; also ``gymnasium.make_vec`` natively
+  vectorized): the adversary blows a wind of at most ``wind`` (default 0.05, half the point's
+  speed limit) per component (``metarobust.adversarial.wind``).
 """
 
 from __future__ import annotations
@@ -55,6 +67,7 @@ from metarobust.errors import ConfigError
 
 __all__ = [
     "ADVERSARIAL_ENV_IDS",
+    "ADVERSARIAL_TASK_ENV_IDS",
     "ENV_IDS",
     "base_env_id",
     "variant_env_id",
@@ -90,12 +103,22 @@ ENV_IDS: tuple[str, ...] = (
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
 )
-# Kept apart from ENV_IDS, whose every id takes a task and has a default task distribution.
-ADVERSARIAL_ENV_IDS: tuple[str, ...] = tuple(
-    f"metarobust/{base}{kind}-v0"
-    for kind in ("Adv", "DynamicsAdv", "ObsAdv")
-    for base in _ADVERSARIAL_BASES
+# The two-player ids that take a task (and have a default task distribution: their base's).
+ADVERSARIAL_TASK_ENV_IDS: tuple[str, ...] = (
+    "metarobust/Navigation2DAdv-v0",
+    *(f"metarobust/{name}{kind}-v0" for kind in ("Adv", "DynamicsAdv") for name in _LOCOMOTION),
 )
+# Every two-player id. Kept apart from ENV_IDS, the one-player task envs.
+ADVERSARIAL_ENV_IDS: tuple[str, ...] = (
+    *(
+        f"metarobust/{base}{kind}-v0"
+        for kind in ("Adv", "DynamicsAdv", "ObsAdv")
+        for base in _ADVERSARIAL_BASES
+    ),
+    *ADVERSARIAL_TASK_ENV_IDS,
+)
+# Two-player ids with the adversary built in rather than wrapped around a ``base_id``.
+_BUILT_IN_BASES = {"metarobust/Navigation2DAdv-v0": "metarobust/Navigation2D-v0"}
 
 
 def _register(env_id: str, **spec: object) -> None:
@@ -106,16 +129,20 @@ def _register(env_id: str, **spec: object) -> None:
 
 def base_env_id(env_id: str) -> str:
     """The Gymnasium id a ``metarobust/<Base>Dynamics-v0`` or ``<Base>Adv-v0`` id is built on
-    (its ``base_id``); any other id is its own base."""
+    (its ``base_id``; ``metarobust/Navigation2D-v0`` for ``Navigation2DAdv``); any other id is
+    its own base."""
+    if env_id in _BUILT_IN_BASES:
+        return _BUILT_IN_BASES[env_id]
     return gym.spec(env_id).kwargs.get("base_id", env_id)
 
 
 def variant_env_id(env_id: str, kind: str) -> str:
-    """The ``metarobust/<Base><kind>-v0`` id (kind ``Dynamics`` or ``Adv``) on ``env_id``'s base,
-    or a ConfigError naming what exists."""
+    """The ``metarobust/<Base><kind>-v0`` id (kind ``Dynamics``, ``Adv``, ``DynamicsAdv`` or
+    ``ObsAdv``) on ``env_id``'s base, or a ConfigError naming what exists."""
     base = base_env_id(env_id)
-    variant = f"metarobust/{base.split('-v')[0]}{kind}-v0"
-    if variant not in gym.registry or gym.spec(variant).kwargs.get("base_id") != base:
+    name = base.removeprefix("metarobust/").split("-v")[0]
+    variant = f"metarobust/{name}{kind}-v0"
+    if variant not in gym.registry or base_env_id(variant) != base:
         have = [i for i in (*ENV_IDS, *ADVERSARIAL_ENV_IDS) if i.endswith(f"{kind}-v0")]
         raise ConfigError(f"{env_id}: no {kind} variant of {base}; available: {have}")
     return variant
@@ -127,6 +154,12 @@ def register_envs() -> None:
         "metarobust/Navigation2D-v0",
         entry_point="metarobust.envs.navigation:Navigation2DEnv",
         vector_entry_point="metarobust.envs.navigation:Navigation2DVectorEnv",
+        max_episode_steps=100,
+    )
+    _register(
+        "metarobust/Navigation2DAdv-v0",
+        entry_point="metarobust.adversarial.wind:Navigation2DWindEnv",
+        vector_entry_point="metarobust.adversarial.wind:Navigation2DWindVectorEnv",
         max_episode_steps=100,
     )
     for name in _LOCOMOTION:
@@ -147,20 +180,20 @@ def register_envs() -> None:
             max_episode_steps=gym.spec(base_id).max_episode_steps,
             kwargs={"base_id": base_id},
         )
-    for base in _ADVERSARIAL_BASES:
-        base_id = f"{base}-v5"
-        # A string entry point: importing metarobust.envs must not import metarobust.adversarial.
-        for kind, entry_point in (
-            ("Adv", "metarobust.adversarial.env:adversarial_entry_point"),
-            (
-                "DynamicsAdv",
-                "metarobust.adversarial.dynamics_adversary:dynamics_adversary_entry_point",
-            ),
-            ("ObsAdv", "metarobust.adversarial.observation:observation_adversary_entry_point"),
-        ):
+    # String entry points: importing metarobust.envs must not import metarobust.adversarial.
+    adversary = {
+        "Adv": "metarobust.adversarial.env:adversarial_entry_point",
+        "DynamicsAdv": "metarobust.adversarial.dynamics_adversary:dynamics_adversary_entry_point",
+        "ObsAdv": "metarobust.adversarial.observation:observation_adversary_entry_point",
+    }
+    bases = [(base, f"{base}-v5", ("Adv", "DynamicsAdv", "ObsAdv")) for base in _ADVERSARIAL_BASES]
+    # On a task env the force preset is its v5 model's (found by adversarial_entry_point).
+    bases += [(name, f"metarobust/{name}-v0", ("Adv", "DynamicsAdv")) for name in _LOCOMOTION]
+    for name, base_id, kinds in bases:
+        for kind in kinds:
             _register(
-                f"metarobust/{base}{kind}-v0",
-                entry_point=entry_point,
+                f"metarobust/{name}{kind}-v0",
+                entry_point=adversary[kind],
                 max_episode_steps=gym.spec(base_id).max_episode_steps,
                 kwargs={"base_id": base_id},
             )

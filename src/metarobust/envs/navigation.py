@@ -33,12 +33,17 @@ def _parse_task(task: Any) -> list[float]:
     return read_goal(check_task_keys(task, "Navigation2D", required=("goal",)))
 
 
-def _move(pos: np.ndarray, actions: np.ndarray, goals: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def move(
+    pos: np.ndarray, actions: np.ndarray, goals: np.ndarray, wind: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """One step for a batch: ``pos [n, 2] float32``, ``goals [n, 2] float64`` -> new pos, distance.
 
-    The single env calls this with n = 1, which is what makes both envs agree to the bit.
+    ``wind [n, 2] float32``, if given, is added to the point's (clipped) move. The single envs
+    call this with n = 1, which is what makes single and vector envs agree to the bit.
     """
     new_pos = pos + np.clip(actions, _LOW, _HIGH)  # float32, as the observation is
+    if wind is not None:
+        new_pos += wind
     diff = new_pos.astype(np.float64) - goals
     # Written out (no hypot / norm) so every batch size runs the same correctly rounded ops.
     distance = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
@@ -87,7 +92,7 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = np.asarray(action, dtype=np.float32).reshape(1, 2)
-        self._pos, distance = _move(self._pos, actions, self._goal)
+        self._pos, distance = move(self._pos, actions, self._goal)
         d = float(distance[0])
         return self._pos[0].copy(), -d, d < GOAL_RADIUS, False, {}
 
@@ -131,7 +136,7 @@ class Navigation2DVectorEnv(TaskVectorEnv):
         self._pos[mask] = 0.0
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._pos, distance = _move(self._pos, actions, self._task_values)
+        self._pos, distance = move(self._pos, actions, self._task_values)
         return -distance, distance < GOAL_RADIUS
 
     def _observe(self) -> np.ndarray:
