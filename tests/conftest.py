@@ -48,6 +48,16 @@ TINY: dict[str, tuple[str | None, tuple[str, ...]]] = {
             "checkpoint.every=2",
         ),
     ),
+    "robust_maml": (  # 2D navigation with wind: 8 tasks x 8 episodes per phase
+        "configs/robust_maml/navigation.yaml",
+        (
+            "maml.meta_batch_size=8",
+            "maml.episodes_per_task=8",
+            "maml.num_iterations=4",
+            "sampler.envs_per_worker=64",
+            "checkpoint.every=2",
+        ),
+    ),
 }
 
 TinyConfig = Callable[..., Config]
@@ -62,7 +72,8 @@ def tiny_overrides(kind: str, log_dir: Path, name: str, *overrides: str) -> list
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> TinyConfig:
-    """``tiny_config(kind, name, *overrides)``: a tiny ppo / maml / rarl run in ``tmp_path``."""
+    """``tiny_config(kind, name, *overrides)``: a tiny run of ``kind`` (a ``TINY`` key) in
+    ``tmp_path``."""
 
     def make(kind: str, name: str, *overrides: str) -> Config:
         path, _ = TINY[kind]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarobust.adversarial.attack import clipped_gaussian_std
+from metarobust.adversarial.disturbance import clipped_gaussian_std
 from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config

@@ -47,6 +47,10 @@ def algorithm_class(cfg: Config) -> type[Algorithm]:
         from metarobust.adversarial.rarl import RARL
 
         return RARL
+    if name == "robust_maml":
+        from metarobust.adversarial.robust_maml import RobustMAML
+
+        return RobustMAML
     from metarobust.policy_gradient import PolicyGradient
 
     return PolicyGradient
@@ -82,13 +86,12 @@ class Agent:
         with torch.no_grad():
             for name, p in self.module.named_parameters():
                 p.copy_(state.params[name])
-        env = make_env(saved.spec)
+        env = make_env(saved.nominal_spec)  # a two-player env's base: the protagonist's actions
         try:
             space = env.action_space
         finally:
             env.close()
-        self.low = space.low[: module.act_dim].astype(np.float32)
-        self.high = space.high[: module.act_dim].astype(np.float32)
+        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
 
     def act(
         self, obs: np.ndarray, *, deterministic: bool = True, rng: np.random.Generator | None = None
@@ -120,12 +123,12 @@ class Agent:
         from metarobust.maml.meta_test import adapt_on_task
 
         saved = self.saved
-        if saved.algorithm != "maml":
+        if saved.algorithm not in ("maml", "robust_maml"):
             raise ConfigError(f"{saved.path}: a {saved.algorithm} run; only MAML runs adapt")
         if episodes < 1 or steps < 1:
             raise ConfigError(f"adapt: episodes and steps must be >= 1, got {episodes}, {steps}")
         sampler_cfg = SamplerConfig(envs_per_worker=min(episodes, 16))
-        with make_sampler(sampler_cfg, saved.spec, self.module, seed) as sampler:
+        with make_sampler(sampler_cfg, saved.nominal_spec, self.module, seed) as sampler:
             params = adapt_on_task(
                 saved,
                 self.module,

@@ -137,10 +137,11 @@ class TRPOConfig(Section):
 class TrainConfig(Section):
     """What to train, and for how long."""
 
-    algorithm: Literal["ppo", "trpo", "maml", "rarl"] = Field(
+    algorithm: Literal["ppo", "trpo", "maml", "rarl", "robust_maml"] = Field(
         "ppo",
         description="ppo / trpo: one policy; maml: meta-learning (the maml group); rarl: "
-        "protagonist and adversary on a two-player env (the adversarial group)",
+        "protagonist and adversary on a two-player env (the adversarial group); robust_maml: "
+        "MAML on a two-player task env against adversaries trained on the adapted policies",
     )
     total_steps: PositiveInt = Field(
         1_000_000, description="env steps to train for (ppo, trpo; rarl: protagonist steps)"
@@ -195,6 +196,12 @@ class AdversarialConfig(Section):
         None,
         description="attack: a saved run whose policy is the protagonist, frozen and acting with "
         "its mean action (needs protagonist_updates 0; see metarobust attack)",
+    )
+    acts_in: list[Literal["pre", "post"]] = Field(
+        ["pre", "post"],
+        description="robust_maml: the MAML phases the adversary acts in (pre- and/or "
+        "post-adaptation episodes; in the others it exerts no force); protagonist_updates "
+        "are meta-updates",
     )
 
     @model_validator(mode="after")

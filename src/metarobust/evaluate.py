@@ -40,7 +40,8 @@ def evaluate(
     condition (MAML: per task); ``tasks``, ``steps``, ``pretrained`` and ``later_lr`` are
     MAML's meta-test settings (see ``metarobust.maml.meta_test``)."""
     run = SavedRun.load(run_dir)
-    if later_lr is not None and run.algorithm != "maml":
+    meta = run.algorithm in ("maml", "robust_maml")
+    if later_lr is not None and not meta:
         raise ConfigError(f"--later-lr: only for MAML runs ({run_dir} is {run.algorithm})")
     if run.algorithm == "rarl" and run.cfg.adversarial.victim is not None:
         from metarobust.adversarial.attack import attack_report
@@ -54,7 +55,7 @@ def evaluate(
         grid = scale_grid(*DEFAULT_GRID)
         out = run.path / "robustness"
         return robustness_grid([run.path], grid, grid, episodes, seed, out, progress=progress)
-    if run.algorithm == "maml":
+    if meta:
         from metarobust.maml.meta_test import evaluate_maml_run
 
         return evaluate_maml_run(

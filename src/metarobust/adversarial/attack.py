@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from metarobust.adversarial.disturbance import zero_mean
 from metarobust.adversarial.game import ZeroSumGame
 from metarobust.adversarial.rarl import RARL
 from metarobust.agents.factories import make_policy
@@ -136,31 +136,3 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
         + f" (mean |adversary action| {mean_magnitude:.2f} of the budget); wrote "
         + str(Path(run_dir) / ATTACK_NAME)
     )
-
-
-def zero_mean(adversary: PolicyState, magnitude: torch.Tensor | None) -> PolicyState:
-    """The adversary's state with a zero mean action: no force (``magnitude`` None), or a
-    random one with each component's mean clipped magnitude equal to ``magnitude``."""
-    params = {
-        k: torch.zeros_like(v) if k.startswith("mean_net.") else v
-        for k, v in adversary.params.items()
-    }
-    if magnitude is None:
-        return replace(adversary, params=params, deterministic=True)
-    std = torch.tensor([clipped_gaussian_std(float(m)) for m in magnitude])
-    params["log_std"] = std.log().to(params["log_std"].dtype)
-    return replace(adversary, params=params, deterministic=False)
-
-
-def clipped_gaussian_std(magnitude: float) -> float:
-    """The sigma with E|clip(N(0, sigma^2), -1, 1)| = ``magnitude`` (bisection; in [1e-6, 1e3])."""
-
-    def mean_clipped(sigma: float) -> float:
-        inside = sigma * math.sqrt(2.0 / math.pi) * (1.0 - math.exp(-0.5 / sigma**2))
-        return inside + math.erfc(1.0 / (sigma * math.sqrt(2.0)))  # + P(|X| > 1) * 1
-
-    low, high = 1e-6, 1e3
-    for _ in range(100):
-        mid = math.sqrt(low * high)  # bisection in log space
-        low, high = (mid, high) if mean_clipped(mid) < magnitude else (low, mid)
-    return math.sqrt(low * high)

@@ -50,8 +50,8 @@ class ZeroSumGame(Game):
         players = metadata.get("players")
         if players is None:
             raise ConfigError(
-                f"env.id: {spec.id} is not a two-player env; RARL needs one such as "
-                "metarobust/HopperAdv-v0"
+                f"env.id: {spec.id} is not a two-player env; rarl and robust_maml need one such "
+                "as metarobust/HopperAdv-v0 or metarobust/Navigation2DAdv-v0"
             )
         return cls(int(players[0]), int(players[1]), metadata.get("observation_attack"))
 

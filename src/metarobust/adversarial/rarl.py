@@ -66,10 +66,25 @@ def make_players(
 ) -> tuple[Learner, list[Learner]]:
     """The protagonist and the ``adversarial.population`` adversaries of ``cfg`` on
     ``device``: freshly initialised, except an attack's protagonist, which is the victim run's
-    saved policy. The adversaries share one module, so one observation normaliser (fed by all
-    of them), each with its own parameters and update."""
+    saved policy."""
     policy = make_policy(cfg, obs_dim, game.protagonist_dim).to(device)
     protagonist = make_player(cfg, "protagonist", policy, device=device, generator=generator)
+    adversaries = make_adversaries(cfg, obs_dim, game, device=device, generator=generator)
+    if cfg.adversarial.victim is not None:
+        load_victim(protagonist, Path(cfg.adversarial.victim), cfg)
+    return protagonist, adversaries
+
+
+def make_adversaries(
+    cfg: Config,
+    obs_dim: int,
+    game: ZeroSumGame,
+    *,
+    device: torch.device,
+    generator: torch.Generator,
+) -> list[Learner]:
+    """The ``adversarial.population`` adversaries. They share one module, so one observation
+    normaliser (fed by all of them), each with its own parameters and update."""
     shared = make_policy(cfg, obs_dim, game.adversary_dim).to(device)
     adversaries = []
     for k in range(cfg.adversarial.population):
@@ -80,9 +95,7 @@ def make_players(
                 for name, p in member.update_rule.params.items():
                     p.copy_(fresh[name])
         adversaries.append(member)
-    if cfg.adversarial.victim is not None:
-        load_victim(protagonist, Path(cfg.adversarial.victim), cfg)
-    return protagonist, adversaries
+    return adversaries
 
 
 def load_victim(player: Learner, victim_dir: Path, cfg: Config) -> None:

@@ -35,7 +35,7 @@ from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler
-from metarobust.sampling.env_factory import env_dims
+from metarobust.sampling.env_factory import env_dims, env_players
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
 from metarobust.utils.checkpoint import checkpoint_errors
@@ -58,7 +58,7 @@ def initial_meta_params(cfg: Config, params: Params) -> Params:
 
 def saved_meta_policy(run: SavedRun) -> tuple[Params, StepSize]:
     """A saved MAML run's policy parameters and inner step size (Meta-SGD's, or fast_lr)."""
-    if run.algorithm != "maml":
+    if run.algorithm not in ("maml", "robust_maml"):
         raise ConfigError(f"{run.path}: a {run.algorithm} run, not a MAML run")
     with checkpoint_errors(run.path):
         return split_meta_params(run.state["outer"]["meta_params"], run.cfg.maml.fast_lr)
@@ -101,7 +101,7 @@ class MAML(Algorithm):
             raise ConfigError("policy.normalize_obs: not supported with train.algorithm=maml")
         self.task_distribution = default_task_distribution(cfg.env.id)
         self.task_rng = np.random.default_rng(cfg.seed)
-        self.policy = make_policy(cfg, *env_dims(self.spec))
+        self.policy = make_policy(cfg, *self.policy_dims())
         meta = initial_meta_params(cfg, self.policy.init_params())
         meta = {k: v.to(self.device) for k, v in meta.items()}
         self.policy.to(self.device)
@@ -110,6 +110,14 @@ class MAML(Algorithm):
             self.headline = "meta/post_adapt_return"
         else:
             self.headline = "meta/pre_adapt_return"
+
+    def policy_dims(self) -> tuple[int, int]:
+        """``(obs_dim, act_dim)`` of the meta-policy."""
+        if env_players(self.spec) is not None:
+            raise ConfigError(
+                f"env.id: {self.cfg.env.id} is a two-player env; use train.algorithm=robust_maml"
+            )
+        return env_dims(self.spec)
 
     @property
     def num_iterations(self) -> int:

@@ -124,7 +124,7 @@ def evaluate_maml_run(
     PNG, returns a summary line. ``later_lr`` is every method's step size after the first
     step (the MAML paper's evaluation used 0.05 after a first step of 0.1)."""
     saved = SavedRun.load(run_dir)
-    cfg, spec = saved.cfg, saved.spec
+    cfg, spec = saved.cfg, saved.nominal_spec  # no disturbance
     tasks = default_task_distribution(cfg.env.id).sample(num_tasks, np.random.default_rng(seed))
     policy = make_policy(cfg, *env_dims(spec))
     meta_params, meta_alpha = saved_meta_policy(saved)

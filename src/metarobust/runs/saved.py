@@ -9,6 +9,7 @@ from typing import Any
 from metarobust.agents.factories import make_policy
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.config import Config
+from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
 from metarobust.runs.run_dir import load_run_config
 from metarobust.sampling.acting import PolicyState
@@ -41,6 +42,14 @@ class SavedRun:
     @property
     def spec(self) -> EnvSpec:
         return EnvSpec.from_config(self.cfg.env)
+
+    @property
+    def nominal_spec(self) -> EnvSpec:
+        """The run's env without its adversary: a two-player env's base (its time limit kept,
+        its adversary's settings dropped); any other env as it is."""
+        if env_players(self.spec) is None:
+            return self.spec
+        return EnvSpec(base_env_id(self.cfg.env.id), {}, self.cfg.env.max_episode_steps)
 
     @property
     def state(self) -> dict[str, Any]:
