@@ -83,6 +83,19 @@ def _parser() -> argparse.ArgumentParser:
         help="MAML: inner step size after the first step (default: the first step's; the "
         "MAML paper evaluated with 0.05)",
     )
+    evaluate.add_argument(
+        "--under-attack",
+        action="store_true",
+        help="the return after 0..--steps adaptation steps (0 for non-meta policies) with no, "
+        "the run's own, --attacker's and equally strong random disturbance: mean, CVaR 10%% "
+        "and worst task (under_attack.csv/.png)",
+    )
+    evaluate.add_argument(
+        "--attacker",
+        type=Path,
+        metavar="ATTACK_RUN",
+        help="with --under-attack: an attack run of this run (metarobust attack RUN_DIR)",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     robust = sub.add_parser(
@@ -111,7 +124,9 @@ def _parser() -> argparse.ArgumentParser:
         "attack",
         help="train a fresh force adversary against a saved policy (PPO/TRPO run or RARL "
         "protagonist, frozen, mean action) and compare the policy's return with no, random and "
-        "trained disturbance (attack.csv in the attack's run directory)",
+        "trained disturbance (attack.csv in the attack's run directory); against a MAML or "
+        "robust MAML run's meta-policy and its adaptation, then its adaptation curves under "
+        "attack (under_attack.csv in the victim's directory)",
     )
     attack.add_argument("run_dir", type=Path, metavar="VICTIM_RUN")
     attack.add_argument("--steps", type=int, default=200_000, help="adversary env steps")
@@ -176,20 +191,24 @@ def _evaluate(args: argparse.Namespace) -> None:
         steps=args.steps,
         pretrained=args.pretrained,
         later_lr=args.later_lr,
+        under_attack=args.under_attack,
+        attacker=args.attacker,
     )
     print(summary)
 
 
 def _attack(args: argparse.Namespace) -> None:
-    from metarobust.adversarial.attack import attack, attack_report
+    from metarobust.adversarial.attack import attack
 
     for name in ("steps", "episodes"):
         if getattr(args, name) <= 0:
             raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
     if args.epsilon is not None and not args.epsilon > 0:
         raise ConfigError(f"--epsilon: expected a positive number, got {args.epsilon}")
+    from metarobust.evaluate import evaluate
+
     run_dir = attack(args.run_dir, args.steps, args.seed, args.overrides, args.epsilon)
-    print(attack_report(run_dir, args.episodes, args.seed))
+    print(evaluate(run_dir, episodes=args.episodes, seed=args.seed))
 
 
 def _robustness(args: argparse.Namespace) -> None:

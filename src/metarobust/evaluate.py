@@ -34,16 +34,35 @@ def evaluate(
     steps: int = 3,
     pretrained: Path | None = None,
     later_lr: float | None = None,
+    under_attack: bool = False,
+    attacker: Path | None = None,
     progress: bool = True,
 ) -> str:
     """Evaluate the run in ``run_dir`` by its algorithm; returns a summary. ``episodes`` per
     condition (MAML: per task); ``tasks``, ``steps``, ``pretrained`` and ``later_lr`` are
-    MAML's meta-test settings (see ``metarobust.maml.meta_test``)."""
+    MAML's meta-test settings (see ``metarobust.maml.meta_test``); ``under_attack`` (or an
+    ``attacker`` run) gives the adaptation curves under attack instead
+    (``metarobust.adversarial.under_attack``)."""
     run = SavedRun.load(run_dir)
     meta = run.algorithm in ("maml", "robust_maml")
     if later_lr is not None and not meta:
         raise ConfigError(f"--later-lr: only for MAML runs ({run_dir} is {run.algorithm})")
-    if run.algorithm == "rarl" and run.cfg.adversarial.victim is not None:
+    victim = run.cfg.adversarial.victim
+    if run.algorithm == "robust_maml" and victim is not None:  # an attack on a meta-policy
+        under_attack, attacker, run = True, run.path, SavedRun.load(victim)
+    if under_attack or attacker is not None:
+        from metarobust.adversarial.under_attack import evaluate_under_attack
+
+        return evaluate_under_attack(
+            run.path,
+            attacker=attacker,
+            num_tasks=tasks,
+            episodes_per_task=episodes,
+            num_steps=steps,
+            seed=seed,
+            progress=progress,
+        )
+    if run.algorithm == "rarl" and victim is not None:
         from metarobust.adversarial.attack import attack_report
 
         return attack_report(run.path, episodes, seed, progress=progress)

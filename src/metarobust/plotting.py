@@ -15,6 +15,7 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from metarobust.errors import ConfigError  # noqa: E402
+from metarobust.risk import cvar  # noqa: E402
 from metarobust.utils.logger import read_metrics  # noqa: E402
 
 
@@ -108,3 +109,33 @@ def plot_robustness_percentiles(
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def plot_under_attack(
+    runs: dict[str, dict[str, Tensor]], out: Path, title: str, alpha: float
+) -> Path:
+    """One panel per condition: each run's mean return (solid) and CVaR at ``alpha`` over
+    tasks (dashed) after 0..K adaptation steps; ``runs[label][condition]`` is
+    ``[step, task]``."""
+    conditions = list(dict.fromkeys(c for curves in runs.values() for c in curves))
+    fig, axes = plt.subplots(1, len(conditions), figsize=(3.6 * len(conditions), 3.4),
+                             squeeze=False, sharey=True)  # fmt: skip
+    for ax, condition in zip(axes[0], conditions, strict=True):
+        for i, (label, curves) in enumerate(runs.items()):
+            if condition not in curves:
+                continue
+            curve, color = curves[condition], f"C{i}"
+            steps = np.arange(curve.shape[0])
+            ax.plot(steps, curve.mean(1).numpy(), "-o", color=color, label=label)
+            ax.plot(steps, [cvar(row, alpha) for row in curve], "--", color=color)
+        ax.set_title(condition)
+        ax.set_xlabel("gradient steps")
+        ax.set_xticks(np.arange(max(c.shape[0] for r in runs.values() for c in r.values())))
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"return (dashed: CVaR {alpha:.0%} over tasks)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return out

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,8 +22,9 @@ import torch
 from metarobust.adversarial.disturbance import zero_mean
 from metarobust.adversarial.game import ZeroSumGame
 from metarobust.adversarial.rarl import RARL
+from metarobust.adversarial.robust_maml import RobustMAML
 from metarobust.agents.factories import make_policy
-from metarobust.config import SamplerConfig
+from metarobust.config import Config, SamplerConfig
 from metarobust.envs import variant_env_id
 from metarobust.errors import ConfigError
 from metarobust.runs.run_dir import load_run_config
@@ -29,7 +32,7 @@ from metarobust.runs.saved import SavedRun
 from metarobust.runs.training import run_algorithm
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import EVALUATION_BATCH, make_sampler
-from metarobust.sampling.env_factory import env_dims
+from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players, episode_horizon
 
 ATTACK_NAME = "attack.csv"
 CONDITIONS = ("none", "random", "trained")
@@ -50,10 +53,10 @@ def attack(
     which is otherwise the victim's (the adversary uses the victim's update rule)."""
     victim_dir = Path(victim_dir).resolve()
     victim = load_run_config(victim_dir)
-    if victim.train.algorithm not in ("ppo", "trpo", "rarl"):
-        raise ConfigError(
-            f"{victim_dir}: a {victim.train.algorithm} run; attack a PPO/TRPO/RARL run"
-        )
+    if victim.train.algorithm in ("maml", "robust_maml"):
+        if epsilon is not None:
+            raise ConfigError("--epsilon: observation attacks take PPO/TRPO/RARL victims")
+        return attack_meta_policy(victim_dir, victim, steps, seed, overrides)
     rarl = victim.train.algorithm == "rarl"
     env_id, kwargs = victim.env.id, dict(victim.env.kwargs)
     if epsilon is not None:
@@ -83,6 +86,42 @@ def attack(
         ],
     )
     return run_algorithm(cfg, RARL)
+
+
+def attack_meta_policy(
+    victim_dir: Path, victim: Config, steps: int, seed: int, overrides: Sequence[str] = ()
+) -> Path:
+    """A fresh adversary against a frozen meta-policy *and its adaptation*: robust MAML with
+    no meta-updates, so each iteration the victim adapts to a meta-batch of tasks under attack
+    and the adversary trains on episodes against the adapted policies. ``steps`` env steps in
+    all (pre-adaptation and adversary episodes), on the victim's two-player env or the ``Adv``
+    variant of its task env."""
+    two_player = env_players(EnvSpec.from_config(victim.env)) is not None
+    env_id = victim.env.id if two_player else variant_env_id(victim.env.id, "Adv")
+    kwargs = dict(victim.env.kwargs)
+    m, n_nu = victim.maml, victim.adversarial.adversary_updates
+    horizon = episode_horizon(EnvSpec(env_id, kwargs, victim.env.max_episode_steps))
+    per_iteration = m.meta_batch_size * m.episodes_per_task * horizon * (1 + n_nu)
+    cfg = load_run_config(
+        victim_dir,
+        [
+            "train.algorithm=robust_maml",
+            f"env.id={env_id}",
+            f"env.kwargs={json.dumps(kwargs)}",
+            f"maml.num_iterations={math.ceil(steps / per_iteration)}",
+            f"seed={seed}",
+            "adversarial.protagonist_updates=0",
+            "adversarial.population=1",
+            f"adversarial.victim={victim_dir}",
+            # a MAML victim's trpo group is its outer step's; the adversary fits rllab's
+            # linear baseline, as the inner loop does
+            *([] if two_player else ["trpo.baseline=linear"]),
+            f"logging.log_dir={victim_dir.parent}",
+            f"logging.run_name={victim_dir.name}_attack_s{seed}",
+            *overrides,
+        ],
+    )
+    return run_algorithm(cfg, RobustMAML)
 
 
 def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True) -> str:

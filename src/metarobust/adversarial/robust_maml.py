@@ -19,18 +19,27 @@ one batched sampler call: each task's adapted parameters and the adversary act t
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 from typing import Any
 
 from metarobust.adversarial.disturbance import zero_mean
 from metarobust.adversarial.game import ZeroSumGame
 from metarobust.adversarial.rarl import make_adversaries
 from metarobust.errors import ConfigError
-from metarobust.maml.algorithm import MAML, TRAIN_PHASE, VALID_PHASE, episode_seed
+from metarobust.maml.algorithm import (
+    MAML,
+    TRAIN_PHASE,
+    VALID_PHASE,
+    episode_seed,
+    saved_meta_policy,
+)
 from metarobust.runs.algorithm import Iteration, Setup
+from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims
 from metarobust.sampling.worker import Policies
+from metarobust.utils.checkpoint import checkpoint_errors
 
 PHASES_PER_META_UPDATE = 2  # the pre- and post-adaptation passes (TRAIN_PHASE, VALID_PHASE)
 _PHASE_NAMES = {TRAIN_PHASE: "pre", VALID_PHASE: "post"}
@@ -43,17 +52,29 @@ class RobustMAML(MAML):
         self._game = ZeroSumGame.for_env(setup.spec)
         super().__init__(setup)
         adv = self.cfg.adversarial
-        if adv.protagonist_updates == 0:
-            raise ConfigError(
-                "adversarial.protagonist_updates: robust_maml makes at least one meta-update "
-                "per iteration (attacks on a frozen meta-policy are not built yet)"
-            )
         self.n_mu, self.n_nu = adv.protagonist_updates, adv.adversary_updates
+        if adv.victim is not None:  # an attack: N_mu = 0, the victim's meta-policy frozen
+            self._load_victim(Path(adv.victim))
         obs_dim = env_dims(self.spec)[0]
         self.adversaries = make_adversaries(
             self.cfg, obs_dim, self._game, device=self.device, generator=self.generator
         )
         self.worst = 0  # the member that lowered the adapted policies' return most, last phase
+
+    def _load_victim(self, victim_dir: Path) -> None:
+        victim = SavedRun.load(victim_dir)
+        meta, _ = saved_meta_policy(victim)  # refuses a run that is not MAML-family
+        if (victim.cfg.policy, victim.cfg.maml.meta_sgd) != (
+            self.cfg.policy,
+            self.cfg.maml.meta_sgd,
+        ):
+            raise ConfigError(
+                f"adversarial.victim: {victim_dir} has another network (policy group) or "
+                "Meta-SGD setting; attack it with its own settings (metarobust attack does)"
+            )
+        with checkpoint_errors(victim.path):
+            saved = victim.state["outer"]["meta_params"]
+            self.outer.load_state_dict({**self.outer.state_dict(), "meta_params": saved})
 
     def policy_dims(self) -> tuple[int, int]:
         return env_dims(self.spec)[0], self._game.protagonist_dim
@@ -79,15 +100,17 @@ class RobustMAML(MAML):
 
     def iteration(self, sampler: Sampler, index: int) -> Iteration:
         new_steps = 0
-        # N_mu meta-updates against the frozen adversaries (reward r)
-        for j in range(self.n_mu):
-            batch = self.meta_update(sampler, index, phase=PHASES_PER_META_UPDATE * j)
+        # N_mu meta-updates against the frozen adversaries (reward r); none in an attack,
+        # where the frozen meta-policy only adapts
+        for j in range(max(self.n_mu, 1)):
+            phase = PHASES_PER_META_UPDATE * j
+            batch = self.meta_update(sampler, index, phase=phase, update=self.n_mu > 0)
             new_steps += batch.new_steps
         metrics = dict(batch.metrics)
         adapted = batch.adapted or self.acting_policy()  # 0 inner steps: the meta-policy
         # N_nu updates of each adversary against the frozen adapted protagonists (reward -r)
         member_returns: dict[int, float] = {}
-        phase = PHASES_PER_META_UPDATE * self.n_mu
+        phase = PHASES_PER_META_UPDATE * max(self.n_mu, 1)
         for k, member in enumerate(self.adversaries):
             for _ in range(self.n_nu):
                 acting = Acting({"protagonist": adapted, "adversary": member.state()}, "adversary")

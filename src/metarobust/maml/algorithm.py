@@ -139,8 +139,11 @@ class MAML(Algorithm):
         batch = self.meta_update(sampler, index)
         return Iteration(batch.metrics, new_steps=batch.new_steps)
 
-    def meta_update(self, sampler: Sampler, index: int, phase: int = 0) -> MetaBatch:
-        """One meta-batch and outer step (episode seeds from ``index`` and ``phase``)."""
+    def meta_update(
+        self, sampler: Sampler, index: int, phase: int = 0, *, update: bool = True
+    ) -> MetaBatch:
+        """One meta-batch and outer step (episode seeds from ``index`` and ``phase``); without
+        ``update`` only the pre-adaptation episodes and the adaptation (a frozen meta-policy)."""
         m, clock = self.cfg.maml, Stopwatch("sampling", "adaptation", "outer_step")
         with clock("sampling"):
             tasks = self.task_distribution.sample(m.meta_batch_size, self.task_rng)
@@ -150,8 +153,12 @@ class MAML(Algorithm):
         if m.num_inner_steps > 0:
             with clock("adaptation"):  # theta'_i, values only: no graph through the inner loop
                 inner = self._adapt(train)
-            with clock("sampling"):  # D'_i: each task with its own adapted parameters
                 per_task = PolicyState.of(inner["adapted"], self.policy, stack="task")
+        if not update:
+            metrics = {"meta/pre_adapt_return": train.episode_returns.mean().item()}
+            return MetaBatch(tasks, per_task, metrics, train.num_steps)
+        if m.num_inner_steps > 0:
+            with clock("sampling"):  # D'_i: each task with its own adapted parameters
                 valid = self._episodes(sampler, per_task, tasks, index, phase + VALID_PHASE)
         with clock("outer_step"):  # theta <- step on the post-adaptation surrogate
             objective = MetaObjective(

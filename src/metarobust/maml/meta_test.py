@@ -52,18 +52,22 @@ def adaptation_curve(
     gamma: float,
     seed: int,
     later_step_size: StepSize | None = None,
+    opponent: PolicyState | None = None,
     progress: tqdm | None = None,
 ) -> Tensor:
     """Mean return of every task after 0..``num_steps`` inner steps: ``[num_steps + 1, task]``.
 
     Step ``k`` samples fresh episodes with the parameters after ``k`` steps, then adapts each
     task's parameters once more on them (first order: only values are needed here), with
-    ``step_size`` the first time and ``later_step_size`` (if given) after that.
+    ``step_size`` the first time and ``later_step_size`` (if given) after that. With an
+    ``opponent`` (a two-player sampler) the policy samples, and adapts, under its attack.
     """
     returns = torch.zeros(num_steps + 1, len(tasks))
     state = PolicyState.of(params, policy)
     for k in range(num_steps + 1):
         acting = Acting.single(state)
+        if opponent is not None:
+            acting = Acting({"protagonist": state, "adversary": opponent}, "protagonist")
         traj = sampler.sample_episodes(acting, tasks, episodes_per_task, episode_seed(seed, k, 0))
         returns[k] = traj.episode_returns.view(len(tasks), episodes_per_task).mean(1)
         if progress is not None:

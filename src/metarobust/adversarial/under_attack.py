@@ -1,0 +1,162 @@
+"""Adaptation under attack: the return after 0..K inner steps on held-out tasks, each step
+sampled (and adapted on) with an adversary acting, for MAML, robust-MAML, RARL and PPO/TRPO
+runs (K = 0 for a policy that does not meta-learn). Every policy samples its actions, as in
+meta-testing.
+
+Conditions, on the two-player variant of the run's env (the same episodes in each):
+
+- ``none``: no disturbance;
+- ``own``: the run's own adversary, where it has one (robust MAML, RARL), mean action;
+- ``fresh``: the adversary of an attack run (``metarobust attack RUN``), trained against this
+  policy, and for meta-policies against its adaptation too, mean action;
+- ``random``: zero-mean random disturbance whose mean clipped magnitude per component equals
+  the strongest trained adversary's here (``fresh``, else ``own``) on the unadapted episodes.
+
+Per condition and step: the mean over tasks, CVaR at 10 % over tasks (the mean of the worst
+tenth, RoML's measure) and the worst task. Writes ``under_attack.csv`` and ``under_attack.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from metarobust.adversarial.disturbance import zero_mean
+from metarobust.adversarial.game import ZeroSumGame
+from metarobust.agents.factories import make_policy
+from metarobust.envs import default_task_distribution, variant_env_id
+from metarobust.errors import ConfigError
+from metarobust.maml.algorithm import saved_meta_policy
+from metarobust.maml.meta_test import adaptation_curve
+from metarobust.plotting import plot_under_attack
+from metarobust.risk import CVAR_ALPHA, cvar
+from metarobust.runs.saved import SavedRun
+from metarobust.sampling.acting import Acting, PolicyState
+from metarobust.sampling.backends import Sampler, make_sampler
+from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
+from metarobust.utils.checkpoint import checkpoint_errors
+
+CSV_NAME, PNG_NAME = "under_attack.csv", "under_attack.png"
+META_ALGORITHMS = ("maml", "robust_maml")
+
+
+def adversary_state(run: SavedRun, member: int = 0) -> PolicyState:
+    """A saved run's adversary (robust MAML, RARL or an attack run), acting with its mean."""
+    with checkpoint_errors(run.path):
+        saved = run.state["adversaries"][member]
+        return PolicyState(
+            dict(saved["update"]["params"]), dict(saved["buffers"]), deterministic=True
+        )
+
+
+def attack_spec(run: SavedRun) -> EnvSpec:
+    """The two-player env a run is attacked on: its own, or its env's ``Adv`` variant."""
+    if env_players(run.spec) is not None:
+        return run.spec
+    return EnvSpec(variant_env_id(run.cfg.env.id, "Adv"), {}, run.cfg.env.max_episode_steps)
+
+
+def evaluate_under_attack(
+    run_dir: Path,
+    *,
+    attacker: Path | None = None,
+    num_tasks: int = 40,
+    episodes_per_task: int = 10,
+    num_steps: int = 3,
+    seed: int = 12345,
+    progress: bool = True,
+) -> str:
+    """The run's adaptation curves under every condition (``attacker``: an attack run of this
+    run, for ``fresh``); writes CSV and PNG into the run directory, returns a summary."""
+    run = SavedRun.load(run_dir)
+    meta = run.algorithm in META_ALGORITHMS
+    spec = attack_spec(run)
+    game = ZeroSumGame.for_env(spec)
+    obs_dim = env_dims(spec)[0]
+    policy, state = run.policy()
+    params, step_size = saved_meta_policy(run) if meta else (state.params, 0.0)
+    steps = num_steps if meta else 0
+    adversary = make_policy(run.cfg, obs_dim, game.adversary_dim)
+    trained: dict[str, PolicyState] = {}
+    if run.algorithm in ("robust_maml", "rarl"):
+        trained["own"] = adversary_state(run)
+    if attacker is not None:
+        attack = SavedRun.load(attacker)
+        victim = attack.cfg.adversarial.victim
+        if victim is None or Path(victim).resolve() != run.path.resolve():
+            raise ConfigError(f"--attacker {attacker}: not an attack run of {run.path}")
+        trained["fresh"] = adversary_state(attack)
+    idle = zero_mean(PolicyState.of(adversary.init_params(), adversary, deterministic=True), None)
+    tasks = _tasks(run, num_tasks, seed)
+    envs = min(256, len(tasks) * episodes_per_task)
+    sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
+    modules = {"protagonist": policy, "adversary": adversary}
+    conditions = {"none": idle, **trained}
+    bar = tqdm(total=(len(conditions) + bool(trained)) * (steps + 1), unit="phase",
+               desc="under attack", disable=not progress)  # fmt: skip
+    curves: dict[str, Tensor] = {}
+    with make_sampler(sampler_cfg, spec, modules, seed, game=game) as sampler, bar:
+        if trained:  # random disturbance as strong as the strongest trained adversary
+            strongest = trained.get("fresh", trained.get("own"))
+            magnitude = _magnitude(sampler, state, strongest, tasks, seed)
+            conditions["random"] = zero_mean(strongest, magnitude)
+        for name, opponent in conditions.items():
+            curves[name] = adaptation_curve(
+                policy,
+                params,
+                sampler,
+                tasks,
+                step_size=step_size,
+                episodes_per_task=episodes_per_task,
+                num_steps=steps,
+                gamma=run.cfg.maml.gamma,
+                seed=seed,
+                opponent=opponent,
+                progress=bar,
+            )
+    _write_csv(run.path / CSV_NAME, run.path.name, curves)
+    plot_under_attack({run.path.name: curves}, run.path / PNG_NAME, spec.id, CVAR_ALPHA)
+    parts = [
+        f"{name} {curve[-1].mean().item():.1f} (CVaR {cvar(curve[-1]):.1f})"
+        for name, curve in curves.items()
+    ]
+    return (
+        f"{spec.id}, {len(tasks)} held-out tasks x {episodes_per_task} episodes, return after "
+        f"{steps} steps: " + ", ".join(parts) + f"; wrote {run.path / CSV_NAME}"
+    )
+
+
+def _tasks(run: SavedRun, num_tasks: int, seed: int) -> list:
+    """Held-out tasks of the run's task distribution, or the run's one task."""
+    try:
+        distribution = default_task_distribution(run.cfg.env.id)
+    except ConfigError:
+        return [run.cfg.env.task]
+    return distribution.sample(num_tasks, np.random.default_rng(seed))
+
+
+def _magnitude(
+    sampler: Sampler, victim: PolicyState, adversary: PolicyState, tasks: list, seed: int
+) -> Tensor:
+    """The adversary's mean clipped action magnitude per component against ``victim``."""
+    acting = Acting({"protagonist": victim, "adversary": adversary}, learner="adversary")
+    traj = sampler.sample_episodes(acting, tasks, 1, seed)
+    return traj.actions.clamp(-1.0, 1.0).abs()[traj.mask.bool()].mean(0)
+
+
+def _write_csv(path: Path, label: str, curves: dict[str, Tensor]) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["run", "condition", "gradient_steps", "return_mean", "return_cvar10", "worst", "tasks"]
+        )
+        for name, curve in curves.items():
+            for k, per_task in enumerate(curve):
+                writer.writerow([
+                    label, name, k, f"{per_task.mean().item():.4f}", f"{cvar(per_task):.4f}",
+                    f"{per_task.min().item():.4f}", per_task.numel(),
+                ])  # fmt: skip
