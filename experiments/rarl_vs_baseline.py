@@ -18,30 +18,17 @@ import argparse
 import csv
 import statistics
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 from metarobust.adversarial.attack import attack, attack_report
 from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
-from metarobust.api import resume, train
+from metarobust.api import train
 from metarobust.config import load_config
 from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
-from metarobust.runs.saved import SavedRun
-from metarobust.utils.checkpoint import CHECKPOINT_NAME
+from metarobust.studies import finished_run, write_summary
 
 METHODS = ("rarl", "baseline")
-
-
-def trained(run_dir: Path, start: Callable[[], Path]) -> Path:
-    """The finished run in ``run_dir``: started with ``start()`` if absent, resumed from its
-    last checkpoint if cut off."""
-    if not (run_dir / CHECKPOINT_NAME).exists():
-        return start()
-    saved = SavedRun.load(run_dir)
-    if saved.env_steps < saved.cfg.train.total_steps:
-        return resume(run_dir)
-    return run_dir
 
 
 def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
@@ -60,8 +47,8 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         ],
     )
     runs = {
-        "rarl": trained(args.out / f"rarl_s{seed}", lambda: train(rarl_cfg)),
-        "baseline": trained(args.out / f"baseline_s{seed}", lambda: train(baseline_cfg)),
+        "rarl": finished_run(args.out / f"rarl_s{seed}", lambda: train(rarl_cfg)),
+        "baseline": finished_run(args.out / f"baseline_s{seed}", lambda: train(baseline_cfg)),
     }
     grid = scale_grid(*DEFAULT_GRID[:2], args.grid_points)
     grid_dir = args.out / f"robustness_s{seed}"
@@ -71,7 +58,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     rows = []
     for method, run_dir in runs.items():
         attack_dir = run_dir.parent / f"{run_dir.name}_attack_s{seed}"
-        attack_dir = trained(attack_dir, lambda r=run_dir: attack(r, args.attack_steps, seed))
+        attack_dir = finished_run(attack_dir, lambda r=run_dir: attack(r, args.attack_steps, seed))
         if not (attack_dir / "attack.csv").exists():
             print(attack_report(attack_dir, args.episodes * 4, seed))
         returns = read_attack(attack_dir / "attack.csv")
@@ -112,32 +99,6 @@ def read_attack(path: Path) -> dict[str, float]:
     return {condition: statistics.fmean(r) for condition, r in returns.items()}
 
 
-def write_summary(out: Path, rows: list[dict], title: str) -> str:
-    """``summary.csv`` (every seed) and ``summary.md`` (mean ± std over seeds); the table."""
-    with (out / "summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    columns = [k for k in rows[0] if k not in ("method", "seed")]
-    lines = [
-        title,
-        "",
-        "| method | " + " | ".join(columns) + " |",
-        "| --- |" + " --- |" * len(columns),
-    ]
-    for method in METHODS:
-        mine = [r for r in rows if r["method"] == method]
-        cells = []
-        for column in columns:
-            values = [r[column] for r in mine]
-            std = statistics.stdev(values) if len(values) > 1 else 0.0
-            cells.append(f"{statistics.fmean(values):.1f} ± {std:.1f}")
-        lines.append(f"| {method} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n"
-    (out / "summary.md").write_text(table)
-    return table
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/adversarial_config.yaml"))
@@ -159,7 +120,7 @@ def main() -> int:
         f"{args.seeds}, {args.grid_points}x{args.grid_points} grid x {args.episodes} episodes, "
         f"attacks of {args.attack_steps} steps"
     )
-    print(write_summary(args.out, rows, title))
+    print(write_summary(args.out, rows, title, METHODS))
     return 0
 
 

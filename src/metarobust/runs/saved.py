@@ -40,6 +40,13 @@ class SavedRun:
         return int(self.checkpoint["env_steps"])
 
     @property
+    def finished(self) -> bool:
+        """Whether the run has reached its config's budget."""
+        if self.algorithm in ("maml", "robust_maml"):
+            return int(self.checkpoint["iteration"]) >= self.cfg.maml.num_iterations
+        return self.env_steps >= self.cfg.train.total_steps
+
+    @property
     def spec(self) -> EnvSpec:
         return EnvSpec.from_config(self.cfg.env)
 

@@ -1,0 +1,48 @@
+"""Helpers of side-by-side studies (``experiments/``): runs that are reused when finished and
+resumed when cut off, and per-seed summaries."""
+
+from __future__ import annotations
+
+import csv
+import statistics
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from metarobust.api import resume
+from metarobust.runs.saved import SavedRun
+from metarobust.utils.checkpoint import CHECKPOINT_NAME
+
+
+def finished_run(run_dir: Path, start: Callable[[], Path]) -> Path:
+    """The finished run in ``run_dir``: started with ``start()`` if absent, resumed from its
+    last checkpoint if cut off."""
+    if not (run_dir / CHECKPOINT_NAME).exists():
+        return start()
+    return run_dir if SavedRun.load(run_dir).finished else resume(run_dir)
+
+
+def write_summary(out: Path, rows: list[dict], title: str, methods: Sequence[str]) -> str:
+    """``summary.csv`` (a row per method and seed) and ``summary.md`` (mean ± std over seeds
+    per method, in ``methods``' order) in ``out``; returns the table."""
+    with (out / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    columns = [k for k in rows[0] if k not in ("method", "seed")]
+    lines = [
+        title,
+        "",
+        "| method | " + " | ".join(columns) + " |",
+        "| --- |" + " --- |" * len(columns),
+    ]
+    for method in methods:
+        mine = [r for r in rows if r["method"] == method]
+        cells = []
+        for column in columns:
+            values = [r[column] for r in mine]
+            std = statistics.stdev(values) if len(values) > 1 else 0.0
+            cells.append(f"{statistics.fmean(values):.1f} ± {std:.1f}")
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    table = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(table)
+    return table
