@@ -13,8 +13,6 @@ action.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +22,7 @@ import mujoco
 import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
+from metarobust.envs.tasks import is_positive_number
 from metarobust.errors import ConfigError
 
 _AXES = "xyz"
@@ -231,12 +230,7 @@ def _check_axes(name: str, axes: str) -> str:
 
 
 def _check_max_force(name: str, max_force: float) -> float:
-    if (
-        isinstance(max_force, bool)
-        or not isinstance(max_force, numbers.Real)
-        or not math.isfinite(max_force)
-        or max_force <= 0
-    ):
+    if not is_positive_number(max_force):
         raise ConfigError(
             f"{name}: max_force must be a positive number of newtons, got {max_force!r}"
         )

@@ -19,7 +19,7 @@ import numpy as np
 from metarobust.errors import ConfigError
 from metarobust.sampling.batched_policy import BatchedPolicy
 from metarobust.sampling.env_factory import EnvSpec, make_env
-from metarobust.sampling.game import Game, Moves, task_rows
+from metarobust.sampling.game import Game, Moves, StepInput, task_rows
 
 PLAYERS = ("protagonist", "adversary")  # in the env's action order
 
@@ -75,20 +75,18 @@ class ZeroSumGame(Game):
         self,
         policies: Mapping[str, BatchedPolicy],
         learner: str,
-        obs: np.ndarray,
-        noise: np.ndarray,
-        tasks: np.ndarray | None,
-        episode_seeds: np.ndarray,
+        step: StepInput,
     ) -> Moves:
+        obs = step.obs
         joint = np.empty((len(obs), self.protagonist_dim + self.adversary_dim), np.float32)
         seen = {"protagonist": obs, "adversary": obs}
         for name in ("adversary", "protagonist"):  # the adversary first: it may move the input
             policy, columns = policies[name], self.columns[name]
             if policy.state.stack == "member":
-                rows = episode_seeds % policy.state.num_stacked
+                rows = step.episode_seeds % policy.state.num_stacked
             else:
-                rows = task_rows(policy.state, tasks)
-            actions, log_probs = policy.act(seen[name], noise[:, columns], rows)
+                rows = task_rows(policy.state, step.tasks)
+            actions, log_probs = policy.act(seen[name], step.noise[:, columns], rows)
             joint[:, columns] = actions
             if name == "adversary" and self.epsilon is not None:
                 shift = self.epsilon * np.clip(actions, -1.0, 1.0)

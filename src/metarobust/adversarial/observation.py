@@ -11,13 +11,13 @@ on the true observation first, and gives the protagonist ``obs + epsilon * clip(
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
 from metarobust.adversarial.env import make_bare
+from metarobust.envs.tasks import is_positive_number
 from metarobust.errors import ConfigError
 
 DEFAULT_EPSILON = 0.05  # in raw observation units
@@ -28,9 +28,7 @@ class ObservationAdversaryEnv(gym.Wrapper):
     by at most ``epsilon`` (raw observation units) per component."""
 
     def __init__(self, env: gym.Env, epsilon: float, name: str = "env") -> None:
-        if isinstance(epsilon, bool) or not (
-            isinstance(epsilon, (int, float)) and math.isfinite(epsilon) and epsilon > 0
-        ):
+        if not is_positive_number(epsilon):
             raise ConfigError(f"{name}: epsilon must be a positive number, got {epsilon!r}")
         super().__init__(env)
         protagonist, observation = env.action_space, env.observation_space

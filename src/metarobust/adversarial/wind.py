@@ -12,8 +12,6 @@ vector env share one step function, so they agree to the bit.
 
 from __future__ import annotations
 
-import math
-import numbers
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +28,7 @@ from metarobust.envs.navigation import (
     Navigation2DVectorEnv,
     move,
 )
+from metarobust.envs.tasks import is_positive_number
 from metarobust.errors import ConfigError
 
 ENV_ID = "metarobust/Navigation2DAdv-v0"
@@ -38,12 +37,7 @@ DEFAULT_WIND = ACTION_LIMIT / 2  # half the agent's per-step speed limit, per co
 
 def check_wind(wind: Any) -> float:
     """The wind budget as a float, or a one-line ConfigError."""
-    if (
-        isinstance(wind, bool)
-        or not isinstance(wind, numbers.Real)
-        or not math.isfinite(wind)
-        or wind <= 0
-    ):
+    if not is_positive_number(wind):
         raise ConfigError(
             f"{ENV_ID}: wind must be a positive finite number (the bound on each wind "
             f"component, in distance per step), got {wind!r}"

@@ -45,6 +45,11 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, Real) and not isinstance(value, bool)
 
 
+def is_positive_number(value: Any) -> bool:
+    """Whether ``value`` is a finite number above zero (a bool is not a number here)."""
+    return _is_number(value) and math.isfinite(value) and value > 0
+
+
 def read_number(task: Mapping[str, Any], key: str, *, positive: bool = False) -> float:
     """The finite number (strictly positive if asked) under ``task[key]``, as a Python float."""
     value = task[key]

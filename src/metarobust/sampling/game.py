@@ -22,6 +22,16 @@ from metarobust.sampling.batched_policy import BatchedPolicy
 
 
 @dataclass(frozen=True)
+class StepInput:
+    """What the stepped envs give the players for one step."""
+
+    obs: np.ndarray  # [n, obs_dim]
+    noise: np.ndarray  # [n, env act_dim] standard normal, one column per action component
+    tasks: np.ndarray | None  # [n] each row's task index in the call (episode mode)
+    episode_seeds: np.ndarray  # [n] each row's episode: its reset seed
+
+
+@dataclass(frozen=True)
 class Moves:
     """One step of the stepped envs: the env's joint action and the learner's record."""
 
@@ -49,13 +59,9 @@ class Game(ABC):
         self,
         policies: Mapping[str, BatchedPolicy],
         learner: str,
-        obs: np.ndarray,
-        noise: np.ndarray,
-        tasks: np.ndarray | None,
-        episode_seeds: np.ndarray,
+        step: StepInput,
     ) -> Moves:
-        """``policies`` act on ``obs [n, obs_dim]`` with ``noise [n, act_dim]``; ``tasks [n]``
-        (episode mode) is each row's task index, ``episode_seeds [n]`` its episode's seed."""
+        """``policies`` act on ``step``'s observations with its noise; the learner's record."""
 
     def reward_sign(self, learner: str) -> float:
         """+1 if the learner is paid the env's reward, -1 if its negative."""
@@ -90,13 +96,11 @@ class SinglePlayer(Game):
         self,
         policies: Mapping[str, BatchedPolicy],
         learner: str,
-        obs: np.ndarray,
-        noise: np.ndarray,
-        tasks: np.ndarray | None,
-        episode_seeds: np.ndarray,
+        step: StepInput,
     ) -> Moves:
         policy = policies[SOLE]
         if policy.state.stack == "member":
             raise ValueError("a population acts only as an opponent in a two-player game")
-        actions, log_probs = policy.act(obs, noise, task_rows(policy.state, tasks))
-        return Moves(actions, obs, actions, log_probs)
+        rows = task_rows(policy.state, step.tasks)
+        actions, log_probs = policy.act(step.obs, step.noise, rows)
+        return Moves(actions, step.obs, actions, log_probs)

@@ -19,7 +19,7 @@ from metarobust.errors import EnvError
 from metarobust.sampling.acting import Acting
 from metarobust.sampling.batched_policy import BatchedPolicy
 from metarobust.sampling.env_factory import EnvSpec, make_vector_env
-from metarobust.sampling.game import Game
+from metarobust.sampling.game import Game, StepInput
 
 
 @dataclass(frozen=True)
@@ -94,9 +94,8 @@ class EnvStepper:
     ) -> Transition:
         """Act and step the rows ``envs`` (``noise [n, act_dim]``; ``tasks [n]`` in episode
         mode); their results also land in the per-env rows, their ``obs`` moves on."""
-        moves = self.game.act(
-            self.policies, self.learner, self.obs[envs], noise, tasks, self.episode_seed[envs]
-        )
+        step = StepInput(self.obs[envs], noise, tasks, self.episode_seed[envs])
+        moves = self.game.act(self.policies, self.learner, step)
         self._step(envs, np.clip(moves.joint, self._low, self._high))
         out = Transition(
             moves.obs,
