@@ -1,4 +1,5 @@
-"""Seconds per MAML-TRPO meta-iteration, split into sampling / adaptation / outer step.
+"""Seconds per MAML-TRPO meta-iteration, split into sampling / adaptation / outer step; and
+robust MAML's iteration against plain MAML's on the same batch (``--robust``).
 
 Runs a few meta-iterations of each config (pytorch-maml-rl's batch sizes: 2D navigation 20
 tasks x 20 episodes x 100 steps, HalfCheetahVel 40 tasks x 20 episodes x 100 steps; two
@@ -7,6 +8,13 @@ after one warm-up iteration. For orientation: pytorch-maml-rl takes about 13.8 s
 2D-navigation meta-iteration with 2 workers on the machine the targets were set on.
 
     python benchmarks/maml_iteration.py
+    python benchmarks/maml_iteration.py --robust   # robust / plain, alternated, 2D navigation
+
+``--robust`` runs plain MAML (configs/maml_config.yaml) and robust MAML
+(configs/robust_maml/navigation.yaml: the same batch, policy and outer step, plus the wind
+adversary acting in both phases and its TRPO update on a third pass) alternately, twice each,
+and prints the ratio of their mean seconds per iteration (the sum of the logged time parts:
+sampling, adaptation, outer step and, for robust MAML, the adversary's pass and update).
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ CONFIGS = {
     "HalfCheetahVel": "configs/maml/halfcheetah_vel_pytorch_maml_rl.yaml",
 }
 PARTS = ("time/sampling", "time/adaptation", "time/outer_step")
+ROBUST = {"plain": "configs/maml_config.yaml", "robust": "configs/robust_maml/navigation.yaml"}
 
 
 def seconds_per_iteration(config: str, fisher_subsample: float, iterations: int) -> dict:
@@ -42,8 +51,9 @@ def seconds_per_iteration(config: str, fisher_subsample: float, iterations: int)
         )
         run = train(cfg)
         rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").open()][1:]
-    out = {p: sum(r[p] for r in rows) / len(rows) for p in PARTS}
-    out["total"] = sum(out[p] for p in PARTS)
+    parts = [p for p in rows[0] if p.startswith("time/")]
+    out = {p: sum(r[p] for r in rows) / len(rows) for p in parts}
+    out["total"] = sum(out[p] for p in parts)
     out["env_steps"] = (rows[-1]["step"] - rows[0]["step"]) / max(len(rows) - 1, 1)
     return out
 
@@ -53,7 +63,11 @@ def main() -> None:
     parser.add_argument("--envs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--fisher-subsample", nargs="+", type=float, default=[1.0, 0.2])
     parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--robust", action="store_true", help="robust / plain MAML iteration")
     args = parser.parse_args()
+    if args.robust:
+        compare_robust(args.iterations)
+        return
     print("| env | Fisher subsample | env steps / iter | sampling s | adaptation s | outer step s "
           "| total s |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -65,6 +79,21 @@ def main() -> None:
                 f"{t['time/adaptation']:.2f} | {t['time/outer_step']:.2f} | {t['total']:.2f} |",
                 flush=True,
             )
+
+
+def compare_robust(iterations: int, rounds: int = 2) -> None:
+    """Robust and plain MAML alternated (plain, robust, plain, robust, ...) on one batch."""
+    totals: dict[str, list[float]] = {name: [] for name in ROBUST}
+    for _ in range(rounds):
+        for name, config in ROBUST.items():
+            t = seconds_per_iteration(config, 0.2, iterations)
+            totals[name].append(t["total"])
+            parts = ", ".join(f"{k.removeprefix('time/')} {v:.2f}" for k, v in t.items()
+                              if k.startswith("time/"))  # fmt: skip
+            print(f"{name}: {t['total']:.2f} s per iteration ({parts})", flush=True)
+    plain, robust = (sum(totals[n]) / rounds for n in ROBUST)
+    print(f"robust / plain seconds per iteration: {robust / plain:.2f} "
+          f"({robust:.2f} s / {plain:.2f} s, {rounds} alternated runs each)")  # fmt: skip
 
 
 if __name__ == "__main__":

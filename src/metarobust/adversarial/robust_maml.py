@@ -19,6 +19,7 @@ one batched sampler call: each task's adapted parameters and the adversary act t
 from __future__ import annotations
 
 import statistics
+import time
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,7 @@ class RobustMAML(MAML):
         # N_nu updates of each adversary against the frozen adapted protagonists (reward -r)
         member_returns: dict[int, float] = {}
         phase = PHASES_PER_META_UPDATE * max(self.n_mu, 1)
+        tic = time.perf_counter()
         for k, member in enumerate(self.adversaries):
             for _ in range(self.n_nu):
                 acting = Acting({"protagonist": adapted, "adversary": member.state()}, "adversary")
@@ -125,6 +127,7 @@ class RobustMAML(MAML):
             member_returns[k] = traj.episode_returns.mean().item()
         self.worst = max(member_returns, key=member_returns.__getitem__)
         metrics["adversary/return"] = statistics.fmean(member_returns.values())
+        metrics["time/adversary"] = time.perf_counter() - tic  # its sampling and updates
         return Iteration(metrics, new_steps=new_steps)
 
     def state_dict(self) -> dict[str, Any]:
