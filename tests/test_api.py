@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -54,3 +56,24 @@ def test_a_maml_policy_adapts_to_a_new_task_from_its_episodes(tiny_config):
     env = gym.make("metarobust/Navigation2D-v0")
     obs, _ = env.reset(seed=0, options={"task": goal})
     assert not np.array_equal(adapted.act(obs), agent.act(obs))  # it acts differently there
+
+
+def test_a_study_reuses_finished_runs_and_resumes_cut_off_ones(tiny_config):
+    from metarobust.studies import finished_run
+
+    cfg = tiny_config("ppo", "study", "train.total_steps=256")
+    started = []
+
+    def start():
+        started.append(1)
+        return mr.train(cfg)
+
+    run = finished_run(cfg.logging.log_dir / Path("study"), start)
+    assert started == [1] and load_checkpoint(run)["env_steps"] == 256
+    before = (run / "checkpoint.pt").read_bytes()
+    assert finished_run(run, start) == run and started == [1]  # finished: reused as it is
+    assert (run / "checkpoint.pt").read_bytes() == before
+    assert mr.resume(run, ["train.total_steps=384"]) == run  # a longer budget ...
+    (run / "config.yaml").write_text((run / "config.yaml").read_text().replace("384", "512"))
+    assert finished_run(run, start) == run and started == [1]  # ... cut off: resumed
+    assert load_checkpoint(run)["env_steps"] == 512
