@@ -203,6 +203,11 @@ class AdversarialConfig(Section):
         "post-adaptation episodes; in the others it exerts no force); protagonist_updates "
         "are meta-updates",
     )
+    observes_task: bool = Field(
+        False,
+        description="robust_maml: the adversary sees its episode's task (the features of the "
+        "env's task distribution, e.g. the goal) besides the observation",
+    )
 
     @model_validator(mode="after")
     def _attack_needs_a_victim(self) -> AdversarialConfig:
@@ -255,6 +260,17 @@ class Config(Section):
     adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+
+    @model_validator(mode="after")
+    def _observes_task_in_robust_maml(self) -> Config:
+        if self.adversarial.observes_task and self.train.algorithm != "robust_maml":
+            raise PydanticCustomError(
+                "across_groups",
+                "adversarial.observes_task: only train.algorithm robust_maml has tasks for the "
+                "adversary to observe (got {algorithm})",
+                {"algorithm": self.train.algorithm},
+            )
+        return self
 
     @model_validator(mode="after")
     def _minibatches_fit_the_batch(self) -> Config:
@@ -381,7 +397,7 @@ def describe_error(err: ValidationError, model: type[BaseModel]) -> str:
         allowed = _allowed_keys(model, [str(p) for p in first["loc"][:-1]])
         return f"{key}: unknown key (expected one of: {', '.join(allowed)})"
     message = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "batch_too_small":  # a check across groups: its message names the key
+    if first["type"] in ("batch_too_small", "across_groups"):  # its message names the key
         return message
     if first["type"] == "value_error":
         return f"{key}: {message}"

@@ -134,11 +134,13 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
     cfg, spec = run.cfg, run.spec
     if cfg.adversarial.victim is None:
         raise ConfigError(f"{run_dir}: not an attack run (adversarial.victim is not set)")
-    game = ZeroSumGame.for_env(spec)
+    game = ZeroSumGame.for_env(spec, observes_task=cfg.adversarial.observes_task)
     obs_dim = env_dims(spec)[0]
     modules = {
         "protagonist": make_policy(cfg, obs_dim, game.protagonist_dim),
-        "adversary": make_policy(cfg, obs_dim, game.adversary_dim),
+        "adversary": make_policy(
+            cfg, game.learner_obs_dim("adversary", obs_dim), game.adversary_dim
+        ),
     }
     _, victim = run.policy()
     victim = replace(victim, deterministic=True)

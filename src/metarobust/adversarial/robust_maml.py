@@ -50,15 +50,16 @@ class RobustMAML(MAML):
     """``train.algorithm: robust_maml``: a meta-policy and its adversaries, trained in turn."""
 
     def __init__(self, setup: Setup) -> None:
-        self._game = ZeroSumGame.for_env(setup.spec)
+        observes_task = setup.cfg.adversarial.observes_task
+        self._game = ZeroSumGame.for_env(setup.spec, observes_task=observes_task)
         super().__init__(setup)
         adv = self.cfg.adversarial
         self.n_mu, self.n_nu = adv.protagonist_updates, adv.adversary_updates
         if adv.victim is not None:  # an attack: N_mu = 0, the victim's meta-policy frozen
             self._load_victim(Path(adv.victim))
-        obs_dim = env_dims(self.spec)[0]
+        adversary_obs_dim = self._game.learner_obs_dim("adversary", env_dims(self.spec)[0])
         self.adversaries = make_adversaries(
-            self.cfg, obs_dim, self._game, device=self.device, generator=self.generator
+            self.cfg, adversary_obs_dim, self._game, device=self.device, generator=self.generator
         )
         self.worst = 0  # the member that lowered the adapted policies' return most, last phase
 

@@ -75,21 +75,29 @@ def evaluate_under_attack(
     run = SavedRun.load(run_dir)
     meta = run.algorithm in META_ALGORITHMS
     spec = attack_spec(run)
-    game = ZeroSumGame.for_env(spec)
-    obs_dim = env_dims(spec)[0]
     policy, state = run.policy()
     params, step_size = saved_meta_policy(run) if meta else (state.params, 0.0)
     steps = num_steps if meta else 0
-    adversary = make_policy(run.cfg, obs_dim, game.adversary_dim)
     trained: dict[str, PolicyState] = {}
+    observes: dict[str, bool] = {}  # whether each trained adversary sees the task
     if run.algorithm in ("robust_maml", "rarl"):
         trained["own"] = adversary_state(run)
+        observes["own"] = run.cfg.adversarial.observes_task
     if attacker is not None:
         attack = SavedRun.load(attacker)
         victim = attack.cfg.adversarial.victim
         if victim is None or Path(victim).resolve() != run.path.resolve():
             raise ConfigError(f"--attacker {attacker}: not an attack run of {run.path}")
         trained["fresh"] = adversary_state(attack)
+        observes["fresh"] = attack.cfg.adversarial.observes_task
+    if len(set(observes.values())) > 1:
+        raise ConfigError(
+            f"--attacker {attacker}: it and the run's own adversary differ in "
+            "adversarial.observes_task; evaluate them in separate calls"
+        )
+    game = ZeroSumGame.for_env(spec, observes_task=any(observes.values()))
+    obs_dim = env_dims(spec)[0]
+    adversary = make_policy(run.cfg, game.learner_obs_dim("adversary", obs_dim), game.adversary_dim)
     idle = zero_mean(PolicyState.of(adversary.init_params(), adversary, deterministic=True), None)
     tasks = _tasks(run, num_tasks, seed)
     envs = min(256, len(tasks) * episodes_per_task)

@@ -92,6 +92,22 @@ class TaskDistribution(abc.ABC):
     def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
         """Draw ``n`` independent tasks using ``rng`` (same generator state -> same tasks)."""
 
+    @property
+    @abc.abstractmethod
+    def feature_dim(self) -> int:
+        """The length of ``features``."""
+
+    @abc.abstractmethod
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        """The numbers that tell one task of this distribution from another."""
+
+    def features(self, task: Mapping[str, Any] | None) -> np.ndarray:
+        """``task`` as ``feature_dim`` float32 numbers (what an adversary that observes the
+        task sees); no task (the env's own) -> zeros."""
+        if task is None:
+            return np.zeros(self.feature_dim, np.float32)
+        return np.asarray(self._task_features(task), np.float32).reshape(self.feature_dim)
+
     def __repr__(self) -> str:
         fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
         return f"{type(self).__name__}({fields})"
@@ -121,6 +137,11 @@ class UniformGoal(TaskDistribution):
         goals = rng.uniform(self.low, self.high, size=(_check_n(n), 2))
         return [{"goal": g} for g in goals.tolist()]
 
+    feature_dim = 2
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        return read_goal(task)
+
 
 class DiskGoal(TaskDistribution):
     """Goals ``{"goal": [x, y]}`` uniform over the area of a disk of ``radius`` at the origin."""
@@ -138,6 +159,11 @@ class DiskGoal(TaskDistribution):
         goals = np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
         return [{"goal": g} for g in goals.tolist()]
 
+    feature_dim = 2
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        return read_goal(task)
+
 
 class UniformVelocity(TaskDistribution):
     """Target velocities ``{"velocity": v}`` uniform in ``[low, high]``."""
@@ -149,6 +175,11 @@ class UniformVelocity(TaskDistribution):
         velocities = rng.uniform(self.low, self.high, size=_check_n(n))
         return [{"velocity": v} for v in velocities.tolist()]
 
+    feature_dim = 1
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        return [read_number(task, "velocity")]
+
 
 class RandomDirection(TaskDistribution):
     """Directions ``{"direction": +1 or -1}``, each with probability 1/2."""
@@ -156,6 +187,11 @@ class RandomDirection(TaskDistribution):
     def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
         signs = rng.integers(0, 2, size=_check_n(n)) * 2 - 1
         return [{"direction": s} for s in signs.tolist()]
+
+    feature_dim = 1
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        return [float(read_direction(task))]
 
 
 class DynamicsScales(TaskDistribution):
@@ -190,6 +226,14 @@ class DynamicsScales(TaskDistribution):
         # One draw per key in a fixed order, so the stream does not depend on dict internals.
         columns = {k: rng.uniform(lo, hi, size=n).tolist() for k, (lo, hi) in self.ranges.items()}
         return [{k: col[i] for k, col in columns.items()} for i in range(n)]
+
+    @property
+    def feature_dim(self) -> int:
+        return len(self.ranges)
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        # a scale the task leaves out is nominal
+        return [read_number(task, k, positive=True) if k in task else 1.0 for k in self.ranges]
 
 
 # --------------------------------------------------------------------------- per-env defaults

@@ -39,7 +39,7 @@ def run_episodes(stepper: EnvStepper, units: Sequence[Unit], horizon: int) -> Tr
     padded with mask 0, one finished-episode record per unit."""
     n, n_units = stepper.num_envs, len(units)
     sign = stepper.reward_sign
-    buffer = TransitionBuffer.zeros(n_units, horizon, stepper.obs_dim, stepper.learner_dim)
+    buffer = TransitionBuffer.zeros(n_units, horizon, stepper.learner_obs_dim, stepper.learner_dim)
     returns = np.zeros(n_units, np.float64)
     lengths = np.zeros(n_units, np.int64)
     task_of_unit = np.array([u.task_index for u in units], np.int64)

@@ -29,6 +29,7 @@ class StepInput:
     noise: np.ndarray  # [n, env act_dim] standard normal, one column per action component
     tasks: np.ndarray | None  # [n] each row's task index in the call (episode mode)
     episode_seeds: np.ndarray  # [n] each row's episode: its reset seed
+    task_features: np.ndarray | None = None  # [n, game.task_features] each row's task's
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class Game(ABC):
     """How the players of an env act together, and how the learner is paid."""
 
     players: tuple[str, ...]
+    task_features: int = 0  # numbers per task some player sees besides the observation
 
     @abstractmethod
     def check_env(self, env_id: str, metadata: Mapping[str, Any], act_dim: int) -> None:
@@ -53,6 +55,17 @@ class Game(ABC):
     @abstractmethod
     def learner_dim(self, learner: str, act_dim: int) -> int:
         """The width of ``learner``'s actions in an env with ``act_dim`` joint actions."""
+
+    def learner_obs_dim(self, learner: str, obs_dim: int) -> int:
+        """The width of what ``learner`` sees in an env with ``obs_dim`` observations."""
+        return obs_dim
+
+    def learner_obs(
+        self, learner: str, obs: np.ndarray, task_features: np.ndarray | None
+    ) -> np.ndarray:
+        """What ``learner`` sees of the observations ``obs`` (``[n, obs_dim]``) of envs whose
+        tasks have ``task_features``; for next observations (``act`` says what it saw)."""
+        return obs
 
     @abstractmethod
     def act(

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import SyncVectorEnv
 
+from metarobust.envs.tasks import default_task_distribution
 from metarobust.errors import EnvError
 from metarobust.sampling.acting import Acting
 from metarobust.sampling.batched_policy import BatchedPolicy
@@ -26,10 +27,10 @@ from metarobust.sampling.game import Game, StepInput
 class Transition:
     """What one step of the rows ``envs`` recorded, from the learner's view."""
 
-    obs: np.ndarray  # [n, obs_dim] what the learner saw
+    obs: np.ndarray  # [n, learner obs_dim] what the learner saw
     actions: np.ndarray  # [n, learner act_dim]
     log_probs: np.ndarray  # [n]
-    next_obs: np.ndarray  # [n, obs_dim] the true next observation
+    next_obs: np.ndarray  # [n, learner obs_dim] the true next observation, as the learner sees it
     env_rewards: np.ndarray  # [n] float64, the env's own (the protagonist's) rewards
     terminated: np.ndarray  # [n] bool
     truncated: np.ndarray  # [n] bool
@@ -64,10 +65,27 @@ class EnvStepper:
         self.obs = np.zeros((n, self.obs_dim), np.float32)  # each env's current observation
         self.ended = np.zeros(n, np.bool_)  # finished and not reset since
         self.episode_seed = np.zeros(n, np.int64)  # each env's episode: its reset seed
+        # The features of each env's task, for a game whose players see them (set on reset).
+        self.task_features: np.ndarray | None = None
+        if game.task_features:
+            distribution = default_task_distribution(spec.id)
+            if distribution.feature_dim != game.task_features:
+                self.env.close()
+                raise ValueError(
+                    f"{spec.id}: its tasks have {distribution.feature_dim} features, the game "
+                    f"observes {game.task_features}"
+                )
+            self._features = distribution.features
+            self.task_features = np.zeros((n, game.task_features), np.float32)
 
     @property
     def learner_dim(self) -> int:
         return self.game.learner_dim(self.learner, self.act_dim)
+
+    @property
+    def learner_obs_dim(self) -> int:
+        """The width of the learner's recorded observations."""
+        return self.game.learner_obs_dim(self.learner, self.obs_dim)
 
     @property
     def reward_sign(self) -> float:
@@ -94,25 +112,27 @@ class EnvStepper:
     ) -> Transition:
         """Act and step the rows ``envs`` (``noise [n, act_dim]``; ``tasks [n]`` in episode
         mode); their results also land in the per-env rows, their ``obs`` moves on."""
-        step = StepInput(self.obs[envs], noise, tasks, self.episode_seed[envs])
+        features = None if self.task_features is None else self.task_features[envs]
+        step = StepInput(self.obs[envs], noise, tasks, self.episode_seed[envs], features)
         moves = self.game.act(self.policies, self.learner, step)
         self._step(envs, np.clip(moves.joint, self._low, self._high))
+        next_obs = self.next_obs[envs]
         out = Transition(
             moves.obs,
             moves.actions,
             moves.log_probs,
-            self.next_obs[envs],
+            self.game.learner_obs(self.learner, next_obs, features),
             self.rewards[envs],
             self.terminated[envs],
             self.truncated[envs],
         )
-        if not (np.isfinite(out.next_obs).all() and np.isfinite(out.env_rewards).all()):
-            what = "observation" if not np.isfinite(out.next_obs).all() else "reward"
+        if not (np.isfinite(next_obs).all() and np.isfinite(out.env_rewards).all()):
+            what = "observation" if not np.isfinite(next_obs).all() else "reward"
             raise EnvError(
                 f"{self.spec.id} returned a non-finite {what} (the env, not the learner, "
                 "produced it; check its settings, e.g. env.kwargs)"
             )
-        self.obs[envs] = out.next_obs
+        self.obs[envs] = next_obs
         return out
 
     def reset(
@@ -125,6 +145,8 @@ class EnvStepper:
         obs, _ = self.env.reset(seed=seeds, options=options)
         self.obs[mask] = obs[mask]
         self.ended[mask] = False
+        if self.task_features is not None:
+            self.task_features[mask] = self._features(task)
         for i in np.flatnonzero(mask):
             if seeds[i] is not None:
                 self.episode_seed[i] = seeds[i]

@@ -58,7 +58,7 @@ class StepStreams:
                 for g in self._noise_rngs
             ]
         )  # fmt: skip  [env, time, act_dim]
-        buffer = TransitionBuffer.zeros(n, num_steps, stepper.obs_dim, stepper.learner_dim)
+        buffer = TransitionBuffer.zeros(n, num_steps, stepper.learner_obs_dim, stepper.learner_dim)
         ep_envs: list[np.ndarray] = [np.zeros(0, np.int64)]
         ep_returns: list[np.ndarray] = [np.zeros(0, np.float64)]
         ep_lengths: list[np.ndarray] = [np.zeros(0, np.int64)]
@@ -107,6 +107,8 @@ class StepStreams:
             state["return"] = torch.from_numpy(self._return.copy())
             state["length"] = torch.from_numpy(self._length.copy())
             state["episode_seed"] = torch.from_numpy(stepper.episode_seed.copy())
+            if stepper.task_features is not None:
+                state["task_features"] = torch.from_numpy(stepper.task_features.copy())
             if stepper.is_sync:
                 state["envs"] = [capture_env_state(e) for e in stepper.env.envs]
             elif hasattr(stepper.env, "get_state"):
@@ -129,6 +131,8 @@ class StepStreams:
         self._return[:] = np.asarray(state["return"])
         self._length[:] = np.asarray(state["length"])
         stepper.episode_seed[:] = np.asarray(state["episode_seed"])
+        if stepper.task_features is not None:
+            stepper.task_features[:] = np.asarray(state["task_features"])
         if stepper.is_sync:
             for env, env_state in zip(stepper.env.envs, state["envs"], strict=True):
                 restore_env_state(env, env_state)
