@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metarobust.adversarial.disturbance import zero_mean
+from metarobust.adversarial.disturbance import mean_magnitude, zero_mean
 from metarobust.adversarial.game import ZeroSumGame
-from metarobust.adversarial.rarl import RARL
+from metarobust.adversarial.rarl import RARL, saved_adversary
 from metarobust.adversarial.robust_maml import RobustMAML
 from metarobust.agents.factories import make_policy
 from metarobust.config import Config, SamplerConfig
@@ -144,10 +144,7 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
     }
     _, victim = run.policy()
     victim = replace(victim, deterministic=True)
-    adversary = run.state["adversaries"][0]
-    trained = PolicyState(
-        dict(adversary["update"]["params"]), dict(adversary["buffers"]), deterministic=True
-    )
+    trained = saved_adversary(run)
     batch = min(episodes, EVALUATION_BATCH)
     sampler_cfg = SamplerConfig(envs_per_worker=batch)
     returns: dict[str, list[float]] = {}
@@ -156,8 +153,8 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
         def victim_returns(adversary: PolicyState) -> tuple[list[float], torch.Tensor]:
             acting = Acting({"protagonist": victim, "adversary": adversary}, learner="adversary")
             traj = sampler.sample_episodes(acting, [cfg.env.task], episodes, seed)
-            forces = traj.actions.clamp(-1.0, 1.0).abs()[traj.mask.bool()]  # [steps, adv_dim]
-            return (-traj.episode_returns).tolist(), forces.mean(0)  # zero-sum: victim's = -adv's
+            # zero-sum: the victim's returns are minus the adversary's
+            return (-traj.episode_returns).tolist(), mean_magnitude(traj)
 
         returns["trained"], magnitude = victim_returns(trained)
         returns["none"], _ = victim_returns(zero_mean(trained, None))
@@ -170,10 +167,10 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
             for i, ret in enumerate(returns[condition]):
                 writer.writerow([condition, i, f"{ret:.4f}"])
     parts = [f"{c} {np.mean(returns[c]):.1f} ± {np.std(returns[c]):.1f}" for c in CONDITIONS]
-    mean_magnitude = float(magnitude.mean())
+    overall = float(magnitude.mean())
     return (
         f"victim return over {episodes} episodes: "
         + ", ".join(parts)
-        + f" (mean |adversary action| {mean_magnitude:.2f} of the budget); wrote "
+        + f" (mean |adversary action| {overall:.2f} of the budget); wrote "
         + str(Path(run_dir) / ATTACK_NAME)
     )

@@ -10,6 +10,13 @@ from dataclasses import replace
 import torch
 
 from metarobust.sampling.acting import PolicyState
+from metarobust.trajectories import Trajectories
+
+
+def mean_magnitude(traj: Trajectories) -> torch.Tensor:
+    """The recorded adversary's mean clipped action magnitude per component, ``[act_dim]``,
+    over the real steps of ``traj`` (sampled with the adversary as learner)."""
+    return traj.actions.clamp(-1.0, 1.0).abs()[traj.mask.bool()].mean(0)
 
 
 def zero_mean(adversary: PolicyState, magnitude: torch.Tensor | None) -> PolicyState:

@@ -41,6 +41,7 @@ from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
+from metarobust.utils.checkpoint import checkpoint_errors
 
 
 def make_player(
@@ -119,6 +120,15 @@ def load_victim(player: Learner, victim_dir: Path, cfg: Config) -> None:
             player.update_rule.params[name].copy_(value)
     player.policy.load_state_dict(state.buffers, strict=False)
     player.frozen = True
+
+
+def saved_adversary(run: SavedRun, member: int = 0) -> PolicyState:
+    """Adversary ``member`` of a saved RARL, robust MAML or attack run, acting with its mean."""
+    with checkpoint_errors(run.path):
+        saved = run.state["adversaries"][member]
+        return PolicyState(
+            dict(saved["update"]["params"]), dict(saved["buffers"]), deterministic=True
+        )
 
 
 def collect(sampler: Sampler, learner: Learner, opponent: PolicyState, task: Any) -> Trajectories:

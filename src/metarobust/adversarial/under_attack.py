@@ -25,8 +25,9 @@ import numpy as np
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from metarobust.adversarial.disturbance import zero_mean
+from metarobust.adversarial.disturbance import mean_magnitude, zero_mean
 from metarobust.adversarial.game import ZeroSumGame
+from metarobust.adversarial.rarl import saved_adversary
 from metarobust.agents.factories import make_policy
 from metarobust.envs import default_task_distribution, variant_env_id
 from metarobust.errors import ConfigError
@@ -38,19 +39,9 @@ from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
-from metarobust.utils.checkpoint import checkpoint_errors
 
 CSV_NAME, PNG_NAME = "under_attack.csv", "under_attack.png"
 META_ALGORITHMS = ("maml", "robust_maml")
-
-
-def adversary_state(run: SavedRun, member: int = 0) -> PolicyState:
-    """A saved run's adversary (robust MAML, RARL or an attack run), acting with its mean."""
-    with checkpoint_errors(run.path):
-        saved = run.state["adversaries"][member]
-        return PolicyState(
-            dict(saved["update"]["params"]), dict(saved["buffers"]), deterministic=True
-        )
 
 
 def attack_spec(run: SavedRun) -> EnvSpec:
@@ -81,14 +72,14 @@ def evaluate_under_attack(
     trained: dict[str, PolicyState] = {}
     observes: dict[str, bool] = {}  # whether each trained adversary sees the task
     if run.algorithm in ("robust_maml", "rarl"):
-        trained["own"] = adversary_state(run)
+        trained["own"] = saved_adversary(run)
         observes["own"] = run.cfg.adversarial.observes_task
     if attacker is not None:
         attack = SavedRun.load(attacker)
         victim = attack.cfg.adversarial.victim
         if victim is None or Path(victim).resolve() != run.path.resolve():
             raise ConfigError(f"--attacker {attacker}: not an attack run of {run.path}")
-        trained["fresh"] = adversary_state(attack)
+        trained["fresh"] = saved_adversary(attack)
         observes["fresh"] = attack.cfg.adversarial.observes_task
     if len(set(observes.values())) > 1:
         raise ConfigError(
@@ -153,7 +144,7 @@ def _magnitude(
     """The adversary's mean clipped action magnitude per component against ``victim``."""
     acting = Acting({"protagonist": victim, "adversary": adversary}, learner="adversary")
     traj = sampler.sample_episodes(acting, tasks, 1, seed)
-    return traj.actions.clamp(-1.0, 1.0).abs()[traj.mask.bool()].mean(0)
+    return mean_magnitude(traj)
 
 
 def _write_csv(path: Path, label: str, curves: dict[str, Tensor]) -> None:
