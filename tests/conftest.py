@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 
 from metarobust.config import Config, load_config
@@ -108,3 +110,17 @@ def metric_rows(run_dir: Path) -> list[dict]:
 def rows() -> Callable[[Path], list[dict]]:
     """``rows(run_dir)``: the run's metrics rows without wall-clock entries."""
     return metric_rows
+
+
+def rollout(env: gym.Env, actions: np.ndarray, seed: int = 0, options: dict | None = None):
+    """Observations, rewards and infos for ``actions`` from ``reset(seed)``, stopping on done."""
+    obs, _ = env.reset(seed=seed, options=options)
+    observations, rewards, infos = [obs], [], []
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        observations.append(obs)
+        rewards.append(reward)
+        infos.append(info)
+        if terminated or truncated:
+            break
+    return np.array(observations), np.array(rewards), infos

@@ -11,6 +11,7 @@ import gymnasium as gym
 import mujoco
 import numpy as np
 import pytest
+from conftest import rollout
 from gymnasium.utils.env_checker import check_env
 from gymnasium.wrappers import TimeLimit
 
@@ -39,20 +40,6 @@ def adversary_layer(env: gym.Env) -> AdversarialForceEnv:
     while not isinstance(env, AdversarialForceEnv):
         env = env.env
     return env
-
-
-def rollout(env: gym.Env, actions: np.ndarray, seed: int = 0, options: dict | None = None):
-    """Observations, rewards and infos for ``actions`` from ``reset(seed)``, stopping on done."""
-    obs, _ = env.reset(seed=seed, options=options)
-    observations, rewards, infos = [obs], [], []
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        rewards.append(reward)
-        infos.append(info)
-        if terminated or truncated:
-            break
-    return np.array(observations), np.array(rewards), infos
 
 
 def hopper_actions(n: int, force: np.ndarray | float, seed: int = 1) -> np.ndarray:

@@ -7,6 +7,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import rollout
 from gymnasium.utils.env_checker import check_env
 
 from metarobust.adversarial.env import FORCE_PRESETS, AdversarialForceEnv
@@ -38,20 +39,6 @@ PLAYERS = {
     **{f"metarobust/{n}DynamicsAdv-v0": (8, 2) for n in LOCOMOTION if n.startswith("Ant")},
     "metarobust/Navigation2DAdv-v0": (2, 2),
 }
-
-
-def rollout(env: gym.Env, actions: np.ndarray, seed: int = 0, options: dict | None = None):
-    """Observations, rewards and infos for ``actions`` from ``reset(seed)``, stopping on done."""
-    obs, _ = env.reset(seed=seed, options=options)
-    observations, rewards, infos = [obs], [], []
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        rewards.append(reward)
-        infos.append(info)
-        if terminated or truncated:
-            break
-    return np.array(observations), np.array(rewards), infos
 
 
 def joint(protagonist: np.ndarray, adversary: np.ndarray | float, dims: int) -> np.ndarray:

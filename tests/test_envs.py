@@ -11,6 +11,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+from conftest import rollout
 from gymnasium.utils.env_checker import check_env
 from gymnasium.vector import AutoresetMode
 
@@ -43,20 +44,6 @@ def task_env(env: gym.Env) -> gym.Env:
     while not isinstance(env, DynamicsTask) and env is not env.unwrapped:
         env = env.env
     return env
-
-
-def rollout(env: gym.Env, actions: np.ndarray, seed: int = 0, options: dict | None = None):
-    """Observations, rewards and infos for ``actions`` from ``reset(seed)``, stopping on done."""
-    obs, _ = env.reset(seed=seed, options=options)
-    observations, rewards, infos = [obs], [], []
-    for action in actions:
-        obs, reward, terminated, truncated, info = env.step(action)
-        observations.append(obs)
-        rewards.append(reward)
-        infos.append(info)
-        if terminated or truncated:
-            break
-    return np.array(observations), np.array(rewards), infos
 
 
 def random_actions(env: gym.Env, n: int, seed: int = 1) -> np.ndarray:
