@@ -296,3 +296,25 @@ def test_trpo_update_and_bandit(baseline):
     other.load_state_dict(state)
     for k in state["params"]:
         assert torch.equal(other.params[k], trpo.params[k])
+
+
+def test_trpo_subsampled_fisher_keeps_the_trust_region_on_the_whole_batch():
+    """trpo.fisher_subsample: the natural direction from a fifth of the batch's transitions;
+    the step still improves the surrogate and its KL, checked on every transition, stays in
+    max_kl. Its direction is close to the exact one, not equal to it."""
+    torch.manual_seed(0)
+    policy = GaussianPolicy(OBS_DIM, ACT_DIM, (16,))
+    start = {k: v.clone() for k, v in policy.init_params().items()}
+    steps = {}
+    for fraction in (1.0, 0.2):
+        cfg = TRPOConfig(baseline="linear", max_kl=0.02, fisher_subsample=fraction)
+        trpo = TRPO(policy, cfg, "cpu", torch.Generator().manual_seed(0))
+        trpo.load_state_dict({"params": start, "linear_baseline": {"weights": None}})
+        before = flatten_params(trpo.params).clone()
+        out = trpo.update(synthetic_batch(policy, trpo.params))
+        assert out["accepted"] == 1.0 and 0 < out["kl"] <= 0.02, out
+        assert out["surrogate_improvement"] > 0
+        steps[fraction] = flatten_params(trpo.params) - before
+    exact, sub = steps[1.0], steps[0.2]
+    cosine = (exact @ sub) / (exact.norm() * sub.norm())
+    assert 0.8 < cosine < 1.0 - 1e-6, cosine

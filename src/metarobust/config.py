@@ -124,6 +124,11 @@ class TRPOConfig(Section):
     cg_damping: NonNegativeFloat = Field(0.1, description="Fisher damping")
     line_search_steps: PositiveInt = Field(10, description="backtracking steps")
     backtrack_ratio: Annotated[Float, Field(gt=0, lt=1)] = Field(0.8, description="step shrink")
+    fisher_subsample: Annotated[Float, Field(gt=0, le=1)] = Field(
+        1.0,
+        description="share of the batch's transitions (evenly spaced) in the Fisher-vector "
+        "products of a TRPO update (1 = exact; MAML's outer step: maml.fisher_subsample)",
+    )
     num_steps: PositiveInt = Field(1024, description="steps per env per iteration")
     gamma: Discount = Field(0.99, description="discount factor")
     gae_lambda: UnitInterval = Field(0.97, description="GAE lambda")

@@ -220,14 +220,22 @@ class TRPO:
             ratio = torch.exp(gaussian_log_prob(mean, log_std, actions) - old_log_prob)
             return -(ratio * adv).mean()
 
-        def mean_kl(p: Params) -> Tensor:  # E[KL(pi_old || pi_theta)]
-            mean, log_std = distribution_params(self.policy, p, obs)
-            return gaussian_kl(old_mean, old_log_std, mean, log_std).mean()
+        def mean_kl(p: Params, rows: slice | Tensor = slice(None)) -> Tensor:
+            mean, log_std = distribution_params(self.policy, p, obs[rows])  # E[KL(old || p)]
+            return gaussian_kl(old_mean[rows], old_log_std[rows], mean, log_std).mean()
 
+        # the Fisher-vector products on evenly spaced transitions (rllab's subsampled Fisher);
+        # the line search checks the KL on the whole batch
+        fisher_rows: slice | Tensor = slice(None)
+        if cfg.fisher_subsample < 1.0:
+            n = len(obs)
+            fisher_rows = torch.linspace(0, n - 1, math.ceil(cfg.fisher_subsample * n))
+            fisher_rows = fisher_rows.round().long().to(obs.device)
         new_params, info = trpo_step(
             self.params,
             surrogate,
-            mean_kl,
+            lambda p: mean_kl(p, fisher_rows),
+            evaluate=lambda p: (surrogate(p), mean_kl(p)),
             max_kl=cfg.max_kl,
             cg_iters=cfg.cg_iters,
             cg_damping=cfg.cg_damping,
