@@ -95,8 +95,11 @@ def test_variant_ids_on_task_envs():
     # the ids that worked before still do
     assert variant_env_id("metarobust/HopperDynamics-v0", "Adv") == "metarobust/HopperAdv-v0"
     assert variant_env_id("Hopper-v5", "ObsAdv") == "metarobust/HopperObsAdv-v0"
-    with pytest.raises(ConfigError, match="no Dynamics variant of metarobust/HalfCheetahVel-v0"):
-        variant_env_id("metarobust/HalfCheetahVelAdv-v0", "Dynamics")
+    assert variant_env_id("metarobust/HalfCheetahVelAdv-v0", "Dynamics") == (
+        "metarobust/HalfCheetahVelDynamics-v0"
+    )
+    with pytest.raises(ConfigError, match="no Dynamics variant of metarobust/Navigation2D-v0"):
+        variant_env_id("metarobust/Navigation2DAdv-v0", "Dynamics")
     with pytest.raises(ConfigError, match="no ObsAdv variant of metarobust/Navigation2D-v0"):
         variant_env_id("metarobust/Navigation2DAdv-v0", "ObsAdv")
 

@@ -28,6 +28,7 @@ from metarobust.envs import (
     default_task_distribution,
     make_dynamics_env,
 )
+from metarobust.envs.tasks import DYNAMICS_KEYS
 from metarobust.errors import ConfigError
 
 # check_env's advice that is about Gymnasium's own v5 spaces or about checking a wrapper.
@@ -56,7 +57,7 @@ def random_actions(env: gym.Env, n: int, seed: int = 1) -> np.ndarray:
 
 
 def test_expected_ids_are_registered():
-    assert len(ENV_IDS) == 12
+    assert len(ENV_IDS) == 17  # Navigation2D, 5 locomotion tasks, 6 + 5 Dynamics variants
     for env_id in ENV_IDS:
         assert env_id in gym.registry
     assert gym.spec("metarobust/Navigation2D-v0").max_episode_steps == 100
@@ -82,8 +83,10 @@ def test_check_env_passes_and_task_survives(env_id):
         check_env(target, skip_render_check=True)
     unexpected = [str(w.message) for w in caught if not any(a in str(w.message) for a in ADVISORY)]
     assert not unexpected
-    # check_env resets many times without a task: the task must stay.
-    assert target.task == task
+    # check_env resets many times without a task: the task must stay (a task env's Dynamics
+    # variant adds the nominal scales the task leaves out).
+    assert {k: target.task[k] for k in task} == task
+    assert set(target.task) - set(task) <= ({*DYNAMICS_KEYS} if "Dynamics" in env_id else set())
     env.close()
 
 

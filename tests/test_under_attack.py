@@ -67,9 +67,12 @@ def test_a_fresh_attack_on_the_adaptation_beats_random_wind_of_its_strength(meta
 def test_under_attack_on_policies_that_do_not_meta_learn(tiny_config, tmp_path):
     ppo = train(tiny_config("ppo", "ppo", "train.total_steps=128"))
     assert main(["evaluate", str(ppo), "--under-attack", "--episodes", "2"]) == 0
-    assert {int(r["gradient_steps"]) for r in read_rows(ppo / "under_attack.csv")} == {0}
+    rows = read_rows(ppo / "under_attack.csv")
+    assert {int(r["gradient_steps"]) for r in rows} == {0}
+    assert {r["condition"] for r in rows} == {"none", "grid"}  # InvertedPendulum has masses
+    assert [int(r["tasks"]) for r in rows if r["condition"] == "grid"] == [9]  # 3 x 3 cells
     rarl = train(tiny_config("rarl", "rarl", "train.total_steps=128"))
-    assert main(["evaluate", str(rarl), "--under-attack", "--episodes", "2"]) == 0
+    assert main(["evaluate", str(rarl), "--under-attack", "--episodes", "2", "--no-grid"]) == 0
     conditions = {r["condition"] for r in read_rows(rarl / "under_attack.csv")}
     assert conditions == {"none", "own", "random"}  # its own adversary, and random of its size
 
@@ -78,8 +81,39 @@ def test_robust_maml_runs_are_evaluated_against_their_own_adversary(tiny_config,
     run = train(tiny_config("robust_maml", "robust", "maml.num_iterations=1"))
     args = ["evaluate", str(run), "--under-attack", "--tasks", "4", "--episodes", "2"]
     assert main([*args, "--steps", "1"]) == 0
+    assert "no grid (metarobust/Navigation2DAdv-v0 has no masses" in capsys.readouterr().out
     rows = read_rows(run / "under_attack.csv")
     assert {r["condition"] for r in rows} == {"none", "own", "random"}
     assert len(rows) == 3 * 2
     assert main([*args, "--attacker", str(run)]) == 2  # not an attack run of itself
     assert "not an attack run" in capsys.readouterr().err
+
+
+def test_the_grid_condition_adapts_on_every_task_and_cell(tiny_config, capsys):
+    """On a MuJoCo task env every held-out task meets every mass x friction cell (the task
+    env's Dynamics variant) and adapts there; the cells' dynamics change the returns."""
+    run = train(
+        tiny_config(
+            "maml", "cheetah", "env.id=metarobust/HalfCheetahVel-v0", "env.max_episode_steps=20",
+            "maml.meta_batch_size=2", "maml.episodes_per_task=2", "maml.num_iterations=1",
+        )
+    )  # fmt: skip
+    args = ["evaluate", str(run), "--under-attack", "--tasks", "3", "--episodes", "2",
+            "--steps", "1", "--grid", "0.5", "1.5", "2"]  # fmt: skip
+    assert main(args) == 0
+    assert "grid" in capsys.readouterr().out
+    rows = read_rows(run / "under_attack.csv")
+    grid = [r for r in rows if r["condition"] == "grid"]
+    assert [(int(r["gradient_steps"]), int(r["tasks"])) for r in grid] == [(0, 12), (1, 12)]
+    cells = read_rows(run / "under_attack_grid.csv")
+    assert len(cells) == 2 * 2 * 2 and {int(r["tasks"]) for r in cells} == {3}
+    for k, row in enumerate(grid):  # the grid's mean is the mean of its cells' means
+        cell_means = [float(c["return_mean"]) for c in cells if int(c["gradient_steps"]) == k]
+        assert float(row["return_mean"]) == pytest.approx(sum(cell_means) / 4, abs=1e-3)
+    by_mass = {
+        m: [float(c["return_mean"]) for c in cells if c["mass_scale"] == m] for m in ("0.5", "1.5")
+    }
+    assert by_mass["0.5"] != by_mass["1.5"]
+    assert (run / "under_attack_grid.png").stat().st_size > 0
+    assert main(["evaluate", str(run), "--grid", "0.5", "1.5", "2"]) == 2
+    assert "--grid / --no-grid: the grid is a condition of" in capsys.readouterr().err

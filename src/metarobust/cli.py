@@ -96,6 +96,17 @@ def _parser() -> argparse.ArgumentParser:
         metavar="ATTACK_RUN",
         help="with --under-attack: an attack run of this run (metarobust attack RUN_DIR)",
     )
+    evaluate.add_argument(
+        "--grid",
+        type=float,
+        nargs=3,
+        metavar=("LOW", "HIGH", "POINTS"),
+        help="with --under-attack: the mass and friction scales of the grid condition, each "
+        "held-out task on every cell (default: 0.5 1.5 3; MuJoCo envs only)",
+    )
+    evaluate.add_argument(
+        "--no-grid", action="store_true", help="with --under-attack: leave the grid out"
+    )
     evaluate.set_defaults(func=_evaluate)
 
     robust = sub.add_parser(
@@ -180,6 +191,11 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
     if args.later_lr is not None and not args.later_lr > 0:
         raise ConfigError(f"--later-lr: expected a positive number, got {args.later_lr}")
+    if (args.grid or args.no_grid) and not (args.under_attack or args.attacker):
+        raise ConfigError("--grid / --no-grid: the grid is a condition of --under-attack")
+    if args.grid and args.no_grid:
+        raise ConfigError("--grid: given together with --no-grid")
+    from metarobust.adversarial.under_attack import DEFAULT_GRID
     from metarobust.evaluate import evaluate
 
     summary = evaluate(
@@ -193,6 +209,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         later_lr=args.later_lr,
         under_attack=args.under_attack,
         attacker=args.attacker,
+        grid=None if args.no_grid else tuple(args.grid or DEFAULT_GRID),
     )
     print(summary)
 

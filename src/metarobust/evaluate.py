@@ -36,13 +36,15 @@ def evaluate(
     later_lr: float | None = None,
     under_attack: bool = False,
     attacker: Path | None = None,
+    grid: tuple[float, float, float] | None = None,
     progress: bool = True,
 ) -> str:
     """Evaluate the run in ``run_dir`` by its algorithm; returns a summary. ``episodes`` per
     condition (MAML: per task); ``tasks``, ``steps``, ``pretrained`` and ``later_lr`` are
     MAML's meta-test settings (see ``metarobust.maml.meta_test``); ``under_attack`` (or an
     ``attacker`` run) gives the adaptation curves under attack instead
-    (``metarobust.adversarial.under_attack``)."""
+    (``metarobust.adversarial.under_attack``), with ``grid`` (``LOW, HIGH, POINTS`` of mass
+    and friction scales) as its model-mismatch condition."""
     run = SavedRun.load(run_dir)
     meta = run.algorithm in ("maml", "robust_maml")
     if later_lr is not None and not meta:
@@ -51,8 +53,10 @@ def evaluate(
     if run.algorithm == "robust_maml" and victim is not None:  # an attack on a meta-policy
         under_attack, attacker, run = True, run.path, SavedRun.load(victim)
     if under_attack or attacker is not None:
+        from metarobust.adversarial.robustness import scale_grid
         from metarobust.adversarial.under_attack import evaluate_under_attack
 
+        scales = None if grid is None else scale_grid(*grid, flag="--grid")
         return evaluate_under_attack(
             run.path,
             attacker=attacker,
@@ -60,6 +64,7 @@ def evaluate(
             episodes_per_task=episodes,
             num_steps=steps,
             seed=seed,
+            grid=None if scales is None else (scales, scales),
             progress=progress,
         )
     if run.algorithm == "rarl" and victim is not None:

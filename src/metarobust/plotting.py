@@ -72,8 +72,10 @@ def plot_robustness_heatmaps(
     frictions: Sequence[float],
     returns: list[Tensor],
     env_id: str,
+    note: str = "mean action, no adversary",
 ) -> None:
-    """Mean return per cell, x = friction scale, y = mass scale, one colour scale for all."""
+    """Mean return per cell (``returns[i]``: ``[mass, friction, episode or task]``), x =
+    friction scale, y = mass scale, one colour scale for all."""
     means = [r.double().mean(-1).numpy() for r in returns]  # [mass, friction] each
     low, high = min(m.min() for m in means), max(m.max() for m in means)
     fig, axes = plt.subplots(
@@ -87,7 +89,7 @@ def plot_robustness_heatmaps(
         ax.set_ylabel("mass scale")
         ax.set_title(f"{label}\ngrid mean {mean.mean():.1f}", fontsize=9)
     fig.colorbar(image, ax=axes[0].tolist(), label="mean return per cell")
-    fig.suptitle(f"{env_id}: mean action, no adversary", fontsize=9)
+    fig.suptitle(f"{env_id}: {note}", fontsize=9)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

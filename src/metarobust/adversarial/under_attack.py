@@ -10,15 +10,21 @@ Conditions, on the two-player variant of the run's env (the same episodes in eac
 - ``fresh``: the adversary of an attack run (``metarobust attack RUN``), trained against this
   policy, and for meta-policies against its adaptation too, mean action;
 - ``random``: zero-mean random disturbance whose mean clipped magnitude per component equals
-  the strongest trained adversary's here (``fresh``, else ``own``) on the unadapted episodes.
+  the strongest trained adversary's here (``fresh``, else ``own``) on the unadapted episodes;
+- ``grid``: model mismatch instead of an adversary: every held-out task on every cell of a
+  mass x friction grid (the ``Dynamics`` variant of the run's env), the policy adapting on
+  each (task, cell) pair; for envs with masses and frictions (MuJoCo), not Navigation2D.
 
-Per condition and step: the mean over tasks, CVaR at 10 % over tasks (the mean of the worst
-tenth, RoML's measure) and the worst task. Writes ``under_attack.csv`` and ``under_attack.png``.
+Per condition and step: the mean over tasks (tasks x cells for the grid), CVaR at 10 % over
+them (the mean of the worst tenth, RoML's measure) and the worst. Writes ``under_attack.csv``
+and ``under_attack.png``; with the grid also ``under_attack_grid.csv`` (per cell and step,
+over tasks) and ``under_attack_grid.png`` (a heat map of the cells after adaptation).
 """
 
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +39,7 @@ from metarobust.envs import default_task_distribution, variant_env_id
 from metarobust.errors import ConfigError
 from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.maml.meta_test import adaptation_curve
-from metarobust.plotting import plot_under_attack
+from metarobust.plotting import plot_robustness_heatmaps, plot_under_attack
 from metarobust.risk import CVAR_ALPHA, cvar
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
@@ -41,7 +47,11 @@ from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
 
 CSV_NAME, PNG_NAME = "under_attack.csv", "under_attack.png"
+GRID_CSV_NAME, GRID_PNG_NAME = "under_attack_grid.csv", "under_attack_grid.png"
 META_ALGORITHMS = ("maml", "robust_maml")
+# Mass and friction scales of the grid condition: coarser than the robustness command's
+# 11 x 11, since every cell adapts on every task.
+DEFAULT_GRID = (0.5, 1.5, 3)
 
 
 def attack_spec(run: SavedRun) -> EnvSpec:
@@ -49,6 +59,16 @@ def attack_spec(run: SavedRun) -> EnvSpec:
     if env_players(run.spec) is not None:
         return run.spec
     return EnvSpec(variant_env_id(run.cfg.env.id, "Adv"), {}, run.cfg.env.max_episode_steps)
+
+
+def grid_spec(run: SavedRun) -> EnvSpec | None:
+    """The one-player env of the grid condition, the ``Dynamics`` variant of the run's env;
+    None for an env without masses and frictions to scale (Navigation2D)."""
+    try:
+        env_id = variant_env_id(run.cfg.env.id, "Dynamics")
+    except ConfigError:
+        return None
+    return EnvSpec(env_id, {}, run.cfg.env.max_episode_steps)
 
 
 def evaluate_under_attack(
@@ -59,10 +79,13 @@ def evaluate_under_attack(
     episodes_per_task: int = 10,
     num_steps: int = 3,
     seed: int = 12345,
+    grid: tuple[Sequence[float], Sequence[float]] | None = None,
     progress: bool = True,
 ) -> str:
     """The run's adaptation curves under every condition (``attacker``: an attack run of this
-    run, for ``fresh``); writes CSV and PNG into the run directory, returns a summary."""
+    run, for ``fresh``; ``grid``: the ``(masses, frictions)`` of the grid condition, skipped
+    for an env without them); writes CSVs and PNGs into the run directory, returns a
+    summary."""
     run = SavedRun.load(run_dir)
     meta = run.algorithm in META_ALGORITHMS
     spec = attack_spec(run)
@@ -95,8 +118,10 @@ def evaluate_under_attack(
     sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
     modules = {"protagonist": policy, "adversary": adversary}
     conditions = {"none": idle, **trained}
-    bar = tqdm(total=(len(conditions) + bool(trained)) * (steps + 1), unit="phase",
-               desc="under attack", disable=not progress)  # fmt: skip
+    grid_env = grid_spec(run) if grid is not None else None
+    phases = len(conditions) + bool(trained) + (grid_env is not None)
+    bar = tqdm(total=phases * (steps + 1), unit="phase", desc="under attack",
+               disable=not progress)  # fmt: skip
     curves: dict[str, Tensor] = {}
     with make_sampler(sampler_cfg, spec, modules, seed, game=game) as sampler, bar:
         if trained:  # random disturbance as strong as the strongest trained adversary
@@ -117,15 +142,50 @@ def evaluate_under_attack(
                 opponent=opponent,
                 progress=bar,
             )
+        if grid_env is not None:
+            assert grid is not None
+            masses, frictions = grid
+            cells = [
+                {**(task or {}), "mass_scale": mass, "friction_scale": friction}
+                for task in tasks
+                for mass in masses
+                for friction in frictions
+            ]
+            with make_sampler(sampler_cfg, grid_env, policy, seed) as one_player:
+                curves["grid"] = adaptation_curve(
+                    policy,
+                    params,
+                    one_player,
+                    cells,
+                    step_size=step_size,
+                    episodes_per_task=episodes_per_task,
+                    num_steps=steps,
+                    gamma=run.cfg.maml.gamma,
+                    seed=seed,
+                    progress=bar,
+                )
     _write_csv(run.path / CSV_NAME, run.path.name, curves)
     plot_under_attack({run.path.name: curves}, run.path / PNG_NAME, spec.id, CVAR_ALPHA)
+    wrote = [run.path / CSV_NAME, run.path / PNG_NAME]
+    if "grid" in curves:
+        assert grid_env is not None and grid is not None
+        # [step, task x mass x friction] -> [step, mass, friction, task]
+        per_cell = curves["grid"].view(steps + 1, len(tasks), len(grid[0]), len(grid[1]))
+        per_cell = per_cell.permute(0, 2, 3, 1)
+        _write_grid_csv(run.path / GRID_CSV_NAME, run.path.name, *grid, per_cell)
+        note = f"mean over {len(tasks)} held-out tasks after {steps} adaptation steps"
+        plot_robustness_heatmaps(run.path / GRID_PNG_NAME, [run.path.name], *grid,
+                                 [per_cell[-1]], grid_env.id, note)  # fmt: skip
+        wrote += [run.path / GRID_CSV_NAME, run.path / GRID_PNG_NAME]
     parts = [
         f"{name} {curve[-1].mean().item():.1f} (CVaR {cvar(curve[-1]):.1f})"
         for name, curve in curves.items()
     ]
+    if grid is not None and grid_env is None:
+        parts.append(f"no grid ({run.cfg.env.id} has no masses or frictions to scale)")
     return (
         f"{spec.id}, {len(tasks)} held-out tasks x {episodes_per_task} episodes, return after "
-        f"{steps} steps: " + ", ".join(parts) + f"; wrote {run.path / CSV_NAME}"
+        f"{steps} steps: " + ", ".join(parts) + f"; wrote {', '.join(map(str, wrote))}"
     )
 
 
@@ -145,6 +205,28 @@ def _magnitude(
     acting = Acting({"protagonist": victim, "adversary": adversary}, learner="adversary")
     traj = sampler.sample_episodes(acting, tasks, 1, seed)
     return mean_magnitude(traj)
+
+
+def _write_grid_csv(
+    path: Path,
+    label: str,
+    masses: Sequence[float],
+    frictions: Sequence[float],
+    per_cell: Tensor,
+) -> None:
+    """One row per cell and step (``per_cell``: ``[step, mass, friction, task]``)."""
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["run", "mass_scale", "friction_scale", "gradient_steps", "return_mean",
+                         "return_cvar10", "worst", "tasks"])  # fmt: skip
+        for k, step in enumerate(per_cell):
+            for i, mass in enumerate(masses):
+                for j, friction in enumerate(frictions):
+                    cell = step[i, j]
+                    writer.writerow([
+                        label, mass, friction, k, f"{cell.mean().item():.4f}",
+                        f"{cvar(cell):.4f}", f"{cell.min().item():.4f}", cell.numel(),
+                    ])  # fmt: skip
 
 
 def _write_csv(path: Path, label: str, curves: dict[str, Tensor]) -> None:

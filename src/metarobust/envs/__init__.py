@@ -7,7 +7,8 @@ Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
   ``gymnasium.make_vec`` natively vectorized)
 - ``metarobust/AntDir-v0``, ``metarobust/AntVel-v0``, ``metarobust/AntGoal-v0`` (200 steps)
 - ``metarobust/<Name>Dynamics-v0`` for InvertedPendulum, HalfCheetah, Hopper, Walker2d, Swimmer
-  and Ant (v5 models and time limits)
+  and Ant (v5 models and time limits), and for the five task envs above, whose task then holds
+  theirs and the scales in one dict (``{"velocity": 1.0, "mass_scale": 0.8}``)
 
 Every env above takes its task through ``reset(options={"task": task})``; the bare env (or,
 through wrappers, ``env.get_wrapper_attr("set_task")``) also has ``set_task`` and ``task``.
@@ -102,6 +103,7 @@ ENV_IDS: tuple[str, ...] = (
     "metarobust/Navigation2D-v0",
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
+    *(f"metarobust/{name}Dynamics-v0" for name in _LOCOMOTION),
 )
 # The two-player ids that take a task (and have a default task distribution: their base's).
 ADVERSARIAL_TASK_ENV_IDS: tuple[str, ...] = (
@@ -172,10 +174,12 @@ def register_envs() -> None:
             vector_entry_point=vector_entry_point,
             max_episode_steps=_MAML_HORIZON,
         )
-    for base in _DYNAMICS_BASES:
-        base_id = f"{base}-v5"
+    # A task env's Dynamics variant takes its task and the scales in one dict.
+    dynamics = [(base, f"{base}-v5") for base in _DYNAMICS_BASES]
+    dynamics += [(name, f"metarobust/{name}-v0") for name in _LOCOMOTION]
+    for name, base_id in dynamics:
         _register(
-            f"metarobust/{base}Dynamics-v0",
+            f"metarobust/{name}Dynamics-v0",
             entry_point="metarobust.envs.dynamics:dynamics_entry_point",
             max_episode_steps=gym.spec(base_id).max_episode_steps,
             kwargs={"base_id": base_id},

@@ -255,9 +255,10 @@ def _defaults() -> dict[str, TaskDistribution]:
     }
     for base in _DYNAMICS_BASES:
         table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales()
-    # A two-player task env (robust MAML) draws the tasks of the task env it is built on.
+    # A two-player task env (robust MAML) draws the tasks of the task env it is built on, and
+    # so does a task env's Dynamics variant (at nominal scales unless a task names them).
     for name in ("Navigation2D", "HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"):
-        kinds = ("Adv",) if name == "Navigation2D" else ("Adv", "DynamicsAdv")
+        kinds = ("Adv",) if name == "Navigation2D" else ("Adv", "DynamicsAdv", "Dynamics")
         for kind in kinds:
             table[f"metarobust/{name}{kind}-v0"] = table[f"metarobust/{name}-v0"]
     return table
