@@ -10,16 +10,20 @@ episodes x horizon matches robust MAML's):
 - ``multitask_trpo``: MAML with 0 inner steps on the base (the MAML paper's "pretrained").
 
 Each trained policy is then attacked by a fresh adversary trained against it and (for the
-meta-policies) its adaptation (``metarobust attack``), and evaluated under attack on the same
+meta-policies) its adaptation (``metarobust attack``; ``--attack-set`` changes the attack's
+config, e.g. ``adversarial.observes_task=true``), and evaluated under attack on the same
 held-out tasks (``metarobust evaluate --under-attack``): the return after one inner step (the
 multi-task policies adapted the same way, as the MAML paper's "pretrained" baseline) with no
 disturbance, against its fresh adversary and against random disturbance of that adversary's
-strength, and CVaR 10 % over tasks of the attacked return. Writes ``summary.csv`` (per seed)
-and ``summary.md`` (mean ± std) into ``--out``; finished runs are reused and cut-off runs
-resumed.
+strength, with CVaR 10 % over tasks of the attacked return; on MuJoCo envs also on every
+held-out task x mass x friction cell (``--grid``), with CVaR 10 % over tasks x cells. Writes
+``summary.csv`` (per seed), ``summary.md`` (mean ± std) and per seed ``under_attack_s<seed>.png``
+(the four methods' adaptation curves side by side, per condition) into ``--out``; finished
+runs are reused and cut-off runs resumed.
 
     python experiments/robust_maml_vs_maml.py --config configs/robust_maml/navigation.yaml \\
-        --seeds 0 1 2 --attack-steps 400000 --out runs/robust_maml_navigation
+        --seeds 0 1 2 --attack-steps 2000000 --out runs/robust_maml_navigation \\
+        --attack-set adversarial.observes_task=true --attack-set adversarial.adversary_updates=5
 """
 
 from __future__ import annotations
@@ -31,14 +35,18 @@ import sys
 from pathlib import Path
 
 from metarobust.adversarial.attack import attack
-from metarobust.adversarial.under_attack import CSV_NAME, evaluate_under_attack
+from metarobust.adversarial.robustness import scale_grid
+from metarobust.adversarial.under_attack import CSV_NAME, DEFAULT_GRID, evaluate_under_attack
 from metarobust.api import train
 from metarobust.config import Config, load_config
 from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
+from metarobust.plotting import plot_under_attack
+from metarobust.risk import CVAR_ALPHA
 from metarobust.studies import finished_run, write_summary
 
 METHODS = ("robust_maml", "maml", "multitask_rarl", "multitask_trpo")
+CONDITIONS = ("none", "fresh", "random", "grid")  # what the summary reports
 
 
 def passes(cfg: Config) -> int:
@@ -76,12 +84,13 @@ def method_configs(args: argparse.Namespace, seed: int) -> dict[str, Config]:
 
 def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train, attack and evaluate the four methods for one seed; one row per method."""
-    rows = []
+    rows, curves = [], {}
+    scales = scale_grid(*args.grid, flag="--grid")
     for method, cfg in method_configs(args, seed).items():
         run = finished_run(args.out / cfg.logging.run_name, lambda c=cfg: train(c))
         attacker = finished_run(
             run.parent / f"{run.name}_attack_s{seed}",
-            lambda r=run: attack(r, args.attack_steps, seed),
+            lambda r=run: attack(r, args.attack_steps, seed, args.attack_overrides),
         )
         if not (run / CSV_NAME).exists():
             print(
@@ -92,24 +101,43 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
                     episodes_per_task=args.episodes,
                     num_steps=1,
                     seed=args.eval_seed,
+                    grid=(scales, scales),
                 )
             )
         rows.append({"method": method, "seed": seed, **read_last_step(run / CSV_NAME)})
+        curves[method] = {
+            name: curve for name, curve in read_curves(run / CSV_NAME).items() if name != "own"
+        }
+    title = f"{args.config}, seed {seed}"
+    plot_under_attack(curves, args.out / f"under_attack_s{seed}.png", title, CVAR_ALPHA)
     return rows
 
 
 def read_last_step(path: Path) -> dict[str, float]:
-    """Mean (and, attacked, CVaR 10 %) return per condition at the last adaptation step."""
+    """Mean (and, attacked or on the grid, CVaR 10 %) return per condition after the last
+    adaptation step."""
     with path.open() as f:
         rows = list(csv.DictReader(f))
     last = max(int(r["gradient_steps"]) for r in rows)
     out = {}
     for r in rows:
-        if int(r["gradient_steps"]) == last and r["condition"] in ("none", "fresh", "random"):
+        if int(r["gradient_steps"]) == last and r["condition"] in CONDITIONS:
             out[r["condition"]] = float(r["return_mean"])
-            if r["condition"] == "fresh":
-                out["fresh_cvar10"] = float(r["return_cvar10"])
+            if r["condition"] in ("fresh", "grid"):
+                out[f"{r['condition']}_cvar10"] = float(r["return_cvar10"])
     return out
+
+
+def read_curves(path: Path) -> dict[str, tuple[list[float], list[float]]]:
+    """Per condition, the mean and CVaR 10 % return per step, from an ``under_attack.csv``."""
+    with path.open() as f:
+        rows = list(csv.DictReader(f))
+    curves: dict[str, tuple[list[float], list[float]]] = {}
+    for r in sorted(rows, key=lambda r: int(r["gradient_steps"])):
+        means, cvars = curves.setdefault(r["condition"], ([], []))
+        means.append(float(r["return_mean"]))
+        cvars.append(float(r["return_cvar10"]))
+    return curves
 
 
 def main() -> int:
@@ -117,7 +145,15 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=Path("configs/robust_maml/navigation.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--attack-steps", type=int, default=400_000)
+    parser.add_argument("--attack-steps", type=int, default=2_000_000)
+    parser.add_argument(
+        "--attack-set", dest="attack_overrides", action="append", default=[], metavar="K=V",
+        help="override the attacks' config (repeatable)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--grid", type=float, nargs=3, default=DEFAULT_GRID, metavar=("LOW", "HIGH", "POINTS"),
+        help="mass and friction scales of the grid condition (MuJoCo envs)",
+    )  # fmt: skip
     parser.add_argument("--tasks", type=int, default=40, help="held-out tasks")
     parser.add_argument("--episodes", type=int, default=20, help="per task and step")
     parser.add_argument("--eval-seed", type=int, default=12345, help="held-out tasks' seed")
@@ -131,8 +167,8 @@ def main() -> int:
         return 2
     title = (
         f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}, attacks of "
-        f"{args.attack_steps} steps, {args.tasks} held-out tasks x {args.episodes} episodes; "
-        "return after one inner step"
+        f"{args.attack_steps} steps {' '.join(args.attack_overrides)}, {args.tasks} held-out "
+        f"tasks x {args.episodes} episodes; return after one inner step"
     )
     print(write_summary(args.out, rows, title, METHODS))
     return 0

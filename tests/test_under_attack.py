@@ -117,3 +117,15 @@ def test_the_grid_condition_adapts_on_every_task_and_cell(tiny_config, capsys):
     assert (run / "under_attack_grid.png").stat().st_size > 0
     assert main(["evaluate", str(run), "--grid", "0.5", "1.5", "2"]) == 2
     assert "--grid / --no-grid: the grid is a condition of" in capsys.readouterr().err
+
+
+def test_an_attack_spends_its_steps_with_the_attacks_own_adversary_updates(meta_run):
+    """With N_nu = 3 an attack iteration is one pre-adaptation pass and three adversary
+    passes of 8 tasks x 8 episodes x 100 steps: 4 x 6400 steps buy one iteration, not two."""
+    from metarobust.adversarial.attack import attack
+    from metarobust.runs.saved import SavedRun
+
+    run = attack(meta_run, 4 * 6400, seed=1, overrides=["adversarial.adversary_updates=3"])
+    saved = SavedRun.load(run)
+    assert (saved.cfg.adversarial.adversary_updates, saved.cfg.maml.num_iterations) == (3, 1)
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 1

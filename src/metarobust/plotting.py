@@ -15,7 +15,6 @@ import numpy as np  # noqa: E402
 from torch import Tensor  # noqa: E402
 
 from metarobust.errors import ConfigError  # noqa: E402
-from metarobust.risk import cvar  # noqa: E402
 from metarobust.utils.logger import read_metrics  # noqa: E402
 
 
@@ -114,11 +113,14 @@ def plot_robustness_percentiles(
 
 
 def plot_under_attack(
-    runs: dict[str, dict[str, Tensor]], out: Path, title: str, alpha: float
+    runs: dict[str, dict[str, tuple[Sequence[float], Sequence[float]]]],
+    out: Path,
+    title: str,
+    alpha: float,
 ) -> Path:
     """One panel per condition: each run's mean return (solid) and CVaR at ``alpha`` over
-    tasks (dashed) after 0..K adaptation steps; ``runs[label][condition]`` is
-    ``[step, task]``."""
+    tasks (dashed) after 0..K adaptation steps; ``runs[label][condition]`` is ``(means,
+    cvars)``, one value per step."""
     conditions = list(dict.fromkeys(c for curves in runs.values() for c in curves))
     fig, axes = plt.subplots(1, len(conditions), figsize=(3.6 * len(conditions), 3.4),
                              squeeze=False, sharey=True)  # fmt: skip
@@ -126,13 +128,13 @@ def plot_under_attack(
         for i, (label, curves) in enumerate(runs.items()):
             if condition not in curves:
                 continue
-            curve, color = curves[condition], f"C{i}"
-            steps = np.arange(curve.shape[0])
-            ax.plot(steps, curve.mean(1).numpy(), "-o", color=color, label=label)
-            ax.plot(steps, [cvar(row, alpha) for row in curve], "--", color=color)
+            (means, cvars), color = curves[condition], f"C{i}"
+            steps = np.arange(len(means))
+            ax.plot(steps, means, "-o", color=color, label=label)
+            ax.plot(steps, cvars, "--", color=color)
         ax.set_title(condition)
         ax.set_xlabel("gradient steps")
-        ax.set_xticks(np.arange(max(c.shape[0] for r in runs.values() for c in r.values())))
+        ax.set_xticks(np.arange(max(len(m) for r in runs.values() for m, _ in r.values())))
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel(f"return (dashed: CVaR {alpha:.0%} over tasks)")
     axes[0][-1].legend(fontsize=8)

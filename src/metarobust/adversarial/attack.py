@@ -99,16 +99,12 @@ def attack_meta_policy(
     two_player = env_players(EnvSpec.from_config(victim.env)) is not None
     env_id = victim.env.id if two_player else variant_env_id(victim.env.id, "Adv")
     kwargs = dict(victim.env.kwargs)
-    m, n_nu = victim.maml, victim.adversarial.adversary_updates
-    horizon = episode_horizon(EnvSpec(env_id, kwargs, victim.env.max_episode_steps))
-    per_iteration = m.meta_batch_size * m.episodes_per_task * horizon * (1 + n_nu)
     cfg = load_run_config(
         victim_dir,
         [
             "train.algorithm=robust_maml",
             f"env.id={env_id}",
             f"env.kwargs={json.dumps(kwargs)}",
-            f"maml.num_iterations={math.ceil(steps / per_iteration)}",
             f"seed={seed}",
             "adversarial.protagonist_updates=0",
             "adversarial.population=1",
@@ -121,6 +117,12 @@ def attack_meta_policy(
             *overrides,
         ],
     )
+    # each iteration: one pre-adaptation pass, then N_nu adversary passes (the attack's N_nu)
+    m, n_nu = cfg.maml, cfg.adversarial.adversary_updates
+    horizon = episode_horizon(EnvSpec(env_id, kwargs, cfg.env.max_episode_steps))
+    per_iteration = m.meta_batch_size * m.episodes_per_task * horizon * (1 + n_nu)
+    iterations = math.ceil(steps / per_iteration)
+    cfg = cfg.model_copy(update={"maml": m.model_copy(update={"num_iterations": iterations})})
     return run_algorithm(cfg, RobustMAML)
 
 

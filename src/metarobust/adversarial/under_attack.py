@@ -165,7 +165,11 @@ def evaluate_under_attack(
                     progress=bar,
                 )
     _write_csv(run.path / CSV_NAME, run.path.name, curves)
-    plot_under_attack({run.path.name: curves}, run.path / PNG_NAME, spec.id, CVAR_ALPHA)
+    summary = {
+        name: (curve.mean(1).tolist(), [cvar(row) for row in curve])
+        for name, curve in curves.items()
+    }
+    plot_under_attack({run.path.name: summary}, run.path / PNG_NAME, spec.id, CVAR_ALPHA)
     wrote = [run.path / CSV_NAME, run.path / PNG_NAME]
     if "grid" in curves:
         assert grid_env is not None and grid is not None
