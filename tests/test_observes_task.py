@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+
 import numpy as np
 import pytest
 import torch
@@ -133,3 +135,35 @@ def test_observes_task_is_for_robust_maml_only(tiny_args, capsys):
     err = capsys.readouterr().err.strip()
     assert "adversarial.observes_task: only train.algorithm robust_maml" in err
     assert len(err.splitlines()) == 1
+
+
+def test_under_attack_with_adversaries_that_see_the_task(tiny_config, capsys):
+    """A robust-MAML run whose adversary sees the goal is evaluated against it and against a
+    fresh attacker that sees the goal too; an attacker that does not is refused beside it."""
+    from metarobust.adversarial.attack import attack
+
+    run = train(
+        tiny_config(
+            "robust_maml", "seer", "adversarial.observes_task=true", "maml.num_iterations=1"
+        )
+    )
+    seeing = attack(run, 2 * 6400, seed=0, overrides=["adversarial.observes_task=true"])
+    blind = attack(run, 2 * 6400, seed=1, overrides=["adversarial.observes_task=false"])
+    args = [
+        "evaluate",
+        str(run),
+        "--under-attack",
+        "--tasks",
+        "4",
+        "--episodes",
+        "2",
+        "--steps",
+        "1",
+    ]
+    assert main([*args, "--attacker", str(seeing)]) == 0
+    with (run / "under_attack.csv").open() as f:
+        conditions = {row["condition"] for row in csv.DictReader(f)}
+    assert conditions == {"none", "own", "fresh", "random"}
+    capsys.readouterr()
+    assert main([*args, "--attacker", str(blind)]) == 2
+    assert "differ in adversarial.observes_task" in capsys.readouterr().err
