@@ -64,12 +64,14 @@ def method_configs(args: argparse.Namespace, seed: int) -> dict[str, Config]:
     robust = load_config(args.config, [*common, f"logging.run_name=robust_maml_s{seed}"])
     if robust.train.algorithm != "robust_maml":
         raise ConfigError(f"{args.config}: expected train.algorithm: robust_maml")
-    base = f"env.id={base_env_id(robust.env.id)}"
+    # plain MAML on the one-player base env: no adversary, nothing for one to observe
+    plain = ["train.algorithm=maml", f"env.id={base_env_id(robust.env.id)}",
+             "adversarial.observes_task=false"]  # fmt: skip
     variants = {
         "robust_maml": [],
-        "maml": ["train.algorithm=maml", base],
+        "maml": plain,
         "multitask_rarl": ["maml.num_inner_steps=0"],
-        "multitask_trpo": ["train.algorithm=maml", base, "maml.num_inner_steps=0"],
+        "multitask_trpo": [*plain, "maml.num_inner_steps=0"],
     }
     budget = robust.maml.num_iterations * passes(robust)
     configs = {}
