@@ -12,7 +12,8 @@ after one warm-up iteration. For orientation: pytorch-maml-rl takes about 13.8 s
 
 ``--robust`` runs plain MAML (configs/maml_config.yaml) and robust MAML
 (configs/robust_maml/navigation.yaml: the same batch, policy and outer step, plus the wind
-adversary acting in both phases and its TRPO update on a third pass) alternately, twice each,
+adversary acting in both phases and its TRPO update on a third pass, with its Fisher products on
+a fifth of that pass's transitions) alternately, twice each,
 and prints the ratio of their mean seconds per iteration (the sum of the logged time parts:
 sampling, adaptation, outer step and, for robust MAML, the adversary's pass and update).
 """
