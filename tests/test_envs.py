@@ -17,6 +17,7 @@ from gymnasium.vector import AutoresetMode
 
 import metarobust.envs as envs
 from metarobust.envs import (
+    ADVERSARIAL_TASK_ENV_IDS,
     ENV_IDS,
     DiskGoal,
     DynamicsScales,
@@ -57,7 +58,7 @@ def random_actions(env: gym.Env, n: int, seed: int = 1) -> np.ndarray:
 
 
 def test_expected_ids_are_registered():
-    assert len(ENV_IDS) == 17  # Navigation2D, 5 locomotion tasks, 6 + 5 Dynamics variants
+    assert len(ENV_IDS) == 18  # Navigation2D(Obstacles), 5 locomotion tasks, 6 + 5 Dynamics
     for env_id in ENV_IDS:
         assert env_id in gym.registry
     assert gym.spec("metarobust/Navigation2D-v0").max_episode_steps == 100
@@ -87,6 +88,24 @@ def test_check_env_passes_and_task_survives(env_id):
     # variant adds the nominal scales the task leaves out).
     assert {k: target.task[k] for k in task} == task
     assert set(target.task) - set(task) <= ({*DYNAMICS_KEYS} if "Dynamics" in env_id else set())
+    env.close()
+
+
+@pytest.mark.parametrize("env_id", [*ENV_IDS, *ADVERSARIAL_TASK_ENV_IDS])
+def test_sb3_env_checker_passes(env_id):
+    """Stable-Baselines3's checker (its own rules beside Gymnasium's), on a task of the env's
+    distribution; only its advice on action spaces other than [-1, 1] is allowed."""
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    env = gym.make(env_id)
+    task = default_task_distribution(env_id).sample(1, np.random.default_rng(0))[0]
+    env.reset(options={"task": task})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sb3_check_env(env, warn=True, skip_render_check=True)
+    advice = "symmetric and normalized Box action space"
+    unexpected = [str(w.message) for w in caught if advice not in str(w.message)]
+    assert not unexpected
     env.close()
 
 

@@ -3,6 +3,8 @@
 Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
 
 - ``metarobust/Navigation2D-v0`` (100 steps; also ``gymnasium.make_vec`` natively vectorized)
+- ``metarobust/Navigation2DObstacles-v0`` (200 steps; natively vectorized too): the obstacle
+  world, whose tasks are levels ``{"start", "goal", "walls"}`` (``metarobust.envs.obstacles``)
 - ``metarobust/HalfCheetahVel-v0``, ``metarobust/HalfCheetahDir-v0`` (200 steps; also
   ``gymnasium.make_vec`` natively vectorized)
 - ``metarobust/AntDir-v0``, ``metarobust/AntVel-v0``, ``metarobust/AntGoal-v0`` (200 steps)
@@ -101,6 +103,7 @@ _ADVERSARIAL_BASES = ("InvertedPendulum", "HalfCheetah", "Swimmer", "Hopper", "W
 
 ENV_IDS: tuple[str, ...] = (
     "metarobust/Navigation2D-v0",
+    "metarobust/Navigation2DObstacles-v0",
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
     *(f"metarobust/{name}Dynamics-v0" for name in _LOCOMOTION),
@@ -157,6 +160,12 @@ def register_envs() -> None:
         entry_point="metarobust.envs.navigation:Navigation2DEnv",
         vector_entry_point="metarobust.envs.navigation:Navigation2DVectorEnv",
         max_episode_steps=100,
+    )
+    _register(
+        "metarobust/Navigation2DObstacles-v0",
+        entry_point="metarobust.envs.obstacles:Navigation2DObstaclesEnv",
+        vector_entry_point="metarobust.envs.obstacles:Navigation2DObstaclesVectorEnv",
+        max_episode_steps=200,
     )
     _register(
         "metarobust/Navigation2DAdv-v0",

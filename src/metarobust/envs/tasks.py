@@ -255,6 +255,9 @@ def _defaults() -> dict[str, TaskDistribution]:
     }
     for base in _DYNAMICS_BASES:
         table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales()
+    from metarobust.envs.obstacles import RandomLevels  # it builds on this module
+
+    table["metarobust/Navigation2DObstacles-v0"] = RandomLevels()
     # A two-player task env (robust MAML) draws the tasks of the task env it is built on, and
     # so does a task env's Dynamics variant (at nominal scales unless a task names them).
     for name in ("Navigation2D", "HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"):

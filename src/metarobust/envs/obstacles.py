@@ -1,0 +1,367 @@
+"""The obstacle world: ``metarobust/Navigation2DObstacles-v0``, single and natively vectorized.
+
+A point moves in the walled arena ``[-1, 1]^2`` from a level's start towards its goal, by its
+action clipped to ``ACTION_LIMIT`` per component each step. Walls are line segments; a move
+that would cross one stops just before it and slides along it with what is left of the move
+(a second wall met while sliding stops the point), so no step, however long, passes through a
+wall: every move is tested as a segment against every wall, not sampled.
+
+Observation (float32): position, goal, and the free distance along ``NUM_RAYS`` rays at fixed
+world angles, each divided by ``RAY_RANGE`` and capped at 1 (a policy can read an unseen layout
+from them). Reward: minus the distance to the goal after the move, plus ``ARRIVAL_BONUS`` on
+arrival (within ``GOAL_RADIUS``), which terminates the episode.
+
+A level is the task ``{"start": [x, y], "goal": [x, y], "walls": [[x1, y1, x2, y2], ...]}``
+(at most ``MAX_WALLS`` segments; ``box_walls`` gives a box's four), set through
+``reset(options={"task": level})``. The single env and the vector env share one step function,
+so N single envs and a vector of N agree to the bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from metarobust.envs.tasks import TaskDistribution, check_task_keys, read_goal
+from metarobust.envs.vector_base import TaskVectorEnv
+from metarobust.errors import ConfigError
+
+ARENA = 1.0  # the arena is [-ARENA, ARENA]^2, walled
+ACTION_LIMIT = 0.1
+MAX_WALLS = 16
+NUM_RAYS = 16
+RAY_RANGE = 1.0
+GOAL_RADIUS = 0.05
+ARRIVAL_BONUS = 10.0
+MAX_EPISODE_STEPS = 200
+MARGIN = 1e-4  # how far a stopped point stays from the wall it met
+OBS_DIM = 4 + NUM_RAYS
+DEFAULT_LEVEL: dict[str, Any] = {
+    "start": [-0.8, -0.8],
+    "goal": [0.8, 0.8],
+    "walls": [[-0.6, 0.2, 0.6, -0.2]],
+}
+
+_NAME = "Navigation2DObstacles"
+_LOW, _HIGH = np.float32(-ACTION_LIMIT), np.float32(ACTION_LIMIT)
+_ANGLES = np.linspace(0.0, 2.0 * np.pi, NUM_RAYS, endpoint=False)
+_RAYS = RAY_RANGE * np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)  # [rays, 2]
+_A = ARENA
+_BOUNDARY = np.array(
+    [[-_A, -_A, _A, -_A], [_A, -_A, _A, _A], [_A, _A, -_A, _A], [-_A, _A, -_A, -_A]]
+)
+_ROW = 4 + 4 * MAX_WALLS  # one level as a row: start, goal, walls (NaN where there is none)
+
+
+def box_walls(x_min: float, y_min: float, x_max: float, y_max: float) -> list[list[float]]:
+    """The four segments of an axis-aligned box."""
+    return [
+        [x_min, y_min, x_max, y_min],
+        [x_max, y_min, x_max, y_max],
+        [x_max, y_max, x_min, y_max],
+        [x_min, y_max, x_min, y_min],
+    ]
+
+
+def _read_point(level: Mapping[str, Any], key: str) -> list[float]:
+    point = read_goal(level, key)
+    if max(abs(point[0]), abs(point[1])) >= ARENA:
+        raise ConfigError(f"level key {key!r} must lie inside the arena (-1, 1)^2, got {point}")
+    return point
+
+
+def level_row(level: Any) -> np.ndarray:
+    """A checked level as one row ``[start, goal, walls...]`` (float64, NaN padding), or a
+    one-line ConfigError naming what is wrong."""
+    level = check_task_keys(level, _NAME, required=("start", "goal"), optional=("walls",))
+    row = np.full(_ROW, np.nan)
+    row[:2], row[2:4] = _read_point(level, "start"), _read_point(level, "goal")
+    walls = level.get("walls", [])
+    try:
+        segments = np.asarray(walls, dtype=np.float64).reshape(-1, 4)
+    except (TypeError, ValueError):
+        segments = None
+    if (
+        isinstance(walls, (str, bytes, Mapping))
+        or segments is None
+        or (len(walls) and np.ndim(walls) != 2)
+    ):
+        raise ConfigError(f"level key 'walls' expected a list of [x1, y1, x2, y2], got {walls!r}")
+    if len(segments) > MAX_WALLS or not np.isfinite(segments).all():
+        raise ConfigError(
+            f"level key 'walls' expected at most {MAX_WALLS} segments of finite numbers, got "
+            f"{len(segments)}"
+        )
+    row[4 : 4 + segments.size] = segments.ravel()
+    start = row[None, :2]
+    if (_segment_distance(start, segments[None]) <= MARGIN).any():
+        raise ConfigError(f"level: the start {row[:2].tolist()} lies on a wall")
+    return row
+
+
+def level_dict(row: Sequence[float]) -> dict[str, Any]:
+    """The level of a row (as ``level_row`` makes it), as a task dict."""
+    walls = np.asarray(row[4:], dtype=np.float64).reshape(-1, 4)
+    walls = walls[~np.isnan(walls).any(axis=1)]
+    return {"start": list(row[:2]), "goal": list(row[2:4]), "walls": walls.tolist()}
+
+
+class RandomLevels(TaskDistribution):
+    """Domain randomisation of levels: start and goal uniform in ``[-0.9, 0.9]^2`` at least
+    ``min_distance`` apart, then ``num_walls`` (uniform in its range) segments of random centre,
+    angle and ``wall_length``, each redrawn while it passes within ``clearance`` of the start
+    or the goal. Levels may be unsolvable (a wall can close a passage); generators that need
+    solvable ones check them."""
+
+    def __init__(
+        self,
+        num_walls: tuple[int, int] = (0, 8),
+        wall_length: tuple[float, float] = (0.2, 0.8),
+        min_distance: float = 0.5,
+        clearance: float = 2 * GOAL_RADIUS,
+    ) -> None:
+        low, high = num_walls
+        if not (0 <= low <= high <= MAX_WALLS):
+            raise ConfigError(
+                f"num_walls expected 0 <= low <= high <= {MAX_WALLS}, got {num_walls}"
+            )
+        self.num_walls = (int(low), int(high))
+        self.wall_length = (float(wall_length[0]), float(wall_length[1]))
+        self.min_distance, self.clearance = float(min_distance), float(clearance)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        return [self._one(rng) for _ in range(n)]
+
+    def _one(self, rng: np.random.Generator) -> dict[str, Any]:
+        while True:
+            start, goal = rng.uniform(-0.9, 0.9, size=(2, 2))
+            if np.hypot(*(goal - start)) >= self.min_distance:
+                break
+        ends = np.stack([start, goal])
+        walls: list[list[float]] = []
+        for _ in range(rng.integers(self.num_walls[0], self.num_walls[1] + 1)):
+            while True:
+                centre = rng.uniform(-0.9, 0.9, size=2)
+                angle, length = rng.uniform(0.0, np.pi), rng.uniform(*self.wall_length)
+                half = 0.5 * length * np.array([np.cos(angle), np.sin(angle)])
+                wall = np.concatenate([centre - half, centre + half])
+                gaps = _segment_distance(ends, np.broadcast_to(wall, (2, 1, 4)))
+                if (gaps > self.clearance).all():
+                    walls.append(wall.tolist())
+                    break
+        return {"start": start.tolist(), "goal": goal.tolist(), "walls": walls}
+
+    feature_dim = 4
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        return [*read_goal(task, "start"), *read_goal(task, "goal")]
+
+
+def _cross(ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
+    return ax * by - ay * bx
+
+
+def first_hit(
+    pos: np.ndarray, move: np.ndarray, walls: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where the segments ``pos -> pos + move`` (``[n, 2]``; ``[n, r, 2]`` for ``r`` moves per
+    env) first meet the envs' ``walls [n, w, 4]`` (NaN rows meet nothing): the fraction of the
+    move in ``[0, 1]`` (inf where none is met) and the wall's index."""
+    if move.ndim == 2:
+        t, index = first_hit(pos, move[:, None], walls)
+        return t[:, 0], index[:, 0]
+    p = pos[:, None, None, :]  # [n, 1, 1, 2]
+    d = move[:, :, None, :]  # [n, r, 1, 2]
+    a, e = walls[:, None, :, :2], walls[:, None, :, 2:] - walls[:, None, :, :2]  # [n, 1, w, 2]
+    ap = a - p
+    den = _cross(d[..., 0], d[..., 1], e[..., 0], e[..., 1])  # [n, r, w]
+    t_num = _cross(ap[..., 0], ap[..., 1], e[..., 0], e[..., 1])
+    u_num = _cross(ap[..., 0], ap[..., 1], d[..., 0], d[..., 1])
+    # Division-free tests (t, u in [0, 1]); parallel moves (den 0) and NaN walls never hit.
+    sign = np.sign(den)
+    t_num, u_num, den = t_num * sign, u_num * sign, den * sign
+    hit = (den > 0) & (t_num >= 0) & (t_num <= den) & (u_num >= 0) & (u_num <= den)
+    t = np.full(den.shape, np.inf)
+    np.divide(t_num, den, out=t, where=hit)
+    index = t.argmin(axis=-1)
+    return np.take_along_axis(t, index[..., None], axis=-1)[..., 0], index
+
+
+def _segment_distance(points: np.ndarray, walls: np.ndarray) -> np.ndarray:
+    """Distance from ``points [n, 2]`` to each of ``walls [n, w, 4]``: ``[n, w]``."""
+    a, b = walls[..., :2], walls[..., 2:]
+    e, ap = b - a, points[:, None, :] - a
+    length2 = (e * e).sum(-1)
+    s = np.clip(np.divide((ap * e).sum(-1), length2, out=np.zeros_like(length2),
+                          where=length2 > 0), 0.0, 1.0)  # fmt: skip
+    closest = a + s[..., None] * e
+    return np.sqrt(((points[:, None, :] - closest) ** 2).sum(-1))
+
+
+def _all_walls(rows: np.ndarray) -> np.ndarray:
+    """The arena's boundary and each level's walls: ``[n, 4 + MAX_WALLS, 4]``."""
+    n = len(rows)
+    boundary = np.broadcast_to(_BOUNDARY, (n, 4, 4))
+    return np.concatenate([boundary, rows[:, 4:].reshape(n, MAX_WALLS, 4)], axis=1)
+
+
+def _advance(pos: np.ndarray, move: np.ndarray, walls: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Move as far as the first wall allows (stopping ``MARGIN`` short of it): new positions,
+    whether a wall was met, the fraction of the move made, and the wall met."""
+    t, index = first_hit(pos, move, walls)
+    blocked = np.isfinite(t)
+    length = np.sqrt((move * move).sum(-1))
+    safe = np.divide(MARGIN, length, out=np.zeros_like(length), where=length > 0)
+    fraction = np.where(blocked, np.maximum(t - safe, 0.0), 1.0)
+    return pos + fraction[:, None] * move, blocked, fraction, index
+
+
+def move_point(
+    pos: np.ndarray, actions: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The path of points ``pos [n, 2]`` (float64) moved by the clipped ``actions`` in levels
+    ``rows``: they stop at the first wall met (the path's corner), slide along it with the
+    rest of the move and stop at the next wall (the end). Returns ``(corner, end)``; the
+    corner is the end where no wall was met."""
+    move = np.clip(actions, _LOW, _HIGH).astype(np.float64)
+    walls = _all_walls(rows)
+    corner, blocked, fraction, index = _advance(pos, move, walls)
+    end = corner.copy()
+    if blocked.any():
+        wall = np.take_along_axis(walls, index[:, None, None], axis=1)[:, 0]  # [n, 4]
+        e = wall[:, 2:] - wall[:, :2]
+        e /= np.sqrt((e * e).sum(-1, keepdims=True))
+        rest = (1.0 - fraction)[:, None] * move
+        slide = (rest * e).sum(-1, keepdims=True) * e
+        end[blocked], *_ = _advance(corner[blocked], slide[blocked], walls[blocked])
+    return corner, end
+
+
+def observe(pos: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``[position, goal, ray readings]`` (float32, ``[n, OBS_DIM]``)."""
+    rays = np.broadcast_to(_RAYS, (len(pos), NUM_RAYS, 2))
+    t, _ = first_hit(pos, rays, _all_walls(rows))
+    readings = np.minimum(t, 1.0)
+    return np.concatenate([pos, rows[:, 2:4], readings], axis=1).astype(np.float32)
+
+
+def step_points(
+    pos: np.ndarray, actions: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One step of a batch: new positions, rewards (float64), arrived ``[n]``."""
+    _, new_pos = move_point(pos, actions, rows)
+    diff = new_pos - rows[:, 2:4]
+    distance = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
+    arrived = distance < GOAL_RADIUS
+    return new_pos, -distance + ARRIVAL_BONUS * arrived, arrived
+
+
+def _spaces() -> tuple[spaces.Box, spaces.Box]:
+    low = np.concatenate([[-ARENA] * 4, np.zeros(NUM_RAYS)]).astype(np.float32)
+    high = np.concatenate([[ARENA] * 4, np.ones(NUM_RAYS)]).astype(np.float32)
+    observation = spaces.Box(low, high, dtype=np.float32)
+    action = spaces.Box(-ACTION_LIMIT, ACTION_LIMIT, shape=(2,), dtype=np.float32)
+    return observation, action
+
+
+class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
+    """The obstacle world (see the module doc); the task is a level."""
+
+    metadata: dict[str, Any] = {"render_modes": []}
+
+    def __init__(self, task: Mapping[str, Any] | None = None) -> None:
+        self.observation_space, self.action_space = _spaces()
+        self._row = np.zeros((1, _ROW))
+        self._pos = np.zeros((1, 2))
+        self.set_task(DEFAULT_LEVEL if task is None else task)
+
+    @property
+    def task(self) -> dict[str, Any]:
+        """The current level (a fresh dict)."""
+        return level_dict(self._row[0].tolist())
+
+    def set_task(self, task: Mapping[str, Any]) -> None:
+        """Switch to the level ``task``; it takes effect from the next reset."""
+        self._row[0] = level_row(task)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Back to the level's start; ``options={"task": level}`` switches level first."""
+        super().reset(seed=seed)
+        if options is not None and "task" in options:
+            self.set_task(options["task"])
+        self._pos = self._row[:, :2].copy()
+        return observe(self._pos, self._row)[0], {}
+
+    def get_state(self) -> dict[str, Any]:
+        """Position and level, checkpoint-safe."""
+        return {"pos": self._pos.tolist(), "level": self._row.tolist()}
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of ``get_state``."""
+        self._pos = np.asarray(state["pos"], dtype=np.float64).reshape(1, 2)
+        self._row = np.asarray(state["level"], dtype=np.float64).reshape(1, _ROW)
+
+    def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        actions = np.asarray(action, dtype=np.float32).reshape(1, 2)
+        self._pos, reward, arrived = step_points(self._pos, actions, self._row)
+        return observe(self._pos, self._row)[0], float(reward[0]), bool(arrived[0]), False, {}
+
+
+class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
+    """``num_envs`` obstacle worlds stepped in one NumPy operation, each with its own level and
+    time limit; autoreset modes and masked resets as in ``TaskVectorEnv``."""
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        max_episode_steps: int = MAX_EPISODE_STEPS,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        task: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(num_envs, max_episode_steps, autoreset_mode)
+        self.single_observation_space, self.single_action_space = _spaces()
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._pos = np.zeros((self.num_envs, 2))
+        self._task_values = np.zeros((self.num_envs, _ROW))  # levels, one row each
+        self.set_task(DEFAULT_LEVEL if task is None else task)
+
+    def _parse_task(self, task: Any) -> np.ndarray:
+        return level_row(task)
+
+    def _task_dict(self, value: list[float]) -> dict[str, Any]:
+        return level_dict(value)
+
+    def _reset_envs(self, mask: np.ndarray, seeds: Sequence[int | None]) -> None:
+        self._pos[mask] = self._task_values[mask, :2]
+
+    def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._pos, rewards, arrived = step_points(self._pos, actions, self._task_values)
+        return rewards, arrived
+
+    def _observe(self) -> np.ndarray:
+        return observe(self._pos, self._task_values)
+
+    def get_state(self) -> dict[str, Any]:
+        """Every env's position, level, step count and RNG, checkpoint-safe."""
+        return {
+            "pos": self._pos.tolist(),
+            "levels": self._task_values.tolist(),
+            **self._counter_state(),
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of ``get_state``."""
+        self._pos = np.asarray(state["pos"], dtype=np.float64).reshape(self.num_envs, 2)
+        self._task_values = np.asarray(state["levels"], dtype=np.float64).reshape(
+            self.num_envs, _ROW
+        )
+        self._set_counter_state(state)
