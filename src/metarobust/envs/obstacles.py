@@ -100,7 +100,7 @@ def level_row(level: Any) -> np.ndarray:
         )
     row[4 : 4 + segments.size] = segments.ravel()
     start = row[None, :2]
-    if (_segment_distance(start, segments[None]) <= MARGIN).any():
+    if (segment_distance(start, segments[None]) <= MARGIN).any():
         raise ConfigError(f"level: the start {row[:2].tolist()} lies on a wall")
     return row
 
@@ -151,7 +151,7 @@ class RandomLevels(TaskDistribution):
                 angle, length = rng.uniform(0.0, np.pi), rng.uniform(*self.wall_length)
                 half = 0.5 * length * np.array([np.cos(angle), np.sin(angle)])
                 wall = np.concatenate([centre - half, centre + half])
-                gaps = _segment_distance(ends, np.broadcast_to(wall, (2, 1, 4)))
+                gaps = segment_distance(ends, np.broadcast_to(wall, (2, 1, 4)))
                 if (gaps > self.clearance).all():
                     walls.append(wall.tolist())
                     break
@@ -193,8 +193,8 @@ def first_hit(
     return np.take_along_axis(t, index[..., None], axis=-1)[..., 0], index
 
 
-def _segment_distance(points: np.ndarray, walls: np.ndarray) -> np.ndarray:
-    """Distance from ``points [n, 2]`` to each of ``walls [n, w, 4]``: ``[n, w]``."""
+def segment_distance(points: np.ndarray, walls: np.ndarray) -> np.ndarray:
+    """Distance from ``points [n, 2]`` to each of the segments ``walls [n, w, 4]``: ``[n, w]``."""
     a, b = walls[..., :2], walls[..., 2:]
     e, ap = b - a, points[:, None, :] - a
     length2 = (e * e).sum(-1)
@@ -204,8 +204,9 @@ def _segment_distance(points: np.ndarray, walls: np.ndarray) -> np.ndarray:
     return np.sqrt(((points[:, None, :] - closest) ** 2).sum(-1))
 
 
-def _all_walls(rows: np.ndarray) -> np.ndarray:
-    """The arena's boundary and each level's walls: ``[n, 4 + MAX_WALLS, 4]``."""
+def level_walls(rows: np.ndarray) -> np.ndarray:
+    """The arena's boundary and the walls of each level row: ``[n, 4 + MAX_WALLS, 4]`` (NaN
+    rows where a level has fewer walls)."""
     n = len(rows)
     boundary = np.broadcast_to(_BOUNDARY, (n, 4, 4))
     return np.concatenate([boundary, rows[:, 4:].reshape(n, MAX_WALLS, 4)], axis=1)
@@ -230,7 +231,7 @@ def move_point(
     rest of the move and stop at the next wall (the end). Returns ``(corner, end)``; the
     corner is the end where no wall was met."""
     move = np.clip(actions, _LOW, _HIGH).astype(np.float64)
-    walls = _all_walls(rows)
+    walls = level_walls(rows)
     corner, blocked, fraction, index = _advance(pos, move, walls)
     end = corner.copy()
     if blocked.any():
@@ -246,7 +247,7 @@ def move_point(
 def observe(pos: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``[position, goal, ray readings]`` (float32, ``[n, OBS_DIM]``)."""
     rays = np.broadcast_to(_RAYS, (len(pos), NUM_RAYS, 2))
-    t, _ = first_hit(pos, rays, _all_walls(rows))
+    t, _ = first_hit(pos, rays, level_walls(rows))
     readings = np.minimum(t, 1.0)
     return np.concatenate([pos, rows[:, 2:4], readings], axis=1).astype(np.float32)
 
