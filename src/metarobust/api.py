@@ -51,6 +51,10 @@ def algorithm_class(cfg: Config) -> type[Algorithm]:
         from metarobust.adversarial.robust_maml import RobustMAML
 
         return RobustMAML
+    if name == "ued":
+        from metarobust.generators.curriculum import UED
+
+        return UED
     from metarobust.policy_gradient import PolicyGradient
 
     return PolicyGradient

@@ -142,11 +142,12 @@ class TRPOConfig(Section):
 class TrainConfig(Section):
     """What to train, and for how long."""
 
-    algorithm: Literal["ppo", "trpo", "maml", "rarl", "robust_maml"] = Field(
+    algorithm: Literal["ppo", "trpo", "maml", "rarl", "robust_maml", "ued"] = Field(
         "ppo",
         description="ppo / trpo: one policy; maml: meta-learning (the maml group); rarl: "
         "protagonist and adversary on a two-player env (the adversarial group); robust_maml: "
-        "MAML on a two-player task env against adversaries trained on the adapted policies",
+        "MAML on a two-player task env against adversaries trained on the adapted policies; "
+        "ued: one policy on the levels a generator proposes (the ued group)",
     )
     total_steps: PositiveInt = Field(
         1_000_000, description="env steps to train for (ppo, trpo; rarl: protagonist steps)"
@@ -224,6 +225,24 @@ class AdversarialConfig(Section):
         return self
 
 
+class UEDConfig(Section):
+    """Unsupervised environment design: a PPO / TRPO agent on generated levels (tasks)."""
+
+    generator: Literal["dr", "plr", "accel"] = Field(
+        "dr",
+        description="dr: the env's task distribution; plr: Robust Prioritized Level Replay; "
+        "accel: Robust PLR with edits of replayed levels (obstacle levels)",
+    )
+    learner: Literal["ppo", "trpo"] = Field("ppo", description="the agent's update")
+    num_iterations: PositiveInt = Field(500, description="iterations (level batches) to train for")
+    levels_per_iteration: PositiveInt = Field(64, description="levels proposed per iteration")
+    episodes_per_level: PositiveInt = Field(1, description="episodes on each proposed level")
+    buffer_size: PositiveInt = Field(256, description="plr / accel: levels kept for replay")
+    replay_prob: UnitInterval = Field(0.5, description="plr / accel: chance a batch is replayed")
+    temperature: PositiveFloat = Field(0.3, description="plr / accel: rank prioritisation beta")
+    staleness_coef: UnitInterval = Field(0.3, description="plr / accel: staleness mixing rho")
+
+
 class LoggingConfig(Section):
     """Where and how runs are recorded."""
 
@@ -263,6 +282,7 @@ class Config(Section):
     trpo: TRPOConfig = Field(default_factory=TRPOConfig)
     maml: MAMLConfig = Field(default_factory=MAMLConfig)
     adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
+    ued: UEDConfig = Field(default_factory=UEDConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 

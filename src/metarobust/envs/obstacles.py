@@ -143,6 +143,13 @@ class RandomLevels(TaskDistribution):
             start, goal = rng.uniform(-0.9, 0.9, size=(2, 2))
             if np.hypot(*(goal - start)) >= self.min_distance:
                 break
+        walls = self.sample_walls(start, goal, rng)
+        return {"start": start.tolist(), "goal": goal.tolist(), "walls": walls}
+
+    def sample_walls(
+        self, start: np.ndarray, goal: np.ndarray, rng: np.random.Generator
+    ) -> list[list[float]]:
+        """``num_walls`` random walls, each clear of ``start`` and ``goal``."""
         ends = np.stack([start, goal])
         walls: list[list[float]] = []
         for _ in range(rng.integers(self.num_walls[0], self.num_walls[1] + 1)):
@@ -155,12 +162,47 @@ class RandomLevels(TaskDistribution):
                 if (gaps > self.clearance).all():
                     walls.append(wall.tolist())
                     break
-        return {"start": start.tolist(), "goal": goal.tolist(), "walls": walls}
+        return walls
 
     feature_dim = 4
 
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
         return [*read_goal(task, "start"), *read_goal(task, "goal")]
+
+
+EDIT_SCALE = 0.1  # the spread of a moved wall end or goal
+
+
+def edit_level(level: Mapping[str, Any], rng: np.random.Generator) -> dict[str, Any]:
+    """A small change to a level (ACCEL's edit), one of: move a wall's ends, add a random
+    wall, remove a wall, move the goal; redrawn until the level is valid with its start and
+    goal clear of every wall (the level itself after 10 tries)."""
+    level_row(level)  # refuse a bad one here, not after the edits
+    start, goal = np.asarray(level["start"], np.float64), np.asarray(level["goal"], np.float64)
+    walls = [list(map(float, w)) for w in level.get("walls", [])]
+    for _ in range(10):
+        new_walls, new_goal = [w.copy() for w in walls], goal.copy()
+        kind = rng.integers(4)
+        if kind == 0 and new_walls:
+            i = rng.integers(len(new_walls))
+            new_walls[i] = (np.asarray(new_walls[i]) + rng.normal(0, EDIT_SCALE, 4)).tolist()
+        elif kind == 1 and len(new_walls) < MAX_WALLS:
+            new_walls += RandomLevels(num_walls=(1, 1)).sample_walls(start, new_goal, rng)
+        elif kind == 2 and new_walls:
+            new_walls.pop(rng.integers(len(new_walls)))
+        else:
+            new_goal = new_goal + rng.normal(0, EDIT_SCALE, 2)
+        edited = {"start": start.tolist(), "goal": new_goal.tolist(), "walls": new_walls}
+        try:
+            row = level_row(edited)
+        except ConfigError:
+            continue
+        ends = np.stack([start, new_goal])
+        segments = level_walls(row[None])[0][4:]
+        gaps = segment_distance(ends, np.broadcast_to(segments, (2, *segments.shape)))
+        if not (np.nan_to_num(gaps, nan=np.inf) <= 2 * GOAL_RADIUS).any():
+            return edited
+    return {"start": start.tolist(), "goal": goal.tolist(), "walls": walls}
 
 
 def _cross(ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ CHANGEABLE = frozenset(
     {
         "train.total_steps",
         "maml.num_iterations",
+        "ued.num_iterations",
         "ppo.lr",
         "trpo.vf_lr",
         "logging.tensorboard",

@@ -1,0 +1,142 @@
+"""``train.algorithm: ued``: a PPO or TRPO agent on the levels (tasks) a generator proposes.
+
+Each iteration:
+
+    proposal <- generator.propose(ued.levels_per_iteration)
+    D <- ued.episodes_per_level episodes of pi_theta on every proposed level  (one sampler pass)
+    score_l <- positive value loss of level l's episodes, mean over their steps of
+               max(GAE advantage, 0) under the current value function (before any update)
+    if proposal.train:  theta, phi <- PPO/TRPO update on D
+    generator.observe(proposal, scores)
+
+Every proposed level is played, trained on or not, so methods compare at equal episodes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from metarobust.agents.factories import make_policy
+from metarobust.agents.returns import gae
+from metarobust.envs import default_task_distribution
+from metarobust.envs.obstacles import RandomLevels, edit_level
+from metarobust.errors import ConfigError
+from metarobust.generators.base import DomainRandomization, Generator
+from metarobust.generators.plr import ACCEL, RobustPLR
+from metarobust.maml.algorithm import episode_seed
+from metarobust.policy_gradient import Learner, make_learner
+from metarobust.runs.algorithm import Algorithm, Iteration, Setup
+from metarobust.sampling.acting import Acting, PolicyState
+from metarobust.sampling.backends import Sampler
+from metarobust.sampling.env_factory import env_dims, env_players
+from metarobust.sampling.worker import Policies
+from metarobust.trajectories import Trajectories
+
+
+def make_generator(setup: Setup) -> Generator:
+    """The generator ``ued.generator`` names, over the env's task distribution."""
+    cfg = setup.cfg
+    u = cfg.ued
+    distribution = default_task_distribution(cfg.env.id)
+    rng = np.random.default_rng([cfg.seed, 1])  # the generator's own stream
+    if u.generator == "dr":
+        return DomainRandomization(distribution, rng)
+    plr = {
+        "buffer_size": u.buffer_size,
+        "replay_prob": u.replay_prob,
+        "temperature": u.temperature,
+        "staleness_coef": u.staleness_coef,
+    }
+    if u.generator == "plr":
+        return RobustPLR(distribution, rng, **plr)
+    if not isinstance(distribution, RandomLevels):
+        raise ConfigError(
+            f"ued.generator: accel edits obstacle levels; {cfg.env.id} has no levels to edit "
+            "(use metarobust/Navigation2DObstacles-v0)"
+        )
+    return ACCEL(distribution, rng, edit_level, **plr)
+
+
+def positive_value_loss(traj: Trajectories, learner: Learner, gamma: float, lam: float) -> Tensor:
+    """Each level's (task's) mean over its real steps of ``max(GAE advantage, 0)``: ``[task]``."""
+    value_fn = learner.update_rule.value_fn
+    if value_fn is None:
+        raise ConfigError("ued: level scores need a value function (trpo.baseline: mlp)")
+    with torch.no_grad():
+        value_fn.sync_normalizer(learner.policy.obs_normalizer)
+        adv, _ = gae(
+            traj.rewards,
+            value_fn(traj.obs),
+            value_fn(traj.next_obs),
+            terminated=traj.terminated,
+            dones=traj.dones,
+            mask=traj.mask,
+            gamma=gamma,
+            lam=lam,
+        )
+    positive = adv.clamp(min=0.0) * traj.mask
+    return positive.sum(dim=(1, 2)) / traj.mask.sum(dim=(1, 2)).clamp(min=1.0)
+
+
+class UED(Algorithm):
+    """``train.algorithm: ued``: one agent, its levels proposed by ``ued.generator``."""
+
+    unit = "iteration"
+
+    def __init__(self, setup: Setup) -> None:
+        super().__init__(setup)
+        cfg = self.cfg
+        if env_players(self.spec) is not None:
+            raise ConfigError(f"env.id: {cfg.env.id} is a two-player env; ued trains one agent")
+        policy = make_policy(cfg, *env_dims(self.spec)).to(self.device)
+        self.learner = make_learner(
+            cfg, "policy", cfg.ued.learner, policy, device=self.device, generator=self.generator
+        )
+        self.level_generator = make_generator(setup)
+        group = cfg.ppo if cfg.ued.learner == "ppo" else cfg.trpo
+        self._gamma, self._lam = group.gamma, group.gae_lambda
+
+    @property
+    def num_iterations(self) -> int:
+        return self.cfg.ued.num_iterations
+
+    @property
+    def progress_total(self) -> int:
+        return self.num_iterations
+
+    def policies(self) -> Policies:
+        return self.learner.policy
+
+    def acting_policy(self) -> PolicyState:
+        return self.learner.state()
+
+    def iteration(self, sampler: Sampler, index: int) -> Iteration:
+        u, learner = self.cfg.ued, self.learner
+        proposal = self.level_generator.propose(u.levels_per_iteration)
+        seed = episode_seed(self.cfg.seed, index, 0)
+        acting = Acting.single(learner.state())
+        traj = sampler.sample_episodes(acting, proposal.tasks, u.episodes_per_level, seed)
+        traj = traj.to(self.device)
+        scores = positive_value_loss(traj, learner, self._gamma, self._lam)
+        metrics = {
+            "charts/episodic_return": traj.episode_returns.mean().item(),
+            "charts/episodic_length": traj.episode_lengths.float().mean().item(),
+            "generator/mean_score": scores.mean().item(),
+            "generator/trained": float(proposal.train),
+        }
+        if proposal.train:
+            metrics |= {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}
+        metrics |= self.level_generator.observe(proposal, scores.cpu().numpy())
+        return Iteration(metrics, new_steps=traj.num_steps)
+
+    def state_dict(self) -> dict[str, Any]:
+        generator = self.level_generator.state_dict()
+        return {"learner": self.learner.state_dict(), "generator": generator}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.learner.load_state_dict(state["learner"])
+        self.level_generator.load_state_dict(state["generator"])

@@ -1,0 +1,139 @@
+"""Level generators: PLR's replay distribution, its buffer, ACCEL's edits, and ued runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from metarobust.api import train
+from metarobust.cli import main
+from metarobust.envs.obstacles import MAX_WALLS, RandomLevels, edit_level, level_row
+from metarobust.envs.tasks import UniformGoal
+from metarobust.generators.base import DomainRandomization, Proposal
+from metarobust.generators.plr import ACCEL, RobustPLR
+
+
+def plr_with(scores, last_scored, batches, **kwargs) -> RobustPLR:
+    plr = RobustPLR(UniformGoal(), np.random.default_rng(0), **kwargs)
+    plr.levels = [{"goal": [0.1 * i, 0.0]} for i in range(len(scores))]
+    plr.scores, plr.last_scored, plr.batches = list(scores), list(last_scored), batches
+    return plr
+
+
+def test_plr_replay_probabilities_on_known_scores():
+    """Ranks of scores [0.3, 0.1, 0.2] are [1, 3, 2]; with beta = 1: P_S ∝ [1, 1/3, 1/2] =
+    [6, 2, 3] / 11. Staleness c - c_i with c = 10, c_i = [10, 6, 8]: [0, 4, 2] / 6."""
+    plr = plr_with([0.3, 0.1, 0.2], [10, 6, 8], 10, temperature=1.0, staleness_coef=0.5)
+    expected = 0.5 * np.array([6, 2, 3]) / 11 + 0.5 * np.array([0, 4, 2]) / 6
+    np.testing.assert_allclose(plr.replay_probabilities(), expected)
+    sharp = plr_with([0.3, 0.1, 0.2], [10, 10, 10], 10, temperature=0.5, staleness_coef=0.0)
+    np.testing.assert_allclose(sharp.replay_probabilities(), np.array([36, 4, 9]) / 49)
+
+
+def test_plr_scores_new_levels_for_the_buffer_and_trains_only_on_replays():
+    plr = RobustPLR(UniformGoal(), np.random.default_rng(1), buffer_size=4, replay_prob=1.0)
+    first = plr.propose(3)
+    assert not first.train and first.replayed is None  # nothing to replay yet
+    plr.observe(first, np.array([0.5, 0.1, 0.9]))
+    assert plr.levels == first.tasks and plr.last_scored == [1, 1, 1]
+    replay = plr.propose(3)
+    assert replay.train and replay.replayed is not None
+    assert [plr.levels[i] for i in replay.replayed] == replay.tasks
+    plr.observe(replay, np.array([2.0, 2.0, 2.0]))
+    assert all(plr.scores[i] == 2.0 and plr.last_scored[i] == 2 for i in replay.replayed)
+    # a full buffer keeps the highest-scored levels
+    plr.scores = [0.5, 0.1, 0.9]
+    plr._insert({"goal": [0.0, 0.3]}, 0.2)
+    plr._insert({"goal": [0.0, 0.4]}, 0.3)  # evicts the 0.1 one
+    plr._insert({"goal": [0.0, 0.5]}, 0.01)  # lower than every score: left out
+    assert sorted(plr.scores) == [0.2, 0.3, 0.5, 0.9]
+    assert {"goal": [0.0, 0.5]} not in plr.levels
+
+
+def test_plr_replays_often_the_levels_it_scored_high():
+    plr = plr_with([5.0] + [0.1] * 9, [0] * 10, 1, temperature=0.3, staleness_coef=0.0)
+    plr.replay_prob = 1.0
+    draws = np.concatenate([plr.propose(10).replayed for _ in range(50)])
+    assert (draws == 0).mean() > 0.8
+
+
+def test_accel_edits_keep_levels_valid_and_close():
+    rng = np.random.default_rng(2)
+    levels = RandomLevels().sample(100, rng)
+    kinds = set()
+    for level in levels:
+        edited = level
+        for _ in range(5):
+            edited = edit_level(edited, rng)
+            level_row(edited)  # valid
+            assert edited["start"] == level["start"]  # the start never moves
+            assert len(edited["walls"]) <= MAX_WALLS
+        kinds.add(len(edited["walls"]) - len(level["walls"]))
+    assert len(kinds) > 2  # walls were added and removed
+
+
+def test_accel_evaluates_the_edits_of_each_replay_next():
+    distribution = RandomLevels()
+    rng = np.random.default_rng(3)
+    accel = ACCEL(distribution, rng, edit_level, buffer_size=8, replay_prob=1.0)
+    batch = accel.propose(4)
+    accel.observe(batch, np.ones(4))
+    replay = accel.propose(4)
+    assert replay.train
+    accel.observe(replay, np.ones(4))
+    edits = accel.propose(4)
+    assert not edits.train and edits.replayed is None
+    assert edits.tasks != replay.tasks and len(edits.tasks) == 4
+
+
+def test_every_generators_proposals_are_valid_levels():
+    for make in (
+        lambda rng: DomainRandomization(RandomLevels(), rng),
+        lambda rng: RobustPLR(RandomLevels(), rng, buffer_size=16, replay_prob=0.5),
+        lambda rng: ACCEL(RandomLevels(), rng, edit_level, buffer_size=16, replay_prob=0.5),
+    ):
+        generator = make(np.random.default_rng(4))
+        for _ in range(20):
+            proposal = generator.propose(8)
+            assert isinstance(proposal, Proposal) and len(proposal.tasks) == 8
+            for level in proposal.tasks:
+                level_row(level)
+            generator.observe(proposal, np.random.default_rng(5).random(8))
+
+
+TINY_UED = (
+    "train.algorithm=ued",
+    "env.id=metarobust/Navigation2DObstacles-v0",
+    "env.max_episode_steps=30",
+    "ued.levels_per_iteration=8",
+    "ued.num_iterations=6",
+    "ued.buffer_size=8",
+    "ued.replay_prob=0.6",
+    "sampler.envs_per_worker=8",
+    "ppo.minibatch_size=64",
+    "ppo.num_epochs=2",
+    "checkpoint.every=3",
+)
+
+
+@pytest.mark.parametrize("generator", ["dr", "plr", "accel"])
+def test_ued_resume_equals_uninterrupted(tmp_path, generator, rows):
+    base = [*TINY_UED, f"ued.generator={generator}", "logging.progress=false"]
+    overrides = [*base, f"logging.log_dir={tmp_path}"]
+    from metarobust.config import load_config
+
+    straight = train(load_config(None, [*overrides, "logging.run_name=straight"]))
+    split = train(load_config(None, [*overrides, "logging.run_name=split", "ued.num_iterations=3"]))
+    assert main(["train", "--resume", str(split), "--set", "ued.num_iterations=6"]) == 0
+    assert rows(split) == rows(straight)
+    trained = [r["generator/trained"] for r in rows(straight)]
+    if generator == "dr":
+        assert trained == [1.0] * 6
+    else:
+        assert 0.0 in trained and 1.0 in trained  # evaluation-only and replay batches
+
+
+def test_accel_needs_levels_to_edit(tiny_args, capsys):
+    args = tiny_args("maml", "m", "train.algorithm=ued", "ued.generator=accel")
+    assert main(args) == 2
+    assert "ued.generator: accel edits obstacle levels" in capsys.readouterr().err
