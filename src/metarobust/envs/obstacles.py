@@ -51,7 +51,7 @@ DEFAULT_LEVEL: dict[str, Any] = {
 _NAME = "Navigation2DObstacles"
 _LOW, _HIGH = np.float32(-ACTION_LIMIT), np.float32(ACTION_LIMIT)
 _ANGLES = np.linspace(0.0, 2.0 * np.pi, NUM_RAYS, endpoint=False)
-_RAYS = RAY_RANGE * np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)  # [rays, 2]
+_RAYS32 = (RAY_RANGE * np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], axis=1)).astype(np.float32)
 _A = ARENA
 _BOUNDARY = np.array(
     [[-_A, -_A, _A, -_A], [_A, -_A, _A, _A], [_A, _A, -_A, _A], [-_A, _A, -_A, -_A]]
@@ -205,34 +205,31 @@ def edit_level(level: Mapping[str, Any], rng: np.random.Generator) -> dict[str, 
     return {"start": start.tolist(), "goal": goal.tolist(), "walls": walls}
 
 
-def _cross(ax: np.ndarray, ay: np.ndarray, bx: np.ndarray, by: np.ndarray) -> np.ndarray:
-    return ax * by - ay * bx
-
-
 def first_hit(
     pos: np.ndarray, move: np.ndarray, walls: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Where the segments ``pos -> pos + move`` (``[n, 2]``; ``[n, r, 2]`` for ``r`` moves per
-    env) first meet the envs' ``walls [n, w, 4]`` (NaN rows meet nothing): the fraction of the
-    move in ``[0, 1]`` (inf where none is met) and the wall's index."""
-    if move.ndim == 2:
-        t, index = first_hit(pos, move[:, None], walls)
-        return t[:, 0], index[:, 0]
-    p = pos[:, None, None, :]  # [n, 1, 1, 2]
-    d = move[:, :, None, :]  # [n, r, 1, 2]
-    a, e = walls[:, None, :, :2], walls[:, None, :, 2:] - walls[:, None, :, :2]  # [n, 1, w, 2]
-    ap = a - p
-    den = _cross(d[..., 0], d[..., 1], e[..., 0], e[..., 1])  # [n, r, w]
-    t_num = _cross(ap[..., 0], ap[..., 1], e[..., 0], e[..., 1])
-    u_num = _cross(ap[..., 0], ap[..., 1], d[..., 0], d[..., 1])
-    # Division-free tests (t, u in [0, 1]); parallel moves (den 0) and NaN walls never hit.
-    sign = np.sign(den)
-    t_num, u_num, den = t_num * sign, u_num * sign, den * sign
-    hit = (den > 0) & (t_num >= 0) & (t_num <= den) & (u_num >= 0) & (u_num <= den)
-    t = np.full(den.shape, np.inf)
-    np.divide(t_num, den, out=t, where=hit)
-    index = t.argmin(axis=-1)
-    return np.take_along_axis(t, index[..., None], axis=-1)[..., 0], index
+    """Where the segments ``pos -> pos + move`` (``[n, 2]``) first meet the envs' ``walls
+    [n, w, 4]`` (NaN rows meet nothing): the fraction of the move in ``[0, 1]`` (inf where none
+    is met) and the wall's index.
+
+    With ``A = a - p`` a wall's start seen from the point, ``e`` its direction and ``d`` the
+    move, they meet at ``t = (A x e) / (d x e)`` along the move and ``u = (A x d) / (d x e)``
+    along the wall; parallel moves (``d x e = 0``) meet nothing. Wall columns no env uses are
+    left out."""
+    n = len(pos)
+    used = np.flatnonzero(~np.isnan(walls[..., 0]).all(axis=0))
+    if used.size == 0:
+        return np.full(n, np.inf), np.zeros(n, np.int64)
+    walls = walls[:, used]
+    ax, ay = walls[..., 0] - pos[:, :1], walls[..., 1] - pos[:, 1:]  # [n, w]
+    ex, ey = walls[..., 2] - walls[..., 0], walls[..., 3] - walls[..., 1]
+    dx, dy = move[:, :1], move[:, 1:]
+    den = dx * ey - dy * ex
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t, u = (ax * ey - ay * ex) / den, (ax * dy - ay * dx) / den
+    t = np.where((t >= 0) & (t <= 1) & (u >= 0) & (u <= 1), t, np.inf)
+    nearest = t.argmin(axis=1)
+    return t[np.arange(n), nearest], used[nearest]
 
 
 def segment_distance(points: np.ndarray, walls: np.ndarray) -> np.ndarray:
@@ -286,12 +283,31 @@ def move_point(
     return corner, end
 
 
+def ray_readings(pos: np.ndarray, walls: np.ndarray) -> np.ndarray:
+    """The free distance along every ray from ``pos [n, 2]`` to ``walls [n, w, 4]``, as a
+    fraction of ``RAY_RANGE`` capped at 1: ``[n, NUM_RAYS]`` float32.
+
+    ``first_hit`` for the fixed rays ``D_k`` at once, in float32 (``A x e`` is the same for
+    every ray)."""
+    used = ~np.isnan(walls[..., 0]).all(axis=0)
+    walls = walls[:, used].astype(np.float32)
+    ax = walls[..., 0] - pos[:, :1].astype(np.float32)  # [n, w]
+    ay = walls[..., 1] - pos[:, 1:].astype(np.float32)
+    ex, ey = walls[..., 2] - walls[..., 0], walls[..., 3] - walls[..., 1]
+    dx, dy = _RAYS32[:, 0, None], _RAYS32[:, 1, None]  # [r, 1]
+    t_num = (ax * ey - ay * ex)[:, None, :]  # [n, 1, w]
+    den = dx * ey[:, None, :] - dy * ex[:, None, :]  # [n, r, w]
+    u_num = ax[:, None, :] * dy - ay[:, None, :] * dx
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t, u = t_num / den, u_num / den
+    hit = (t >= 0) & (t <= 1) & (u >= 0) & (u <= 1)
+    return np.where(hit, t, np.float32(1)).min(axis=-1)
+
+
 def observe(pos: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """``[position, goal, ray readings]`` (float32, ``[n, OBS_DIM]``)."""
-    rays = np.broadcast_to(_RAYS, (len(pos), NUM_RAYS, 2))
-    t, _ = first_hit(pos, rays, level_walls(rows))
-    readings = np.minimum(t, 1.0)
-    return np.concatenate([pos, rows[:, 2:4], readings], axis=1).astype(np.float32)
+    readings = ray_readings(pos, level_walls(rows))
+    return np.concatenate([pos, rows[:, 2:4], readings], axis=1, dtype=np.float32)
 
 
 def step_points(
