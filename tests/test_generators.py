@@ -137,3 +137,32 @@ def test_accel_needs_levels_to_edit(tiny_args, capsys):
     args = tiny_args("maml", "m", "train.algorithm=ued", "ued.generator=accel")
     assert main(args) == 2
     assert "ued.generator: accel edits obstacle levels" in capsys.readouterr().err
+
+
+def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys):
+    """A ued run logs pictures of its levels and its buffer's scores; `metarobust evaluate`
+    plays the named layouts and harder random levels: a CSV row and a picture per layout."""
+    import csv
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from metarobust.config import load_config
+    from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
+
+    overrides = [*TINY_UED, "ued.generator=accel", "ued.image_every=2", "logging.progress=false",
+                 f"logging.log_dir={tmp_path}", "logging.run_name=run"]  # fmt: skip
+    run = train(load_config(None, overrides))
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert len(events.Images("generator/levels")) == 3  # iterations 0, 2, 4
+    assert "generator/buffer_scores" in events.Tags()["histograms"]
+    args = ["evaluate", str(run), "--episodes", "2", "--random-levels", "3"]
+    assert main(args) == 0
+    assert "named layouts solved" in capsys.readouterr().out
+    with (run / "held_out.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    named = list(load_levels(DEFAULT_LEVELS))
+    assert [r["level"] for r in rows] == [*named, "random_0", "random_1", "random_2"]
+    assert all(0.0 <= float(r["solved_rate"]) <= 1.0 for r in rows)
+    assert {p.stem for p in (run / "held_out").glob("*.png")} == set(named)
+    assert main([*args, "--random-levels", "-1"]) == 2

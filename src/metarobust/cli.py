@@ -107,6 +107,19 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument(
         "--no-grid", action="store_true", help="with --under-attack: leave the grid out"
     )
+    evaluate.add_argument(
+        "--levels",
+        type=Path,
+        metavar="FILE",
+        help="obstacle world: the named held-out layouts (default: configs/levels/held_out.yaml)",
+    )
+    evaluate.add_argument(
+        "--random-levels",
+        type=int,
+        default=200,
+        metavar="N",
+        help="obstacle world: also N solvable random levels harder than training's (default 200)",
+    )
     evaluate.set_defaults(func=_evaluate)
 
     robust = sub.add_parser(
@@ -191,6 +204,8 @@ def _evaluate(args: argparse.Namespace) -> None:
             raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
     if args.later_lr is not None and not args.later_lr > 0:
         raise ConfigError(f"--later-lr: expected a positive number, got {args.later_lr}")
+    if args.random_levels < 0:
+        raise ConfigError(f"--random-levels: expected an integer >= 0, got {args.random_levels}")
     if (args.grid or args.no_grid) and not (args.under_attack or args.attacker):
         raise ConfigError("--grid / --no-grid: the grid is a condition of --under-attack")
     if args.grid and args.no_grid:
@@ -210,6 +225,8 @@ def _evaluate(args: argparse.Namespace) -> None:
         under_attack=args.under_attack,
         attacker=args.attacker,
         grid=None if args.no_grid else tuple(args.grid or DEFAULT_GRID),
+        levels=args.levels,
+        random_levels=args.random_levels,
     )
     print(summary)
 

@@ -241,6 +241,9 @@ class UEDConfig(Section):
     replay_prob: UnitInterval = Field(0.5, description="plr / accel: chance a batch is replayed")
     temperature: PositiveFloat = Field(0.3, description="plr / accel: rank prioritisation beta")
     staleness_coef: UnitInterval = Field(0.3, description="plr / accel: staleness mixing rho")
+    image_every: PositiveInt = Field(
+        25, description="iterations between TensorBoard pictures of proposed obstacle levels"
+    )
 
 
 class LoggingConfig(Section):

@@ -37,6 +37,8 @@ def evaluate(
     under_attack: bool = False,
     attacker: Path | None = None,
     grid: tuple[float, float, float] | None = None,
+    levels: Path | None = None,
+    random_levels: int = 200,
     progress: bool = True,
 ) -> str:
     """Evaluate the run in ``run_dir`` by its algorithm; returns a summary. ``episodes`` per
@@ -44,7 +46,9 @@ def evaluate(
     MAML's meta-test settings (see ``metarobust.maml.meta_test``); ``under_attack`` (or an
     ``attacker`` run) gives the adaptation curves under attack instead
     (``metarobust.adversarial.under_attack``), with ``grid`` (``LOW, HIGH, POINTS`` of mass
-    and friction scales) as its model-mismatch condition."""
+    and friction scales) as its model-mismatch condition. A run in the obstacle world plays
+    the held-out ``levels`` (a level file; default ``configs/levels/held_out.yaml``) and
+    ``random_levels`` harder random levels (``metarobust.generators.held_out``)."""
     run = SavedRun.load(run_dir)
     meta = run.algorithm in ("maml", "robust_maml")
     if later_lr is not None and not meta:
@@ -65,6 +69,18 @@ def evaluate(
             num_steps=steps,
             seed=seed,
             grid=None if scales is None else (scales, scales),
+            progress=progress,
+        )
+    if run.cfg.env.id == "metarobust/Navigation2DObstacles-v0":
+        from metarobust.envs.levels import DEFAULT_LEVELS
+        from metarobust.generators.held_out import evaluate_held_out
+
+        return evaluate_held_out(
+            run.path,
+            levels_path=DEFAULT_LEVELS if levels is None else levels,
+            episodes=episodes,
+            random_levels=random_levels,
+            seed=seed,
             progress=progress,
         )
     if run.algorithm == "rarl" and victim is not None:

@@ -143,3 +143,49 @@ def plot_under_attack(
     fig.savefig(out, dpi=120)
     plt.close(fig)
     return out
+
+
+def draw_level(ax: plt.Axes, level: dict, paths: Sequence[np.ndarray] = ()) -> None:
+    """An obstacle-world level on ``ax``: arena, walls, start (circle), goal (star, with its
+    radius) and ``paths`` (``[steps, 2]`` positions each)."""
+    from metarobust.envs.obstacles import ARENA, GOAL_RADIUS
+
+    ax.add_patch(plt.Rectangle((-ARENA, -ARENA), 2 * ARENA, 2 * ARENA, fill=False, lw=2))
+    for x1, y1, x2, y2 in level.get("walls", []):
+        ax.plot([x1, x2], [y1, y2], color="black", lw=2.5, solid_capstyle="round")
+    for path in paths:
+        ax.plot(path[:, 0], path[:, 1], color="C0", alpha=0.5, lw=1)
+    ax.plot(*level["start"], "o", color="C2", ms=7)
+    ax.plot(*level["goal"], "*", color="C3", ms=12)
+    ax.add_patch(plt.Circle(level["goal"], GOAL_RADIUS, color="C3", alpha=0.3))
+    ax.set_xlim(-ARENA * 1.02, ARENA * 1.02)
+    ax.set_ylim(-ARENA * 1.02, ARENA * 1.02)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def plot_level(level: dict, paths: Sequence[np.ndarray], out: Path, title: str) -> Path:
+    """One level with the paths a policy took in it."""
+    fig, ax = plt.subplots(figsize=(4, 4))
+    draw_level(ax, level, paths)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out
+
+
+def levels_image(levels: Sequence[dict], scores: Sequence[float] | None = None) -> np.ndarray:
+    """A row of small level drawings (titled with their scores) as an ``[H, W, 3]`` uint8
+    image, for TensorBoard."""
+    fig, axes = plt.subplots(1, len(levels), figsize=(2 * len(levels), 2.2), squeeze=False)
+    for k, (ax, level) in enumerate(zip(axes[0], levels, strict=True)):
+        draw_level(ax, level)
+        if scores is not None:
+            ax.set_title(f"{scores[k]:.3g}", fontsize=8)
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+    plt.close(fig)
+    return image

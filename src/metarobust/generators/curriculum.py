@@ -10,6 +10,9 @@ Each iteration:
     generator.observe(proposal, scores)
 
 Every proposed level is played, trained on or not, so methods compare at equal episodes.
+TensorBoard shows the curriculum: every ``ued.image_every`` iterations a picture of the first
+``IMAGE_LEVELS`` proposed levels of the obstacle world with their scores, and each iteration a
+histogram of the replay buffer's scores (PLR, ACCEL).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims, env_players
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
+
+IMAGE_LEVELS = 8
 
 
 def make_generator(setup: Setup) -> Generator:
@@ -99,6 +104,8 @@ class UED(Algorithm):
         self.level_generator = make_generator(setup)
         group = cfg.ppo if cfg.ued.learner == "ppo" else cfg.trpo
         self._gamma, self._lam = group.gamma, group.gae_lambda
+        distribution = self.level_generator.distribution
+        self._draws_levels = cfg.logging.tensorboard and isinstance(distribution, RandomLevels)
 
     @property
     def num_iterations(self) -> int:
@@ -130,8 +137,17 @@ class UED(Algorithm):
         }
         if proposal.train:
             metrics |= {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}
-        metrics |= self.level_generator.observe(proposal, scores.cpu().numpy())
-        return Iteration(metrics, new_steps=traj.num_steps)
+        scores = scores.cpu().numpy()
+        metrics |= self.level_generator.observe(proposal, scores)
+        images, histograms = {}, {}
+        if isinstance(self.level_generator, RobustPLR) and self.level_generator.scores:
+            histograms["generator/buffer_scores"] = np.asarray(self.level_generator.scores)
+        if self._draws_levels and index % u.image_every == 0:
+            from metarobust.plotting import levels_image
+
+            shown = proposal.tasks[:IMAGE_LEVELS]
+            images["generator/levels"] = levels_image(shown, scores[:IMAGE_LEVELS].tolist())
+        return Iteration(metrics, traj.num_steps, images=images, histograms=histograms)
 
     def state_dict(self) -> dict[str, Any]:
         generator = self.level_generator.state_dict()

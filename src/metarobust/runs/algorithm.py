@@ -9,9 +9,10 @@ saves and loads its own state as tensors, numbers and strings.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
 import torch
 
 from metarobust.config import Config
@@ -39,6 +40,9 @@ class Iteration:
     metrics: dict[str, float]
     new_steps: int  # advance the run's step axis (the x axis of every curve)
     sampled_steps: int | None = None  # env steps actually simulated, for charts/SPS
+    # TensorBoard only (metrics.jsonl keeps numbers): [H, W, 3] uint8 images, value arrays
+    images: dict[str, np.ndarray] = field(default_factory=dict)
+    histograms: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 class Algorithm(ABC):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 from tqdm import tqdm
 
 from metarobust.config import Config
@@ -78,6 +79,8 @@ class TrainingRun:
         snapshot: Callable[[], dict[str, Any]],
         final: bool = False,
         sampled_steps: int | None = None,
+        images: dict[str, np.ndarray] | None = None,
+        histograms: dict[str, np.ndarray] | None = None,
     ) -> None:
         """Record a finished iteration (``iteration`` counts from 1). ``new_steps`` advance
         the step axis; ``charts/SPS`` counts ``sampled_steps`` (default: the same) per second."""
@@ -92,6 +95,7 @@ class TrainingRun:
         metrics = {**metrics, "charts/SPS": sampled / max(now - self._tic, 1e-9)}
         self._tic = now
         self.logger.log(env_steps, metrics)
+        self.logger.log_media(env_steps, images or {}, histograms or {})
         self.progress.update(new_steps if self.unit == "step" else 1)
         ret = metrics.get(self.headline)
         if ret is not None and math.isfinite(ret):

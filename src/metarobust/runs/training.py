@@ -103,5 +103,7 @@ def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None 
                         snapshot=snapshot,
                         final=iteration == algo.num_iterations,
                         sampled_steps=result.sampled_steps,
+                        images=result.images,
+                        histograms=result.histograms,
                     )
     return claim.path

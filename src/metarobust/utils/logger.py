@@ -7,6 +7,8 @@ import math
 import os
 from pathlib import Path
 
+import numpy as np
+
 METRICS_NAME = "metrics.jsonl"
 
 
@@ -37,6 +39,18 @@ class Logger:
             for tag, value in metrics.items():
                 if value is not None and math.isfinite(value):
                     self._writer.add_scalar(tag, value, step)
+
+    def log_media(
+        self, step: int, images: dict[str, np.ndarray], histograms: dict[str, np.ndarray]
+    ) -> None:
+        """TensorBoard images (``[H, W, 3]`` uint8) and histograms at env step ``step``."""
+        if self._writer is None:
+            return
+        for tag, image in images.items():
+            self._writer.add_image(tag, image, step, dataformats="HWC")
+        for tag, values in histograms.items():
+            if len(values):
+                self._writer.add_histogram(tag, values, step)
 
     def close(self) -> None:
         self._file.close()
