@@ -31,7 +31,6 @@ from metarobust.maml.algorithm import (
     MAML,
     TRAIN_PHASE,
     VALID_PHASE,
-    episode_seed,
     saved_meta_policy,
 )
 from metarobust.runs.algorithm import Iteration, Setup
@@ -41,6 +40,7 @@ from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims
 from metarobust.sampling.worker import Policies
 from metarobust.utils.checkpoint import checkpoint_errors
+from metarobust.utils.seeding import episode_seed
 
 PHASES_PER_META_UPDATE = 2  # the pre- and post-adaptation passes (TRAIN_PHASE, VALID_PHASE)
 _PHASE_NAMES = {TRAIN_PHASE: "pre", VALID_PHASE: "post"}

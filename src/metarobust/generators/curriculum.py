@@ -30,7 +30,6 @@ from metarobust.envs.obstacles import RandomLevels, edit_level
 from metarobust.errors import ConfigError
 from metarobust.generators.base import DomainRandomization, Generator
 from metarobust.generators.plr import ACCEL, RobustPLR
-from metarobust.maml.algorithm import episode_seed
 from metarobust.policy_gradient import Learner, make_learner
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.sampling.acting import Acting, PolicyState
@@ -38,6 +37,7 @@ from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims, env_players
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
+from metarobust.utils.seeding import episode_seed
 
 IMAGE_LEVELS = 8
 

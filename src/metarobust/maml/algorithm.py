@@ -39,13 +39,9 @@ from metarobust.sampling.env_factory import env_dims, env_players
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
 from metarobust.utils.checkpoint import checkpoint_errors
+from metarobust.utils.seeding import episode_seed
 
 TRAIN_PHASE, VALID_PHASE = 0, 1
-
-
-def episode_seed(seed: int, iteration: int, phase: int) -> int:
-    """The sampler seed of one phase of one meta-iteration (so a resumed run needs no state)."""
-    return int(np.random.SeedSequence([seed, iteration, phase]).generate_state(1)[0])
 
 
 def initial_meta_params(cfg: Config, params: Params) -> Params:

@@ -30,12 +30,13 @@ from metarobust.agents.policy import Params
 from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
-from metarobust.maml.algorithm import episode_seed, saved_meta_policy
+from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.plotting import plot_adaptation
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import env_dims
+from metarobust.utils.seeding import episode_seed
 
 CSV_NAME, PNG_NAME = "adaptation.csv", "adaptation.png"
 

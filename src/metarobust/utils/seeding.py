@@ -18,6 +18,12 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def episode_seed(seed: int, iteration: int, phase: int) -> int:
+    """The sampler seed of one phase (sampling pass) of one iteration, from the run seed alone
+    (so a resumed run needs no state for it)."""
+    return int(np.random.SeedSequence([seed, iteration, phase]).generate_state(1)[0])
+
+
 def rng_state(generator: torch.Generator) -> dict[str, Any]:
     """Every RNG state a run depends on, as checkpoint-safe values."""
     return {
