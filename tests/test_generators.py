@@ -10,11 +10,11 @@ from metarobust.cli import main
 from metarobust.envs.obstacles import MAX_WALLS, RandomLevels, edit_level, level_row
 from metarobust.envs.tasks import UniformGoal
 from metarobust.generators.base import DomainRandomization, Proposal
-from metarobust.generators.plr import ACCEL, RobustPLR
+from metarobust.generators.plr import ACCEL, PLR
 
 
-def plr_with(scores, last_scored, batches, **kwargs) -> RobustPLR:
-    plr = RobustPLR(UniformGoal(), np.random.default_rng(0), **kwargs)
+def plr_with(scores, last_scored, batches, **kwargs) -> PLR:
+    plr = PLR(UniformGoal(), np.random.default_rng(0), **kwargs)
     plr.levels = [{"goal": [0.1 * i, 0.0]} for i in range(len(scores))]
     plr.scores, plr.last_scored, plr.batches = list(scores), list(last_scored), batches
     return plr
@@ -31,7 +31,7 @@ def test_plr_replay_probabilities_on_known_scores():
 
 
 def test_plr_scores_new_levels_for_the_buffer_and_trains_only_on_replays():
-    plr = RobustPLR(UniformGoal(), np.random.default_rng(1), buffer_size=4, replay_prob=1.0)
+    plr = PLR(UniformGoal(), np.random.default_rng(1), buffer_size=4, replay_prob=1.0)
     first = plr.propose(3)
     assert not first.train and first.replayed is None  # nothing to replay yet
     plr.observe(first, np.array([0.5, 0.1, 0.9]))
@@ -89,7 +89,7 @@ def test_accel_evaluates_the_edits_of_each_replay_next():
 def test_every_generators_proposals_are_valid_levels():
     for make in (
         lambda rng: DomainRandomization(RandomLevels(), rng),
-        lambda rng: RobustPLR(RandomLevels(), rng, buffer_size=16, replay_prob=0.5),
+        lambda rng: PLR(RandomLevels(), rng, buffer_size=16, replay_prob=0.5),
         lambda rng: ACCEL(RandomLevels(), rng, edit_level, buffer_size=16, replay_prob=0.5),
     ):
         generator = make(np.random.default_rng(4))

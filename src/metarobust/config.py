@@ -176,6 +176,11 @@ class MAMLConfig(Section):
     fisher_subsample: Annotated[Float, Field(gt=0, le=1)] = Field(
         1.0, description="share of episodes in the outer Fisher-vector products (1 = exact)"
     )
+    task_selection: Literal["uniform", "plr"] = Field(
+        "uniform",
+        description="the meta-batch's tasks: uniform from the env's distribution, or plr "
+        "(replayed by post-adaptation shortfall; settings: the ued group's PLR ones)",
+    )
     gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
 
 

@@ -5,8 +5,9 @@ takes them) and observes a score per task once the agent has played them, so any
 (the obstacle world's levels, goals, velocities, dynamics scales) can be driven by any of them:
 
 - ``DomainRandomization``: the env's task distribution, uniformly (the baseline);
-- ``RobustPLR`` (Jiang et al. 2021): a buffer of levels scored by their positive value loss,
-  replayed by rank with staleness; the agent learns only from replayed levels;
+- ``PLR`` (Jiang et al. 2021): a buffer of levels scored by their positive value loss (for
+  MAML, by the adapted policy's shortfall), replayed by rank with staleness; in its robust form
+  the agent learns only from replayed levels;
 - ``ACCEL`` (Parker-Holder et al. 2022): Robust PLR whose replayed high-score levels are edited
   (``edit``) into new candidates for the buffer.
 """

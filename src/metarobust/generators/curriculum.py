@@ -29,7 +29,7 @@ from metarobust.envs import default_task_distribution
 from metarobust.envs.obstacles import RandomLevels, edit_level
 from metarobust.errors import ConfigError
 from metarobust.generators.base import DomainRandomization, Generator
-from metarobust.generators.plr import ACCEL, RobustPLR
+from metarobust.generators.plr import ACCEL, PLR
 from metarobust.policy_gradient import Learner, make_learner
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.sampling.acting import Acting, PolicyState
@@ -57,7 +57,7 @@ def make_generator(setup: Setup) -> Generator:
         "staleness_coef": u.staleness_coef,
     }
     if u.generator == "plr":
-        return RobustPLR(distribution, rng, **plr)
+        return PLR(distribution, rng, **plr)
     if not isinstance(distribution, RandomLevels):
         raise ConfigError(
             f"ued.generator: accel edits obstacle levels; {cfg.env.id} has no levels to edit "
@@ -140,7 +140,7 @@ class UED(Algorithm):
         scores = scores.cpu().numpy()
         metrics |= self.level_generator.observe(proposal, scores)
         images, histograms = {}, {}
-        if isinstance(self.level_generator, RobustPLR) and self.level_generator.scores:
+        if isinstance(self.level_generator, PLR) and self.level_generator.scores:
             histograms["generator/buffer_scores"] = np.asarray(self.level_generator.scores)
         if self._draws_levels and index % u.image_every == 0:
             from metarobust.plotting import levels_image

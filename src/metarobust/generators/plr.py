@@ -1,12 +1,13 @@
 """Prioritized Level Replay, robust form (Jiang et al. 2021), and ACCEL (Parker-Holder et al.
 2022) on top of it.
 
-Robust PLR keeps a buffer of at most ``buffer_size`` levels with a score each (the positive
-value loss the agent had on it: how much it still has to learn there). Each batch is, with
-probability ``replay_prob`` (once the buffer can fill a batch), levels replayed from the buffer
-and trained on; otherwise new levels from the distribution, only evaluated, whose scores decide
-whether they enter the buffer (replacing the lowest-scored level when it is full). Replay draws
-each level with
+PLR keeps a buffer of at most ``buffer_size`` levels with a score each (for an RL agent the
+positive value loss it had there: how much it still has to learn; for MAML the adapted
+policy's shortfall). Each batch is, with probability ``replay_prob`` (once the buffer can fill
+a batch), levels replayed from the buffer; otherwise new levels from the distribution, whose
+scores decide whether they enter the buffer (replacing the lowest-scored level when it is
+full). Robust PLR (``robust=True``) trains only on replayed levels: new ones are only
+evaluated. Replay draws each level with
 
     P = (1 - staleness_coef) * P_score + staleness_coef * P_stale
     P_score(i) ∝ (1 / rank(score_i)) ** (1 / temperature)     (rank 1: the highest score)
@@ -29,8 +30,9 @@ from metarobust.envs.tasks import TaskDistribution
 from metarobust.generators.base import Generator, Proposal, Task
 
 
-class RobustPLR(Generator):
-    """Robust Prioritized Level Replay over ``distribution``'s tasks (see the module doc)."""
+class PLR(Generator):
+    """Prioritized Level Replay over ``distribution``'s tasks, robust (new levels only scored)
+    or not (new levels trained on too); see the module doc."""
 
     def __init__(
         self,
@@ -41,8 +43,10 @@ class RobustPLR(Generator):
         replay_prob: float = 0.5,
         temperature: float = 0.3,
         staleness_coef: float = 0.3,
+        robust: bool = True,
     ) -> None:
         super().__init__(distribution, rng)
+        self.robust = robust
         self.buffer_size, self.replay_prob = buffer_size, replay_prob
         self.temperature, self.staleness_coef = temperature, staleness_coef
         self.levels: list[Task] = []
@@ -68,11 +72,7 @@ class RobustPLR(Generator):
         if len(self.levels) >= n and self.rng.random() < self.replay_prob:
             picks = self.rng.choice(len(self.levels), size=n, p=self.replay_probabilities())
             return Proposal([self.levels[i] for i in picks], train=True, replayed=tuple(picks))
-        return Proposal(self._candidates(n), train=False)
-
-    def _candidates(self, n: int) -> list[Task]:
-        """New levels to evaluate for the buffer."""
-        return self.distribution.sample(n, self.rng)
+        return Proposal(self.distribution.sample(n, self.rng), train=not self.robust)
 
     def observe(self, proposal: Proposal, scores: np.ndarray) -> dict[str, float]:
         self.batches += 1
@@ -117,9 +117,9 @@ class RobustPLR(Generator):
         self.batches = int(state["batches"])
 
 
-class ACCEL(RobustPLR):
-    """Robust PLR whose replayed levels are edited into the next candidates (module doc);
-    ``edit(level, rng)`` returns a slightly changed, valid level."""
+class ACCEL(PLR):
+    """PLR (robust by default) whose replayed levels are edited into the next candidates
+    (module doc); ``edit(level, rng)`` returns a slightly changed, valid level."""
 
     def __init__(
         self,
@@ -137,7 +137,7 @@ class ACCEL(RobustPLR):
             batch, self.pending = self.pending[:n], self.pending[n:]
             if len(batch) < n:
                 batch += self.distribution.sample(n - len(batch), self.rng)
-            return Proposal(batch, train=False)
+            return Proposal(batch, train=not self.robust)
         return super().propose(n)
 
     def observe(self, proposal: Proposal, scores: np.ndarray) -> dict[str, float]:

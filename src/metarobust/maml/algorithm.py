@@ -28,6 +28,8 @@ from metarobust.agents.policy import Params
 from metarobust.config import Config
 from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
+from metarobust.generators.base import DomainRandomization, Generator
+from metarobust.generators.plr import PLR
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
 from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective, split_meta_params
 from metarobust.maml.outer import MetaPPO, MetaTRPO
@@ -42,6 +44,36 @@ from metarobust.utils.checkpoint import checkpoint_errors
 from metarobust.utils.seeding import episode_seed
 
 TRAIN_PHASE, VALID_PHASE = 0, 1
+
+
+def task_selection(cfg: Config, rng: np.random.Generator) -> Generator:
+    """How the meta-batch's tasks are drawn (``maml.task_selection``): uniformly from the env's
+    task distribution, or by PLR scored by each task's post-adaptation shortfall (every batch
+    trained on; the ued group's buffer_size, replay_prob, temperature, staleness_coef)."""
+    distribution = default_task_distribution(cfg.env.id)
+    if cfg.maml.task_selection == "uniform":
+        return DomainRandomization(distribution, rng)
+    u = cfg.ued
+    return PLR(
+        distribution,
+        rng,
+        buffer_size=u.buffer_size,
+        replay_prob=u.replay_prob,
+        temperature=u.temperature,
+        staleness_coef=u.staleness_coef,
+        robust=False,
+    )
+
+
+def task_returns(traj: Trajectories, num_tasks: int) -> torch.Tensor:
+    """The mean return of each task's finished episodes: ``[num_tasks]`` (CPU)."""
+    returns = traj.episode_returns.double().cpu()
+    tasks = traj.episode_tasks.cpu()
+    total = torch.zeros(num_tasks, dtype=torch.float64).index_add_(0, tasks, returns)
+    count = torch.zeros(num_tasks, dtype=torch.float64).index_add_(
+        0, tasks, torch.ones_like(returns)
+    )
+    return total / count.clamp(min=1.0)
 
 
 def initial_meta_params(cfg: Config, params: Params) -> Params:
@@ -95,8 +127,8 @@ class MAML(Algorithm):
         cfg, m = self.cfg, self.cfg.maml
         if cfg.policy.normalize_obs:
             raise ConfigError("policy.normalize_obs: not supported with train.algorithm=maml")
-        self.task_distribution = default_task_distribution(cfg.env.id)
         self.task_rng = np.random.default_rng(cfg.seed)
+        self.task_selection = task_selection(cfg, self.task_rng)
         self.policy = make_policy(cfg, *self.policy_dims())
         meta = initial_meta_params(cfg, self.policy.init_params())
         meta = {k: v.to(self.device) for k, v in meta.items()}
@@ -142,7 +174,8 @@ class MAML(Algorithm):
         ``update`` only the pre-adaptation episodes and the adaptation (a frozen meta-policy)."""
         m, clock = self.cfg.maml, Stopwatch("sampling", "adaptation", "outer_step")
         with clock("sampling"):
-            tasks = self.task_distribution.sample(m.meta_batch_size, self.task_rng)
+            proposal = self.task_selection.propose(m.meta_batch_size)
+            tasks = proposal.tasks
             # D_i: pre-adaptation episodes of every task with the meta-parameters
             train = self._episodes(sampler, self.acting_policy(), tasks, index, phase + TRAIN_PHASE)
         valid, inner, per_task = train, {}, None  # 0 inner steps: multi-task TRPO
@@ -170,9 +203,12 @@ class MAML(Algorithm):
             )
             info = self.outer.step(objective)
 
+        # each task's score for the task selection: minus its adapted policy's return
+        shortfall = -task_returns(valid, len(tasks))
         metrics = {
             "meta/pre_adapt_return": train.episode_returns.mean().item(),
             **{f"meta/{k}": v for k, v in info.items()},
+            **self.task_selection.observe(proposal, shortfall.numpy()),
             **{f"time/{k}": v for k, v in clock.totals.items()},
         }
         new_steps = train.num_steps
@@ -214,8 +250,13 @@ class MAML(Algorithm):
         return Acting.single(state)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"outer": self.outer.state_dict(), "task_rng": self.task_rng.bit_generator.state}
+        state = {"outer": self.outer.state_dict(), "task_rng": self.task_rng.bit_generator.state}
+        if isinstance(self.task_selection, PLR):
+            state["task_selection"] = self.task_selection.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.outer.load_state_dict(state["outer"])
         self.task_rng.bit_generator.state = state["task_rng"]
+        if isinstance(self.task_selection, PLR):
+            self.task_selection.load_state_dict(state["task_selection"])
