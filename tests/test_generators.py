@@ -166,3 +166,17 @@ def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys)
     assert all(0.0 <= float(r["solved_rate"]) <= 1.0 for r in rows)
     assert {p.stem for p in (run / "held_out").glob("*.png")} == set(named)
     assert main([*args, "--random-levels", "-1"]) == 2
+
+
+def test_maml_task_selection_by_plr_replays_and_resumes(tiny_config, rows):
+    """maml.task_selection=plr: some meta-batches are replayed tasks (their adapted policies
+    did worst), every batch is trained on, and a resumed run equals an uninterrupted one."""
+    extra = ("maml.task_selection=plr", "ued.buffer_size=16", "ued.replay_prob=1.0")
+    straight = train(tiny_config("maml", "straight", *extra))
+    split = train(tiny_config("maml", "split", *extra, "maml.num_iterations=2"))
+    assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
+    assert rows(split) == rows(straight)
+    # the first batch fills the buffer; once it holds a batch's worth, every batch replays
+    assert [r["generator/replayed"] for r in rows(straight)] == [0.0, 1.0, 1.0, 1.0]
+    assert all("meta/post_adapt_return" in r for r in rows(straight))  # always trained
+    assert rows(straight)[-1]["generator/buffer_size"] == 8.0
