@@ -116,7 +116,7 @@ TINY_UED = (
 )
 
 
-@pytest.mark.parametrize("generator", ["dr", "plr", "accel"])
+@pytest.mark.parametrize("generator", ["dr", "plr", "accel", "minimax", "paired"])
 def test_ued_resume_equals_uninterrupted(tmp_path, generator, rows):
     base = [*TINY_UED, f"ued.generator={generator}", "logging.progress=false"]
     overrides = [*base, f"logging.log_dir={tmp_path}"]
@@ -127,16 +127,19 @@ def test_ued_resume_equals_uninterrupted(tmp_path, generator, rows):
     assert main(["train", "--resume", str(split), "--set", "ued.num_iterations=6"]) == 0
     assert rows(split) == rows(straight)
     trained = [r["generator/trained"] for r in rows(straight)]
-    if generator == "dr":
-        assert trained == [1.0] * 6
-    else:
+    if generator in ("plr", "accel"):
         assert 0.0 in trained and 1.0 in trained  # evaluation-only and replay batches
+    else:
+        assert trained == [1.0] * 6
+    if generator == "paired":
+        assert all("antagonist/episodic_return" in r for r in rows(straight))
 
 
-def test_accel_needs_levels_to_edit(tiny_args, capsys):
-    args = tiny_args("maml", "m", "train.algorithm=ued", "ued.generator=accel")
+@pytest.mark.parametrize("generator", ["accel", "minimax", "paired"])
+def test_level_makers_need_the_obstacle_world(tiny_args, capsys, generator):
+    args = tiny_args("maml", "m", "train.algorithm=ued", f"ued.generator={generator}")
     assert main(args) == 2
-    assert "ued.generator: accel edits obstacle levels" in capsys.readouterr().err
+    assert f"ued.generator: {generator} makes obstacle levels" in capsys.readouterr().err
 
 
 def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys):
@@ -180,3 +183,43 @@ def test_maml_task_selection_by_plr_replays_and_resumes(tiny_config, rows):
     assert [r["generator/replayed"] for r in rows(straight)] == [0.0, 1.0, 1.0, 1.0]
     assert all("meta/post_adapt_return" in r for r in rows(straight))  # always trained
     assert rows(straight)[-1]["generator/buffer_size"] == 8.0
+
+
+def test_designed_levels_are_valid_whatever_the_vector():
+    from metarobust.generators.designer import DESIGN_DIM, decode
+
+    rng = np.random.default_rng(6)
+    for scale in (0.1, 1.0, 10.0, 1e6):
+        for vector in scale * rng.standard_normal((50, DESIGN_DIM)):
+            level = decode(vector)
+            level_row(level)
+            start, goal = np.array(level["start"]), np.array(level["goal"])
+            assert np.abs(start).max() < 1 and np.abs(goal).max() < 1
+            assert np.hypot(*(goal - start)) >= 0.1
+    none = decode(-np.ones(DESIGN_DIM))  # every presence number negative: no walls
+    assert none["walls"] == []
+
+
+def test_paired_regret_on_known_returns():
+    from metarobust.generators.designer import regret
+
+    antagonist = np.array([[-5.0, -1.0], [-3.0, -3.0]])
+    protagonist = np.array([[-4.0, -6.0], [-1.0, -2.0]])
+    np.testing.assert_allclose(regret(antagonist, protagonist), [-1.0 + 5.0, -3.0 + 1.5])
+
+
+def test_a_designer_moves_towards_the_levels_it_is_paid_for():
+    """Paid the goal's x coordinate, the designer's goals move right."""
+    from metarobust.generators.designer import LevelDesigner
+
+    designer = LevelDesigner(RandomLevels(), np.random.default_rng(7), score="regret", lr=0.05)
+    first = np.mean([level["goal"][0] for level in designer.propose(64).tasks])
+    for _ in range(60):
+        proposal = designer.propose(64)
+        designer.observe(proposal, np.array([level["goal"][0] for level in proposal.tasks]))
+    proposal = designer.propose(64)
+    last = np.mean([level["goal"][0] for level in proposal.tasks])
+    assert last > first + 0.5, (first, last)
+    designer.observe(proposal, np.zeros(64))
+    with pytest.raises(ValueError, match="once"):
+        designer.observe(proposal, np.zeros(64))

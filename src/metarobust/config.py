@@ -233,10 +233,11 @@ class AdversarialConfig(Section):
 class UEDConfig(Section):
     """Unsupervised environment design: a PPO / TRPO agent on generated levels (tasks)."""
 
-    generator: Literal["dr", "plr", "accel"] = Field(
+    generator: Literal["dr", "plr", "accel", "minimax", "paired"] = Field(
         "dr",
         description="dr: the env's task distribution; plr: Robust Prioritized Level Replay; "
-        "accel: Robust PLR with edits of replayed levels (obstacle levels)",
+        "accel: Robust PLR with edits of replayed levels; minimax / paired: a learned level "
+        "designer paid minus the return / the regret against an antagonist (obstacle levels)",
     )
     learner: Literal["ppo", "trpo"] = Field("ppo", description="the agent's update")
     num_iterations: PositiveInt = Field(500, description="iterations (level batches) to train for")
@@ -246,6 +247,7 @@ class UEDConfig(Section):
     replay_prob: UnitInterval = Field(0.5, description="plr / accel: chance a batch is replayed")
     temperature: PositiveFloat = Field(0.3, description="plr / accel: rank prioritisation beta")
     staleness_coef: UnitInterval = Field(0.3, description="plr / accel: staleness mixing rho")
+    designer_lr: PositiveFloat = Field(0.01, description="minimax / paired: designer's Adam lr")
     image_every: PositiveInt = Field(
         25, description="iterations between TensorBoard pictures of proposed obstacle levels"
     )

@@ -28,7 +28,12 @@ class Proposal:
 
 
 class Generator(abc.ABC):
-    """Proposes tasks from ``distribution`` (and what it learned), drawing from ``rng`` only."""
+    """Proposes tasks from ``distribution`` (and what it learned), drawing from ``rng`` only.
+
+    ``score`` says what an RL agent's trainer pays it per task: ``"value_loss"`` (positive
+    value loss, PLR's), ``"negative_return"`` (minimax) or ``"regret"`` (PAIRED)."""
+
+    score: str = "value_loss"
 
     def __init__(self, distribution: TaskDistribution, rng: np.random.Generator) -> None:
         self.distribution, self.rng = distribution, rng

@@ -4,12 +4,16 @@ Each iteration:
 
     proposal <- generator.propose(ued.levels_per_iteration)
     D <- ued.episodes_per_level episodes of pi_theta on every proposed level  (one sampler pass)
-    score_l <- positive value loss of level l's episodes, mean over their steps of
-               max(GAE advantage, 0) under the current value function (before any update)
+    (PAIRED: D_A <- the same of the antagonist pi_A; pi_A <- PPO/TRPO update on D_A)
+    score_l <- what the generator learns from, per level l (before any update):
+        dr, plr, accel: positive value loss, the mean over l's steps of max(GAE advantage, 0)
+        minimax: minus the protagonist's mean return on l
+        paired: the regret, pi_A's best return on l minus the protagonist's mean return
     if proposal.train:  theta, phi <- PPO/TRPO update on D
     generator.observe(proposal, scores)
 
-Every proposed level is played, trained on or not, so methods compare at equal episodes.
+Every proposed level is played, trained on or not, so methods compare at equal episodes (the
+antagonist's episodes come on top for PAIRED).
 TensorBoard shows the curriculum: every ``ued.image_every`` iterations a picture of the first
 ``IMAGE_LEVELS`` proposed levels of the obstacle world with their scores, and each iteration a
 histogram of the replay buffer's scores (PLR, ACCEL).
@@ -29,6 +33,7 @@ from metarobust.envs import default_task_distribution
 from metarobust.envs.obstacles import RandomLevels, edit_level
 from metarobust.errors import ConfigError
 from metarobust.generators.base import DomainRandomization, Generator
+from metarobust.generators.designer import LevelDesigner, regret
 from metarobust.generators.plr import ACCEL, PLR
 from metarobust.policy_gradient import Learner, make_learner
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
@@ -60,10 +65,13 @@ def make_generator(setup: Setup) -> Generator:
         return PLR(distribution, rng, **plr)
     if not isinstance(distribution, RandomLevels):
         raise ConfigError(
-            f"ued.generator: accel edits obstacle levels; {cfg.env.id} has no levels to edit "
+            f"ued.generator: {u.generator} makes obstacle levels; {cfg.env.id} has none "
             "(use metarobust/Navigation2DObstacles-v0)"
         )
-    return ACCEL(distribution, rng, edit_level, **plr)
+    if u.generator == "accel":
+        return ACCEL(distribution, rng, edit_level, **plr)
+    score = "negative_return" if u.generator == "minimax" else "regret"
+    return LevelDesigner(distribution, rng, score=score, lr=u.designer_lr, seed=cfg.seed)
 
 
 def positive_value_loss(traj: Trajectories, learner: Learner, gamma: float, lam: float) -> Tensor:
@@ -102,6 +110,13 @@ class UED(Algorithm):
             cfg, "policy", cfg.ued.learner, policy, device=self.device, generator=self.generator
         )
         self.level_generator = make_generator(setup)
+        self.antagonist: Learner | None = None  # PAIRED's
+        if self.level_generator.score == "regret":
+            module = make_policy(cfg, *env_dims(self.spec)).to(self.device)
+            self.antagonist = make_learner(
+                cfg, "antagonist", cfg.ued.learner, module, device=self.device,
+                generator=self.generator,
+            )  # fmt: skip
         group = cfg.ppo if cfg.ued.learner == "ppo" else cfg.trpo
         self._gamma, self._lam = group.gamma, group.gae_lambda
         distribution = self.level_generator.distribution
@@ -128,16 +143,33 @@ class UED(Algorithm):
         acting = Acting.single(learner.state())
         traj = sampler.sample_episodes(acting, proposal.tasks, u.episodes_per_level, seed)
         traj = traj.to(self.device)
-        scores = positive_value_loss(traj, learner, self._gamma, self._lam)
-        metrics = {
+        shape = (len(proposal.tasks), u.episodes_per_level)
+        returns = traj.episode_returns.view(shape).double().cpu().numpy()
+        new_steps, metrics = traj.num_steps, {}
+        kind = self.level_generator.score
+        if kind == "value_loss":
+            scores = positive_value_loss(traj, learner, self._gamma, self._lam).cpu().numpy()
+        elif kind == "negative_return":
+            scores = -returns.mean(axis=1)
+        else:
+            assert self.antagonist is not None
+            acting = Acting.single(self.antagonist.state())
+            seed = episode_seed(self.cfg.seed, index, 1)
+            antagonist = sampler.sample_episodes(acting, proposal.tasks, u.episodes_per_level, seed)
+            antagonist = antagonist.to(self.device)
+            scores = regret(antagonist.episode_returns.view(shape).double().cpu().numpy(), returns)
+            losses = self.antagonist.update(antagonist)
+            metrics |= {f"antagonist/{k}": float(v) for k, v in losses.items()}
+            metrics["antagonist/episodic_return"] = antagonist.episode_returns.mean().item()
+            new_steps += antagonist.num_steps
+        metrics |= {
             "charts/episodic_return": traj.episode_returns.mean().item(),
             "charts/episodic_length": traj.episode_lengths.float().mean().item(),
-            "generator/mean_score": scores.mean().item(),
+            "generator/mean_score": float(scores.mean()),
             "generator/trained": float(proposal.train),
         }
         if proposal.train:
             metrics |= {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}
-        scores = scores.cpu().numpy()
         metrics |= self.level_generator.observe(proposal, scores)
         images, histograms = {}, {}
         if isinstance(self.level_generator, PLR) and self.level_generator.scores:
@@ -147,12 +179,19 @@ class UED(Algorithm):
 
             shown = proposal.tasks[:IMAGE_LEVELS]
             images["generator/levels"] = levels_image(shown, scores[:IMAGE_LEVELS].tolist())
-        return Iteration(metrics, traj.num_steps, images=images, histograms=histograms)
+        return Iteration(metrics, new_steps, images=images, histograms=histograms)
 
     def state_dict(self) -> dict[str, Any]:
-        generator = self.level_generator.state_dict()
-        return {"learner": self.learner.state_dict(), "generator": generator}
+        state = {
+            "learner": self.learner.state_dict(),
+            "generator": self.level_generator.state_dict(),
+        }
+        if self.antagonist is not None:
+            state["antagonist"] = self.antagonist.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.learner.load_state_dict(state["learner"])
         self.level_generator.load_state_dict(state["generator"])
+        if self.antagonist is not None:
+            self.antagonist.load_state_dict(state["antagonist"])
