@@ -14,9 +14,11 @@ meta-policies) its adaptation (``metarobust attack``; ``--attack-set`` changes t
 config, e.g. ``adversarial.observes_task=true``), and evaluated under attack on the same
 held-out tasks (``metarobust evaluate --under-attack``): the return after one inner step (the
 multi-task policies adapted the same way, as the MAML paper's "pretrained" baseline) with no
-disturbance, against its fresh adversary and against random disturbance of that adversary's
-strength, with CVaR 10 % over tasks of the attacked return; on MuJoCo envs also on every
-held-out task x mass x friction cell (``--grid``), with CVaR 10 % over tasks x cells. Writes
+disturbance, against its fresh adversary, against random disturbance of that adversary's
+strength and against robust MAML's own final adversary of the same seed (``shared``: one
+trained disturbance for all four), with CVaR 10 % over tasks of the attacked return; on
+MuJoCo envs also on every held-out task x mass x friction cell (``--grid``), with CVaR 10 %
+over tasks x cells. Writes
 ``summary.csv`` (per seed), ``summary.md`` (mean ± std) and per seed ``under_attack_s<seed>.png``
 (the four methods' adaptation curves side by side, per condition) into ``--out``; finished
 runs are reused and cut-off runs resumed.
@@ -46,7 +48,7 @@ from metarobust.risk import CVAR_ALPHA
 from metarobust.studies import finished_run, write_summary
 
 METHODS = ("robust_maml", "maml", "multitask_rarl", "multitask_trpo")
-CONDITIONS = ("none", "fresh", "random", "grid")  # what the summary reports
+CONDITIONS = ("none", "fresh", "shared", "random", "grid")  # what the summary reports
 
 
 def passes(cfg: Config) -> int:
@@ -88,7 +90,9 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train, attack and evaluate the four methods for one seed; one row per method."""
     rows, curves = [], {}
     scales = scale_grid(*args.grid, flag="--grid")
-    for method, cfg in method_configs(args, seed).items():
+    configs = method_configs(args, seed)
+    shared = args.out / configs["robust_maml"].logging.run_name  # robust MAML's own adversary
+    for method, cfg in configs.items():
         run = finished_run(args.out / cfg.logging.run_name, lambda c=cfg: train(c))
         attacker = finished_run(
             run.parent / f"{run.name}_attack_s{seed}",
@@ -104,6 +108,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
                     num_steps=1,
                     seed=args.eval_seed,
                     grid=(scales, scales),
+                    shared=shared,
                 )
             )
         rows.append({"method": method, "seed": seed, **read_last_step(run / CSV_NAME)})
@@ -125,7 +130,7 @@ def read_last_step(path: Path) -> dict[str, float]:
     for r in rows:
         if int(r["gradient_steps"]) == last and r["condition"] in CONDITIONS:
             out[r["condition"]] = float(r["return_mean"])
-            if r["condition"] in ("fresh", "grid"):
+            if r["condition"] in ("fresh", "shared", "grid"):
                 out[f"{r['condition']}_cvar10"] = float(r["return_cvar10"])
     return out
 

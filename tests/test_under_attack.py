@@ -129,3 +129,22 @@ def test_an_attack_spends_its_steps_with_the_attacks_own_adversary_updates(meta_
     saved = SavedRun.load(run)
     assert (saved.cfg.adversarial.adversary_updates, saved.cfg.maml.num_iterations) == (3, 1)
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 1
+
+
+def test_several_policies_meet_one_shared_adversary(meta_run, tiny_config, capsys):
+    """--shared: a plain MAML run meets a robust-MAML run's adversary (the same trained
+    wind); a run without an adversary, or with another network, is refused in one line."""
+    robust = train(tiny_config("robust_maml", "robust", "maml.num_iterations=1",
+                               "adversarial.observes_task=false"))  # fmt: skip
+    args = ["evaluate", str(meta_run), "--under-attack", "--tasks", "4", "--episodes", "2",
+            "--steps", "1"]  # fmt: skip
+    assert main([*args, "--shared", str(robust)]) == 0
+    rows = read_rows(meta_run / "under_attack.csv")
+    assert {r["condition"] for r in rows} == {"none", "shared", "random"}
+    capsys.readouterr()
+    assert main([*args, "--shared", str(meta_run)]) == 2
+    assert "a maml run has none" in capsys.readouterr().err
+    narrow = ("maml.num_iterations=1", "adversarial.observes_task=false", "policy.hidden_sizes=[8]")
+    wide = train(tiny_config("robust_maml", "wide", *narrow))
+    assert main([*args, "--shared", str(wide)]) == 2
+    assert "does not fit this run's policy settings" in capsys.readouterr().err

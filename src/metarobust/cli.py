@@ -97,6 +97,13 @@ def _parser() -> argparse.ArgumentParser:
         help="with --under-attack: an attack run of this run (metarobust attack RUN_DIR)",
     )
     evaluate.add_argument(
+        "--shared",
+        type=Path,
+        metavar="RUN",
+        help="with --under-attack: also against the adversary of this robust-MAML or RARL run "
+        "(the same trained disturbance for several policies)",
+    )
+    evaluate.add_argument(
         "--grid",
         type=float,
         nargs=3,
@@ -225,6 +232,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         under_attack=args.under_attack,
         attacker=args.attacker,
         grid=None if args.no_grid else tuple(args.grid or DEFAULT_GRID),
+        shared=args.shared,
         levels=args.levels,
         random_levels=args.random_levels,
     )

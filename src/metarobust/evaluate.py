@@ -37,6 +37,7 @@ def evaluate(
     under_attack: bool = False,
     attacker: Path | None = None,
     grid: tuple[float, float, float] | None = None,
+    shared: Path | None = None,
     levels: Path | None = None,
     random_levels: int = 200,
     progress: bool = True,
@@ -56,7 +57,7 @@ def evaluate(
     victim = run.cfg.adversarial.victim
     if run.algorithm == "robust_maml" and victim is not None:  # an attack on a meta-policy
         under_attack, attacker, run = True, run.path, SavedRun.load(victim)
-    if under_attack or attacker is not None:
+    if under_attack or attacker is not None or shared is not None:
         from metarobust.adversarial.robustness import scale_grid
         from metarobust.adversarial.under_attack import evaluate_under_attack
 
@@ -69,6 +70,7 @@ def evaluate(
             num_steps=steps,
             seed=seed,
             grid=None if scales is None else (scales, scales),
+            shared=shared,
             progress=progress,
         )
     if run.cfg.env.id == "metarobust/Navigation2DObstacles-v0":

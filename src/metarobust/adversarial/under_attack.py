@@ -9,8 +9,11 @@ Conditions, on the two-player variant of the run's env (the same episodes in eac
 - ``own``: the run's own adversary, where it has one (robust MAML, RARL), mean action;
 - ``fresh``: the adversary of an attack run (``metarobust attack RUN``), trained against this
   policy, and for meta-policies against its adaptation too, mean action;
+- ``shared``: the adversary of another run (a robust-MAML or RARL run, or an attack run), so
+  several policies meet the same trained disturbance, mean action;
 - ``random``: zero-mean random disturbance whose mean clipped magnitude per component equals
-  the strongest trained adversary's here (``fresh``, else ``own``) on the unadapted episodes;
+  the strongest trained adversary's here (``fresh``, else ``own``, else ``shared``) on the
+  unadapted episodes;
 - ``grid``: model mismatch instead of an adversary: every held-out task on every cell of a
   mass x friction grid (the ``Dynamics`` variant of the run's env), the policy adapting on
   each (task, cell) pair; for envs with masses and frictions (MuJoCo), not Navigation2D.
@@ -80,12 +83,13 @@ def evaluate_under_attack(
     num_steps: int = 3,
     seed: int = 12345,
     grid: tuple[Sequence[float], Sequence[float]] | None = None,
+    shared: Path | None = None,
     progress: bool = True,
 ) -> str:
     """The run's adaptation curves under every condition (``attacker``: an attack run of this
-    run, for ``fresh``; ``grid``: the ``(masses, frictions)`` of the grid condition, skipped
-    for an env without them); writes CSVs and PNGs into the run directory, returns a
-    summary."""
+    run, for ``fresh``; ``shared``: a run whose adversary every policy may meet; ``grid``: the
+    ``(masses, frictions)`` of the grid condition, skipped for an env without them); writes
+    CSVs and PNGs into the run directory, returns a summary."""
     run = SavedRun.load(run_dir)
     meta = run.algorithm in META_ALGORITHMS
     spec = attack_spec(run)
@@ -104,14 +108,32 @@ def evaluate_under_attack(
             raise ConfigError(f"--attacker {attacker}: not an attack run of {run.path}")
         trained["fresh"] = saved_adversary(attack)
         observes["fresh"] = attack.cfg.adversarial.observes_task
+    if shared is not None:
+        other = SavedRun.load(shared)
+        if other.algorithm not in ("rarl", "robust_maml"):
+            raise ConfigError(f"shared adversary {shared}: a {other.algorithm} run has none")
+        if other.cfg.env.id != spec.id:
+            raise ConfigError(
+                f"shared adversary {shared}: trained on {other.cfg.env.id}, this run is "
+                f"attacked on {spec.id}"
+            )
+        trained["shared"] = saved_adversary(other)
+        observes["shared"] = other.cfg.adversarial.observes_task
     if len(set(observes.values())) > 1:
         raise ConfigError(
-            f"--attacker {attacker}: it and the run's own adversary differ in "
-            "adversarial.observes_task; evaluate them in separate calls"
+            "the adversaries (own, --attacker's, shared) differ in adversarial.observes_task; "
+            "evaluate them in separate calls"
         )
     game = ZeroSumGame.for_env(spec, observes_task=any(observes.values()))
     obs_dim = env_dims(spec)[0]
     adversary = make_policy(run.cfg, game.learner_obs_dim("adversary", obs_dim), game.adversary_dim)
+    shapes = {k: tuple(v.shape) for k, v in adversary.named_parameters()}
+    for name, opponent in trained.items():
+        if {k: tuple(v.shape) for k, v in opponent.params.items()} != shapes:
+            raise ConfigError(
+                f"the {name} adversary's network does not fit this run's policy settings "
+                "(the policy group); evaluate it against a run with the same network"
+            )
     idle = zero_mean(PolicyState.of(adversary.init_params(), adversary, deterministic=True), None)
     tasks = _tasks(run, num_tasks, seed)
     envs = min(256, len(tasks) * episodes_per_task)
@@ -125,7 +147,7 @@ def evaluate_under_attack(
     curves: dict[str, Tensor] = {}
     with make_sampler(sampler_cfg, spec, modules, seed, game=game) as sampler, bar:
         if trained:  # random disturbance as strong as the strongest trained adversary
-            strongest = trained.get("fresh", trained.get("own"))
+            strongest = trained.get("fresh", trained.get("own", trained.get("shared")))
             magnitude = _magnitude(sampler, state, strongest, tasks, seed)
             conditions["random"] = zero_mean(strongest, magnitude)
         for name, opponent in conditions.items():
