@@ -6,7 +6,9 @@ RARL with an adversary population, and a stop-then-``--resume`` run of each loop
 key by key (floats compared with ==), as the reference commit's, and the same final checkpoint
 (every tensor bit for bit, every RNG and sampler state, the resolved config). Only what the
 wall clock sets is left out: the metrics ``charts/SPS`` and ``time/*``, and the profiler
-durations MuJoCo keeps in each saved ``MjData``. A refactor that passes changed no number.
+durations MuJoCo keeps in each saved ``MjData``; and config fields the reference does not have
+yet (new settings at their defaults), which the report names. A refactor that passes changed
+no number.
 
 How: the reference commit's ``src/`` and ``configs/`` are unpacked with ``git archive`` into a
 temporary directory (removed afterwards, also on failure and Ctrl-C). Each case then runs
@@ -243,8 +245,10 @@ def compare_case(name: str, trees: dict[str, Path], runs: Path, checkpoints: boo
         outcome.keys = len({k for row in (*ref, *cur) for k in compared(row)})
         outcome.difference = first_metrics_difference(ref, cur) or ""
         if checkpoints:
-            found = checkpoint_difference(run_dirs["reference"], run_dirs["current"])
+            found, new = checkpoint_difference(run_dirs["reference"], run_dirs["current"])
             outcome.checkpoint = "same" if found is None else "differs"
+            if new:
+                outcome.checkpoint += f" (new settings left out: {', '.join(new)})"
             if found and not outcome.difference:
                 outcome.difference = f"checkpoint {found}"
         else:
@@ -338,16 +342,37 @@ def first_metrics_difference(ref: list[dict], cur: list[dict]) -> str | None:
     return None
 
 
-def checkpoint_difference(ref_dir: Path, cur_dir: Path) -> str | None:
-    """Where the two final checkpoints first differ; None when they are the same."""
+def checkpoint_difference(ref_dir: Path, cur_dir: Path) -> tuple[str | None, list[str]]:
+    """Where the two final checkpoints first differ (None when they are the same), and the
+    settings only the current tree's resolved config has (new config fields, left out of the
+    comparison: what they do shows in the metrics and the state if anything)."""
     import torch
 
     paths = [d / "checkpoint.pt" for d in (ref_dir, cur_dir)]
     for path, side in zip(paths, ("reference", "current"), strict=True):
         if not path.is_file():
-            return f"no checkpoint.pt in the {side} run"
+            return f"no checkpoint.pt in the {side} run", []
     ref, cur = (torch.load(p, map_location="cpu", weights_only=True) for p in paths)
-    return first_tree_difference(ref, cur, "")
+    new = new_settings(ref.get("config", {}), cur.get("config", {}), "")
+    for dotted in new:
+        *groups, key = dotted.split(".")
+        section = cur["config"]
+        for group in groups:
+            section = section[group]
+        del section[key]
+    return first_tree_difference(ref, cur, ""), new
+
+
+def new_settings(ref: dict, cur: dict, path: str) -> list[str]:
+    """Dotted keys of ``cur`` (a resolved config) that ``ref`` lacks."""
+    found = []
+    for key, value in cur.items():
+        dotted = f"{path}.{key}" if path else key
+        if key not in ref:
+            found.append(dotted)
+        elif isinstance(value, dict) and isinstance(ref[key], dict):
+            found += new_settings(ref[key], value, dotted)
+    return found
 
 
 def first_tree_difference(a: Any, b: Any, path: str) -> str | None:
