@@ -223,3 +223,37 @@ def test_a_designer_moves_towards_the_levels_it_is_paid_for():
     designer.observe(proposal, np.zeros(64))
     with pytest.raises(ValueError, match="once"):
         designer.observe(proposal, np.zeros(64))
+
+
+def test_the_cvar_sampler_moves_to_the_worst_tasks_of_a_toy_distribution():
+    """Velocities uniform in [0, 2], the agent worse the faster: the worst tenth is [1.8, 2],
+    whose mean is 1.9. The sampler starts uniform (likelihood ratio 1), then concentrates
+    there while a fifth of each batch stays uniform; its tail estimate is the true one."""
+    from metarobust.envs.tasks import UniformVelocity
+    from metarobust.generators.cvar import CVaRSampler
+
+    sampler = CVaRSampler(UniformVelocity(0.0, 2.0), np.random.default_rng(8), alpha=0.1)
+    np.testing.assert_allclose(sampler.likelihood_ratio(np.random.rand(5, 1)), 1.0)
+    tails = []
+    for _ in range(20):
+        proposal = sampler.propose(200)
+        velocities = np.array([task["velocity"] for task in proposal.tasks])
+        metrics = sampler.observe(proposal, velocities)
+        tails.append(metrics["generator/tail_score"])
+    assert metrics["generator/mean_0"] > 1.8
+    assert np.mean(velocities < 1.0) > 0.05  # the uniform share
+    assert abs(np.mean(tails[5:]) - 1.9) < 0.03
+
+
+def test_cvar_needs_a_box_of_task_parameters(tiny_args, capsys):
+    args = tiny_args("maml", "m", "env.id=metarobust/HalfCheetahDir-v0", "maml.task_selection=cvar")
+    assert main(args) == 2
+    assert "cvar task selection needs a distribution uniform over a box" in capsys.readouterr().err
+
+
+def test_maml_task_selection_by_cvar_resumes(tiny_config, rows):
+    straight = train(tiny_config("maml", "straight", "maml.task_selection=cvar"))
+    split = train(tiny_config("maml", "split", "maml.task_selection=cvar", "maml.num_iterations=2"))
+    assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
+    assert rows(split) == rows(straight)
+    assert "generator/tail_score" in rows(straight)[-1]

@@ -176,10 +176,11 @@ class MAMLConfig(Section):
     fisher_subsample: Annotated[Float, Field(gt=0, le=1)] = Field(
         1.0, description="share of episodes in the outer Fisher-vector products (1 = exact)"
     )
-    task_selection: Literal["uniform", "plr"] = Field(
+    task_selection: Literal["uniform", "plr", "cvar"] = Field(
         "uniform",
-        description="the meta-batch's tasks: uniform from the env's distribution, or plr "
-        "(replayed by post-adaptation shortfall; settings: the ued group's PLR ones)",
+        description="the meta-batch's tasks: uniform from the env's distribution; plr "
+        "(replayed by post-adaptation shortfall); cvar (RoML's cross-entropy sampler of the "
+        "worst ued.cvar_alpha of tasks); settings in the ued group",
     )
     gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
 
@@ -231,7 +232,8 @@ class AdversarialConfig(Section):
 
 
 class UEDConfig(Section):
-    """Unsupervised environment design: a PPO / TRPO agent on generated levels (tasks)."""
+    """Unsupervised environment design: a PPO / TRPO agent on generated levels (tasks); the
+    generators' settings also serve maml.task_selection."""
 
     generator: Literal["dr", "plr", "accel", "minimax", "paired"] = Field(
         "dr",
@@ -248,6 +250,9 @@ class UEDConfig(Section):
     temperature: PositiveFloat = Field(0.3, description="plr / accel: rank prioritisation beta")
     staleness_coef: UnitInterval = Field(0.3, description="plr / accel: staleness mixing rho")
     designer_lr: PositiveFloat = Field(0.01, description="minimax / paired: designer's Adam lr")
+    cvar_alpha: Annotated[Float, Field(gt=0, le=1)] = Field(
+        0.1, description="cvar task selection: the worst share of tasks it over-samples"
+    )
     image_every: PositiveInt = Field(
         25, description="iterations between TensorBoard pictures of proposed obstacle levels"
     )

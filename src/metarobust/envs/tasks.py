@@ -101,6 +101,16 @@ class TaskDistribution(abc.ABC):
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
         """The numbers that tell one task of this distribution from another."""
 
+    def box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """For a distribution uniform over a box of task parameters (its ``features``): the
+        box's ``(low, high)`` corners, so a sampler can reshape it (``task_at`` makes the
+        task at a point); None for any other."""
+        return None
+
+    def task_at(self, point: np.ndarray) -> dict[str, Any]:
+        """The task whose parameters (``features``) are ``point``, inside ``box()``."""
+        raise NotImplementedError(f"{type(self).__name__} is not uniform over a box")
+
     def features(self, task: Mapping[str, Any] | None) -> np.ndarray:
         """``task`` as ``feature_dim`` float32 numbers (what an adversary that observes the
         task sees); no task (the env's own) -> zeros."""
@@ -142,6 +152,12 @@ class UniformGoal(TaskDistribution):
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
         return read_goal(task)
 
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.full(2, self.low), np.full(2, self.high)
+
+    def task_at(self, point: np.ndarray) -> dict[str, Any]:
+        return {"goal": [float(point[0]), float(point[1])]}
+
 
 class DiskGoal(TaskDistribution):
     """Goals ``{"goal": [x, y]}`` uniform over the area of a disk of ``radius`` at the origin."""
@@ -179,6 +195,12 @@ class UniformVelocity(TaskDistribution):
 
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
         return [read_number(task, "velocity")]
+
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        return np.array([self.low]), np.array([self.high])
+
+    def task_at(self, point: np.ndarray) -> dict[str, Any]:
+        return {"velocity": float(point[0])}
 
 
 class RandomDirection(TaskDistribution):
@@ -234,6 +256,13 @@ class DynamicsScales(TaskDistribution):
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
         # a scale the task leaves out is nominal
         return [read_number(task, k, positive=True) if k in task else 1.0 for k in self.ranges]
+
+    def box(self) -> tuple[np.ndarray, np.ndarray]:
+        bounds = np.array(list(self.ranges.values()), dtype=np.float64).reshape(-1, 2)
+        return bounds[:, 0], bounds[:, 1]
+
+    def task_at(self, point: np.ndarray) -> dict[str, Any]:
+        return {k: float(v) for k, v in zip(self.ranges, point, strict=True)}
 
 
 # --------------------------------------------------------------------------- per-env defaults

@@ -29,6 +29,7 @@ from metarobust.config import Config
 from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
 from metarobust.generators.base import DomainRandomization, Generator
+from metarobust.generators.cvar import CVaRSampler
 from metarobust.generators.plr import PLR
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
 from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective, split_meta_params
@@ -48,12 +49,15 @@ TRAIN_PHASE, VALID_PHASE = 0, 1
 
 def task_selection(cfg: Config, rng: np.random.Generator) -> Generator:
     """How the meta-batch's tasks are drawn (``maml.task_selection``): uniformly from the env's
-    task distribution, or by PLR scored by each task's post-adaptation shortfall (every batch
-    trained on; the ued group's buffer_size, replay_prob, temperature, staleness_coef)."""
+    task distribution; by PLR scored by each task's post-adaptation shortfall (every batch
+    trained on; the ued group's buffer_size, replay_prob, temperature, staleness_coef); or by
+    RoML's CVaR sampler of the worst ``ued.cvar_alpha`` of tasks."""
     distribution = default_task_distribution(cfg.env.id)
+    u = cfg.ued
     if cfg.maml.task_selection == "uniform":
         return DomainRandomization(distribution, rng)
-    u = cfg.ued
+    if cfg.maml.task_selection == "cvar":
+        return CVaRSampler(distribution, rng, alpha=u.cvar_alpha)
     return PLR(
         distribution,
         rng,
@@ -251,12 +255,12 @@ class MAML(Algorithm):
 
     def state_dict(self) -> dict[str, Any]:
         state = {"outer": self.outer.state_dict(), "task_rng": self.task_rng.bit_generator.state}
-        if isinstance(self.task_selection, PLR):
+        if not isinstance(self.task_selection, DomainRandomization):
             state["task_selection"] = self.task_selection.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.outer.load_state_dict(state["outer"])
         self.task_rng.bit_generator.state = state["task_rng"]
-        if isinstance(self.task_selection, PLR):
+        if not isinstance(self.task_selection, DomainRandomization):
             self.task_selection.load_state_dict(state["task_selection"])
