@@ -57,9 +57,13 @@ def read_attack(run_dir: Path) -> dict[str, list[float]]:
 
 
 def test_trained_adversary_lowers_the_return_far_more_than_random_pushes(victim, capsys):
+    """At twice the preset's 5 N (``--set env.kwargs=...``): with 5 N a 16k-step adversary
+    finds how to topple this victim on some seeds and machines only; with 10 N it does on
+    every seed tried (0-2: 25-29 against 495-543 for random pushes)."""
     saved = (victim / CHECKPOINT_NAME).read_bytes()
     args = ["attack", str(victim), "--steps", "16384", "--episodes", "16", "--seed", "0"]
-    assert main([*args, "--set", "logging.progress=false"]) == 0
+    force = ["--set", 'env.kwargs={"max_force": 10.0}']
+    assert main([*args, *force, "--set", "logging.progress=false"]) == 0
     assert "victim return over 16 episodes" in capsys.readouterr().out
     run = victim.parent / "victim_attack_s0"
     returns = {c: float(np.mean(r)) for c, r in read_attack(run).items()}
@@ -73,6 +77,7 @@ def test_trained_adversary_lowers_the_return_far_more_than_random_pushes(victim,
     assert (victim / CHECKPOINT_NAME).read_bytes() == saved
     cfg = load_config(run / "config.yaml")
     assert cfg.env.id == "metarobust/InvertedPendulumAdv-v0"
+    assert cfg.env.kwargs == {"max_force": 10.0}
     assert cfg.adversarial.protagonist_updates == 0 and cfg.adversarial.adversary == "ppo"
 
 
