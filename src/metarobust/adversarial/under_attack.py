@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -150,20 +151,11 @@ def evaluate_under_attack(
             strongest = trained.get("fresh", trained.get("own", trained.get("shared")))
             magnitude = _magnitude(sampler, state, strongest, tasks, seed)
             conditions["random"] = zero_mean(strongest, magnitude)
+        curve = partial(adaptation_curve, policy, params, step_size=step_size,
+                        episodes_per_task=episodes_per_task, num_steps=steps,
+                        gamma=run.cfg.maml.gamma, seed=seed, progress=bar)  # fmt: skip
         for name, opponent in conditions.items():
-            curves[name] = adaptation_curve(
-                policy,
-                params,
-                sampler,
-                tasks,
-                step_size=step_size,
-                episodes_per_task=episodes_per_task,
-                num_steps=steps,
-                gamma=run.cfg.maml.gamma,
-                seed=seed,
-                opponent=opponent,
-                progress=bar,
-            )
+            curves[name] = curve(sampler, tasks, opponent=opponent)
         if grid_env is not None:
             assert grid is not None
             masses, frictions = grid
@@ -174,18 +166,7 @@ def evaluate_under_attack(
                 for friction in frictions
             ]
             with make_sampler(sampler_cfg, grid_env, policy, seed) as one_player:
-                curves["grid"] = adaptation_curve(
-                    policy,
-                    params,
-                    one_player,
-                    cells,
-                    step_size=step_size,
-                    episodes_per_task=episodes_per_task,
-                    num_steps=steps,
-                    gamma=run.cfg.maml.gamma,
-                    seed=seed,
-                    progress=bar,
-                )
+                curves["grid"] = curve(one_player, cells)
     _write_csv(run.path / CSV_NAME, run.path.name, curves)
     summary = {
         name: (curve.mean(1).tolist(), [cvar(row) for row in curve])

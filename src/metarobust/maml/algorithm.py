@@ -69,17 +69,6 @@ def task_selection(cfg: Config, rng: np.random.Generator) -> Generator:
     )
 
 
-def task_returns(traj: Trajectories, num_tasks: int) -> torch.Tensor:
-    """The mean return of each task's finished episodes: ``[num_tasks]`` (CPU)."""
-    returns = traj.episode_returns.double().cpu()
-    tasks = traj.episode_tasks.cpu()
-    total = torch.zeros(num_tasks, dtype=torch.float64).index_add_(0, tasks, returns)
-    count = torch.zeros(num_tasks, dtype=torch.float64).index_add_(
-        0, tasks, torch.ones_like(returns)
-    )
-    return total / count.clamp(min=1.0)
-
-
 def initial_meta_params(cfg: Config, params: Params) -> Params:
     """The policy's parameters, plus Meta-SGD's per-parameter step sizes (starting at alpha)."""
     meta = dict(params)
@@ -208,7 +197,8 @@ class MAML(Algorithm):
             info = self.outer.step(objective)
 
         # each task's score for the task selection: minus its adapted policy's return
-        shortfall = -task_returns(valid, len(tasks))
+        # (one finished-episode record per rollout, task-major, as the sampler returns them)
+        shortfall = -valid.episode_returns.view(len(tasks), -1).mean(1).cpu()
         metrics = {
             "meta/pre_adapt_return": train.episode_returns.mean().item(),
             **{f"meta/{k}": v for k, v in info.items()},
