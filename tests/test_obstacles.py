@@ -14,12 +14,14 @@ from metarobust.envs.obstacles import (
     ARRIVAL_BONUS,
     MAX_WALLS,
     NUM_RAYS,
+    LevelGeometry,
     Navigation2DObstaclesEnv,
     Navigation2DObstaclesVectorEnv,
     RandomLevels,
     box_walls,
     level_row,
     move_point,
+    ray_readings,
 )
 from metarobust.errors import ConfigError
 from metarobust.sampling.env_factory import EnvSpec, make_vector_env
@@ -60,12 +62,13 @@ def test_no_step_passes_through_a_wall_at_the_largest_speed():
     rows = np.stack([level_row(level) for level in levels])
     walls = [walls_of(level) for level in levels]
     pos = rows[:, :2].copy()
+    geometry = LevelGeometry(rows)
     rng = np.random.default_rng(1)
     corners = np.array([[1, 1], [1, -1], [-1, 1], [-1, -1]], np.float32) * ACTION_LIMIT
     slid = 0
     for t in range(150):
         actions = corners[rng.integers(0, 4, n)] * (1 + 9 * (t % 2))
-        corner, end = move_point(pos, actions, rows)
+        corner, end = move_point(pos, actions, geometry.walls)
         for i in range(n):
             for leg in ((pos[i], corner[i]), (corner[i], end[i])):
                 hit = crosses(*leg, walls[i])
@@ -112,6 +115,31 @@ def test_arrival_pays_the_bonus_and_ends_the_episode():
     _, reward, terminated, _, _ = env.step(np.array([0.1, 0.0], np.float32))
     assert terminated and reward == pytest.approx(ARRIVAL_BONUS, abs=1e-6)
     assert env.spec.max_episode_steps == 200
+
+
+def test_rays_match_a_reference_on_cluttered_levels():
+    """Every ray of random points in random cluttered levels reads what an independent float64
+    solve of each ray-wall pair gives (nearest crossing within range, else 1)."""
+    n = 48
+    rng = np.random.default_rng(11)
+    levels = RandomLevels(num_walls=(0, MAX_WALLS)).sample(n, rng)
+    rows = np.stack([level_row(level) for level in levels])
+    pos = rng.uniform(-0.95, 0.95, (n, 2))
+    got = ray_readings(pos, LevelGeometry(rows))
+    angles = np.linspace(0.0, 2.0 * np.pi, NUM_RAYS, endpoint=False)
+    for i, level in enumerate(levels):
+        for k, angle in enumerate(angles):
+            ray = np.array([np.cos(angle), np.sin(angle)])
+            want = 1.0
+            for wall in walls_of(level):
+                a, e = wall[:2], wall[2:] - wall[:2]
+                matrix = np.column_stack([ray, -e])
+                if abs(np.linalg.det(matrix)) < 1e-12:
+                    continue
+                t, u = np.linalg.solve(matrix, a - pos[i])
+                if 0 <= t <= 1 and 0 <= u <= 1:
+                    want = min(want, t)
+            assert got[i, k] == pytest.approx(want, abs=1e-5), (i, k)
 
 
 def test_a_level_round_trips_through_the_task_dict():

@@ -251,6 +251,69 @@ def level_walls(rows: np.ndarray) -> np.ndarray:
     return np.concatenate([boundary, rows[:, 4:].reshape(n, MAX_WALLS, 4)], axis=1)
 
 
+RAY_CHUNK = 256  # envs per block of the ray test, so its [walls, block, rays] arrays stay in cache
+
+
+class LevelGeometry:
+    """What stepping and observing a batch of levels (rows, as ``level_row`` makes them) needs,
+    computed once per batch of levels rather than every step.
+
+    ``walls`` holds the boundary and the level walls any env uses (float64, NaN rows where an
+    env has fewer). For the rays, with ``D`` a ray's direction and a level wall from ``a`` along
+    ``e``, a ray from ``p`` meets it at ``t = (a x e - p x e) / (D x e)`` along the ray and
+    ``u = (a x D - p x D) / (D x e)`` along the wall (``x`` the 2D cross product): everything
+    but the ``p`` terms is fixed by the level and kept here (float32). The arena's boundary
+    is met at ``min((±ARENA - p) / D)`` per axis, without a wall test."""
+
+    def __init__(self, rows: np.ndarray) -> None:
+        self.goals = rows[:, 2:4]
+        level = rows[:, 4:].reshape(len(rows), MAX_WALLS, 4)
+        level = level[:, ~np.isnan(level[..., 0]).all(axis=0)]
+        boundary = np.broadcast_to(_BOUNDARY, (len(rows), 4, 4))
+        self.walls = np.concatenate([boundary, level], axis=1)
+        # the ray terms wall-major, [w, n, 1] or [w, n, r]: the nearest wall is then an
+        # elementwise minimum over whole [n, r] planes, not a reduction over a short last axis
+        walls = level.astype(np.float32).transpose(1, 0, 2)[..., None, :]  # [w, n, 1, 4]
+        ax, ay, bx, by = walls[..., 0], walls[..., 1], walls[..., 2], walls[..., 3]
+        self.ex, self.ey = bx - ax, by - ay
+        self.a_cross_e = ax * self.ey - ay * self.ex
+        dx, dy = _RAYS32[:, 0], _RAYS32[:, 1]  # [r]
+        with np.errstate(divide="ignore", invalid="ignore"):  # parallel: inf, meets nothing
+            self.inv_den = 1 / (dx * self.ey - dy * self.ex)
+        self.a_cross_d = ax * dy - ay * dx
+
+
+_BOX_SIDE = np.where(_RAYS32 >= 0, np.float32(ARENA), np.float32(-ARENA))  # [r, 2]
+with np.errstate(divide="ignore"):
+    _INV_RAYS = 1 / _RAYS32
+
+
+def ray_readings(pos: np.ndarray, geometry: LevelGeometry) -> np.ndarray:
+    """The free distance along every ray from ``pos [n, 2]`` to the walls of ``geometry``, as
+    a fraction of ``RAY_RANGE`` capped at 1: ``[n, NUM_RAYS]`` float32."""
+    p = pos.astype(np.float32)
+    px, py = p[:, :1], p[:, 1:]
+    to_x = (_BOX_SIDE[:, 0] - px) * _INV_RAYS[:, 0]  # [n, r]
+    to_y = (_BOX_SIDE[:, 1] - py) * _INV_RAYS[:, 1]
+    readings = np.minimum(np.minimum(to_x, to_y), np.float32(1))
+    if len(geometry.ex) == 0:
+        return readings
+    p_cross_e = px * geometry.ey - py * geometry.ex  # [w, n, 1]
+    p_cross_d = px * _RAYS32[:, 1] - py * _RAYS32[:, 0]  # [n, r]
+    for lo in range(0, len(p), RAY_CHUNK):
+        block = slice(lo, lo + RAY_CHUNK)
+        inv_den = geometry.inv_den[:, block]
+        with np.errstate(invalid="ignore"):  # 0 x inf on a parallel wall: NaN, not a hit
+            t = (geometry.a_cross_e[:, block] - p_cross_e[:, block]) * inv_den
+            u = (geometry.a_cross_d[:, block] - p_cross_d[block]) * inv_den
+        hit = t >= 0
+        hit &= u >= 0
+        hit &= u <= 1
+        nearest = np.where(hit, t, np.float32(1)).min(axis=0)
+        np.minimum(readings[block], nearest, out=readings[block])
+    return readings
+
+
 def _advance(pos: np.ndarray, move: np.ndarray, walls: np.ndarray) -> tuple[np.ndarray, ...]:
     """Move as far as the first wall allows (stopping ``MARGIN`` short of it): new positions,
     whether a wall was met, the fraction of the move made, and the wall met."""
@@ -263,14 +326,13 @@ def _advance(pos: np.ndarray, move: np.ndarray, walls: np.ndarray) -> tuple[np.n
 
 
 def move_point(
-    pos: np.ndarray, actions: np.ndarray, rows: np.ndarray
+    pos: np.ndarray, actions: np.ndarray, walls: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The path of points ``pos [n, 2]`` (float64) moved by the clipped ``actions`` in levels
-    ``rows``: they stop at the first wall met (the path's corner), slide along it with the
-    rest of the move and stop at the next wall (the end). Returns ``(corner, end)``; the
-    corner is the end where no wall was met."""
+    """The path of points ``pos [n, 2]`` (float64) moved by the clipped ``actions`` among
+    ``walls [n, w, 4]`` (NaN rows meet nothing): they stop at the first wall met (the path's
+    corner), slide along it with the rest of the move and stop at the next wall (the end).
+    Returns ``(corner, end)``; the corner is the end where no wall was met."""
     move = np.clip(actions, _LOW, _HIGH).astype(np.float64)
-    walls = level_walls(rows)
     corner, blocked, fraction, index = _advance(pos, move, walls)
     end = corner.copy()
     if blocked.any():
@@ -283,39 +345,18 @@ def move_point(
     return corner, end
 
 
-def ray_readings(pos: np.ndarray, walls: np.ndarray) -> np.ndarray:
-    """The free distance along every ray from ``pos [n, 2]`` to ``walls [n, w, 4]``, as a
-    fraction of ``RAY_RANGE`` capped at 1: ``[n, NUM_RAYS]`` float32.
-
-    ``first_hit`` for the fixed rays ``D_k`` at once, in float32 (``A x e`` is the same for
-    every ray)."""
-    used = ~np.isnan(walls[..., 0]).all(axis=0)
-    walls = walls[:, used].astype(np.float32)
-    ax = walls[..., 0] - pos[:, :1].astype(np.float32)  # [n, w]
-    ay = walls[..., 1] - pos[:, 1:].astype(np.float32)
-    ex, ey = walls[..., 2] - walls[..., 0], walls[..., 3] - walls[..., 1]
-    dx, dy = _RAYS32[:, 0, None], _RAYS32[:, 1, None]  # [r, 1]
-    t_num = (ax * ey - ay * ex)[:, None, :]  # [n, 1, w]
-    den = dx * ey[:, None, :] - dy * ex[:, None, :]  # [n, r, w]
-    u_num = ax[:, None, :] * dy - ay[:, None, :] * dx
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t, u = t_num / den, u_num / den
-    hit = (t >= 0) & (t <= 1) & (u >= 0) & (u <= 1)
-    return np.where(hit, t, np.float32(1)).min(axis=-1)
-
-
-def observe(pos: np.ndarray, rows: np.ndarray) -> np.ndarray:
+def observe(pos: np.ndarray, geometry: LevelGeometry) -> np.ndarray:
     """``[position, goal, ray readings]`` (float32, ``[n, OBS_DIM]``)."""
-    readings = ray_readings(pos, level_walls(rows))
-    return np.concatenate([pos, rows[:, 2:4], readings], axis=1, dtype=np.float32)
+    readings = ray_readings(pos, geometry)
+    return np.concatenate([pos, geometry.goals, readings], axis=1, dtype=np.float32)
 
 
 def step_points(
-    pos: np.ndarray, actions: np.ndarray, rows: np.ndarray
+    pos: np.ndarray, actions: np.ndarray, geometry: LevelGeometry
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step of a batch: new positions, rewards (float64), arrived ``[n]``."""
-    _, new_pos = move_point(pos, actions, rows)
-    diff = new_pos - rows[:, 2:4]
+    _, new_pos = move_point(pos, actions, geometry.walls)
+    diff = new_pos - geometry.goals
     distance = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
     arrived = distance < GOAL_RADIUS
     return new_pos, -distance + ARRIVAL_BONUS * arrived, arrived
@@ -336,7 +377,6 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def __init__(self, task: Mapping[str, Any] | None = None) -> None:
         self.observation_space, self.action_space = _spaces()
-        self._row = np.zeros((1, _ROW))
         self._pos = np.zeros((1, 2))
         self.set_task(DEFAULT_LEVEL if task is None else task)
 
@@ -347,7 +387,10 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def set_task(self, task: Mapping[str, Any]) -> None:
         """Switch to the level ``task``; it takes effect from the next reset."""
-        self._row[0] = level_row(task)
+        self._set_row(level_row(task)[None])
+
+    def _set_row(self, row: np.ndarray) -> None:
+        self._row, self._geometry = row, LevelGeometry(row)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -357,7 +400,7 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
         if options is not None and "task" in options:
             self.set_task(options["task"])
         self._pos = self._row[:, :2].copy()
-        return observe(self._pos, self._row)[0], {}
+        return observe(self._pos, self._geometry)[0], {}
 
     def get_state(self) -> dict[str, Any]:
         """Position and level, checkpoint-safe."""
@@ -366,12 +409,12 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
     def set_state(self, state: Mapping[str, Any]) -> None:
         """Inverse of ``get_state``."""
         self._pos = np.asarray(state["pos"], dtype=np.float64).reshape(1, 2)
-        self._row = np.asarray(state["level"], dtype=np.float64).reshape(1, _ROW)
+        self._set_row(np.asarray(state["level"], dtype=np.float64).reshape(1, _ROW))
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = np.asarray(action, dtype=np.float32).reshape(1, 2)
-        self._pos, reward, arrived = step_points(self._pos, actions, self._row)
-        return observe(self._pos, self._row)[0], float(reward[0]), bool(arrived[0]), False, {}
+        self._pos, reward, arrived = step_points(self._pos, actions, self._geometry)
+        return observe(self._pos, self._geometry)[0], float(reward[0]), bool(arrived[0]), False, {}
 
 
 class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
@@ -391,7 +434,18 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._pos = np.zeros((self.num_envs, 2))
         self._task_values = np.zeros((self.num_envs, _ROW))  # levels, one row each
+        self._geometry: LevelGeometry | None = None  # of _task_values, made when first needed
         self.set_task(DEFAULT_LEVEL if task is None else task)
+
+    def _tasks_changed(self) -> None:
+        self._geometry = None  # a batch of resets into many levels builds it once, not per level
+
+    @property
+    def geometry(self) -> LevelGeometry:
+        """The current levels' geometry."""
+        if self._geometry is None:
+            self._geometry = LevelGeometry(self._task_values)
+        return self._geometry
 
     def _parse_task(self, task: Any) -> np.ndarray:
         return level_row(task)
@@ -403,11 +457,11 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         self._pos[mask] = self._task_values[mask, :2]
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._pos, rewards, arrived = step_points(self._pos, actions, self._task_values)
+        self._pos, rewards, arrived = step_points(self._pos, actions, self.geometry)
         return rewards, arrived
 
     def _observe(self) -> np.ndarray:
-        return observe(self._pos, self._task_values)
+        return observe(self._pos, self.geometry)
 
     def get_state(self) -> dict[str, Any]:
         """Every env's position, level, step count and RNG, checkpoint-safe."""
@@ -423,4 +477,5 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         self._task_values = np.asarray(state["levels"], dtype=np.float64).reshape(
             self.num_envs, _ROW
         )
+        self._tasks_changed()
         self._set_counter_state(state)

@@ -92,12 +92,17 @@ class TaskVectorEnv(VectorEnv):
             self._task_values[:] = value
         else:
             self._task_values[mask] = value
+        self._tasks_changed()
 
     def set_tasks(self, tasks: Sequence[Mapping[str, Any]]) -> None:
         """Give env ``i`` the task ``tasks[i]`` (one task per env)."""
         if len(tasks) != self.num_envs:
             raise ValueError(f"expected {self.num_envs} tasks (one per env), got {len(tasks)}")
         self._task_values[:] = [self._parse_task(t) for t in tasks]
+        self._tasks_changed()
+
+    def _tasks_changed(self) -> None:
+        """Called after ``_task_values`` changed, for subclasses that derive from them."""
 
     # ------------------------------------------------------------------ reset / step
 
