@@ -235,11 +235,13 @@ class UEDConfig(Section):
     """Unsupervised environment design: a PPO / TRPO agent on generated levels (tasks); the
     generators' settings also serve maml.task_selection."""
 
-    generator: Literal["dr", "plr", "accel", "minimax", "paired"] = Field(
+    generator: Literal["dr", "plr", "accel", "minimax", "paired", "cvar"] = Field(
         "dr",
         description="dr: the env's task distribution; plr: Robust Prioritized Level Replay; "
         "accel: Robust PLR with edits of replayed levels; minimax / paired: a learned level "
-        "designer paid minus the return / the regret against an antagonist (obstacle levels)",
+        "designer paid minus the return / the regret against an antagonist (obstacle levels); "
+        "cvar: RoML's sampler of the worst ued.cvar_alpha of tasks by return (tasks uniform "
+        "over a box of parameters: goals, velocities, dynamics scales)",
     )
     learner: Literal["ppo", "trpo"] = Field("ppo", description="the agent's update")
     num_iterations: PositiveInt = Field(500, description="iterations (level batches) to train for")
@@ -251,7 +253,7 @@ class UEDConfig(Section):
     staleness_coef: UnitInterval = Field(0.3, description="plr / accel: staleness mixing rho")
     designer_lr: PositiveFloat = Field(0.01, description="minimax / paired: designer's Adam lr")
     cvar_alpha: Annotated[Float, Field(gt=0, le=1)] = Field(
-        0.1, description="cvar task selection: the worst share of tasks it over-samples"
+        0.1, description="cvar generator / task selection: the worst share of tasks it over-samples"
     )
     image_every: PositiveInt = Field(
         25, description="iterations between TensorBoard pictures of proposed obstacle levels"

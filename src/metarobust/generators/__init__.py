@@ -9,5 +9,9 @@ takes them) and observes a score per task once the agent has played them, so any
   MAML, by the adapted policy's shortfall), replayed by rank with staleness; in its robust form
   the agent learns only from replayed levels;
 - ``ACCEL`` (Parker-Holder et al. 2022): Robust PLR whose replayed high-score levels are edited
-  (``edit``) into new candidates for the buffer.
+  (``edit``) into new candidates for the buffer;
+- ``LevelDesigner``: a learned generator of obstacle levels paid minus the agent's return
+  (minimax) or the regret against an antagonist (PAIRED, Dennis et al. 2020);
+- ``CVaRSampler`` (RoML, Greenberg et al. 2023): the cross-entropy method over a box of task
+  parameters, over-sampling the worst share of tasks.
 """

@@ -7,7 +7,7 @@ Each iteration:
     (PAIRED: D_A <- the same of the antagonist pi_A; pi_A <- PPO/TRPO update on D_A)
     score_l <- what the generator learns from, per level l (before any update):
         dr, plr, accel: positive value loss, the mean over l's steps of max(GAE advantage, 0)
-        minimax: minus the protagonist's mean return on l
+        minimax, cvar: minus the protagonist's mean return on l
         paired: the regret, pi_A's best return on l minus the protagonist's mean return
     if proposal.train:  theta, phi <- PPO/TRPO update on D
     generator.observe(proposal, scores)
@@ -33,6 +33,7 @@ from metarobust.envs import default_task_distribution
 from metarobust.envs.obstacles import RandomLevels, edit_level
 from metarobust.errors import ConfigError
 from metarobust.generators.base import DomainRandomization, Generator
+from metarobust.generators.cvar import CVaRSampler
 from metarobust.generators.designer import LevelDesigner, regret
 from metarobust.generators.plr import ACCEL, PLR
 from metarobust.policy_gradient import Learner, make_learner
@@ -55,6 +56,8 @@ def make_generator(setup: Setup) -> Generator:
     rng = np.random.default_rng([cfg.seed, 1])  # the generator's own stream
     if u.generator == "dr":
         return DomainRandomization(distribution, rng)
+    if u.generator == "cvar":
+        return CVaRSampler(distribution, rng, alpha=u.cvar_alpha)
     plr = {
         "buffer_size": u.buffer_size,
         "replay_prob": u.replay_prob,

@@ -29,7 +29,10 @@ MIN_CONCENTRATION = 0.5  # Beta parameters stay at or above this (no collapse on
 
 
 class CVaRSampler(Generator):
-    """Cross-entropy-method task sampler for the worst ``alpha`` of tasks (module doc)."""
+    """Cross-entropy-method task sampler for the worst ``alpha`` of tasks (module doc); an
+    RL agent's trainer pays it minus the return per task."""
+
+    score = "negative_return"
 
     def __init__(
         self,
