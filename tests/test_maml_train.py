@@ -51,6 +51,8 @@ def test_meta_test_evaluation_writes_adaptation_curves(tiny_config, rows, capsys
         (m, str(k)) for m in ("MAML", "random init", "pretrained") for k in range(3)
     ]
     assert all(r["tasks"] == "5" for r in table)
+    for r in table:  # CVaR 10 % of 5 tasks is the worst one; both at most the mean
+        assert float(r["return_cvar10"]) == float(r["return_worst"]) <= float(r["return_mean"])
     step0 = {r["method"]: float(r["return_mean"]) for r in table if r["gradient_steps"] == "0"}
     assert step0["MAML"] > step0["random init"] + 5.0  # meta-trained start beats random init
     assert (run / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

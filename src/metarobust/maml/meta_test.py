@@ -4,8 +4,8 @@ with a seed other than training's, each step on fresh episodes (MAML paper, Figu
 The meta-learned initialisation is compared with a randomly initialised policy adapted the
 same way (same step size, episodes and tasks) and, if given, with a "pretrained" policy: a
 run of multi-task TRPO on the same task distribution (``maml.num_inner_steps: 0``), adapted
-with its own ``maml.fast_lr``. Writes ``adaptation.csv`` and ``adaptation.png`` into the run
-directory.
+with its own ``maml.fast_lr``. Writes ``adaptation.csv`` (per method and step: the mean, std,
+CVaR 10 % and worst of the tasks' returns) and ``adaptation.png`` into the run directory.
 
     for k = 0 .. K:
         D_k  <- fresh episodes of every task with theta_k (theta_0 = the start, shared)
@@ -32,6 +32,7 @@ from metarobust.errors import ConfigError
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
 from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.plotting import plot_adaptation
+from metarobust.risk import CVAR_ALPHA, cvar
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
@@ -176,12 +177,15 @@ def evaluate_maml_run(
 def _write_csv(path: Path, curves: dict[str, Tensor]) -> None:
     with path.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["method", "gradient_steps", "return_mean", "return_std", "tasks"])
+        tail = f"return_cvar{round(100 * CVAR_ALPHA)}"
+        writer.writerow(
+            ["method", "gradient_steps", "return_mean", "return_std", tail, "return_worst", "tasks"]
+        )
         for name, returns in curves.items():
             for k, per_task in enumerate(returns):
                 std = per_task.std().item() if per_task.numel() > 1 else 0.0
-                mean = per_task.mean().item()
-                writer.writerow([name, k, f"{mean:.4f}", f"{std:.4f}", per_task.numel()])
+                numbers = (per_task.mean().item(), std, cvar(per_task), per_task.min().item())
+                writer.writerow([name, k, *(f"{x:.4f}" for x in numbers), per_task.numel()])
 
 
 def _pretrained_start(run_dir: Path, run: SavedRun) -> tuple[Params, StepSize]:
