@@ -4,7 +4,8 @@ For each seed, a PPO agent is trained with each generator (``--generators``; def
 domain randomization, minimax, PAIRED, Robust PLR, ACCEL) for the same number of iterations,
 i.e. the same number of episodes of its own (PAIRED's antagonist plays as many again), from
 the config given (default ``configs/ued/obstacles.yaml``). Each trained policy then plays the
-named held-out layouts and ``--random-levels`` harder random levels with its mean action
+named held-out layouts and ``--random-levels`` harder random levels with its mean action, or
+with sampled actions (``--stochastic``; a run evaluated the other way is evaluated again)
 (``metarobust evaluate``). Writes ``summary.csv`` (a row per generator and seed: solved rate in
 percent per named layout, over the named layouts, over the random levels, and the mean return
 on the named layouts) and ``summary.md`` (mean ± std over seeds) into ``--out``; finished runs
@@ -42,7 +43,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         if cfg.train.algorithm != "ued":
             raise ConfigError(f"{args.config}: expected train.algorithm: ued")
         run = finished_run(args.out / name, lambda c=cfg: train(c))
-        if not (run / CSV_NAME).exists():
+        if played_with(run / CSV_NAME) != ("sampled" if args.stochastic else "mean"):
             print(
                 evaluate_held_out(
                     run,
@@ -50,10 +51,19 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
                     episodes=args.episodes,
                     random_levels=args.random_levels,
                     seed=args.eval_seed,
+                    deterministic=not args.stochastic,
                 )
             )
         rows.append({"method": generator, "seed": seed, **read_held_out(run / CSV_NAME, named)})
     return rows
+
+
+def played_with(path: Path) -> str | None:
+    """The actions (mean or sampled) of a held-out CSV; None if there is none."""
+    if not path.exists():
+        return None
+    with path.open() as f:
+        return next(csv.DictReader(f)).get("actions", "mean")
 
 
 def read_held_out(path: Path, named: list[str]) -> dict[str, float]:
@@ -79,6 +89,9 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--levels", type=Path, default=DEFAULT_LEVELS)
     parser.add_argument("--episodes", type=int, default=10, help="per held-out level")
+    parser.add_argument(
+        "--stochastic", action="store_true", help="play the held-out levels with sampled actions"
+    )
     parser.add_argument("--random-levels", type=int, default=200)
     parser.add_argument("--eval-seed", type=int, default=12345)
     parser.add_argument("--out", type=Path, required=True)
@@ -90,7 +103,8 @@ def main() -> int:
         print(f"ued_comparison: error: {err}", file=sys.stderr)
         return 2
     title = (
-        f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}; mean action, "
+        f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}; "
+        f"{'sampled actions' if args.stochastic else 'mean action'}, "
         f"{args.episodes} episodes per held-out level, {args.random_levels} harder random "
         "levels; solved rates in percent"
     )

@@ -167,7 +167,15 @@ def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys)
     named = list(load_levels(DEFAULT_LEVELS))
     assert [r["level"] for r in rows] == [*named, "random_0", "random_1", "random_2"]
     assert all(0.0 <= float(r["solved_rate"]) <= 1.0 for r in rows)
+    assert {r["actions"] for r in rows} == {"mean"}
     assert {p.stem for p in (run / "held_out").glob("*.png")} == set(named)
+    # --stochastic plays the levels with sampled actions: other paths, said in the CSV
+    assert main([*args, "--stochastic"]) == 0
+    assert "sampled actions" in capsys.readouterr().out
+    with (run / "held_out.csv").open() as f:
+        sampled = list(csv.DictReader(f))
+    assert {r["actions"] for r in sampled} == {"sampled"}
+    assert [r["return_mean"] for r in sampled] != [r["return_mean"] for r in rows]
     assert main([*args, "--random-levels", "-1"]) == 2
 
 

@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes (per task: MAML)")
     evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed (and tasks)")
     evaluate.add_argument(
-        "--stochastic", action="store_true", help="sample actions (default: mean; not MAML)"
+        "--stochastic", action="store_true", help="sample actions (default: the mean; not MAML)"
     )
     evaluate.add_argument("--tasks", type=int, default=40, help="MAML: held-out tasks")
     evaluate.add_argument("--steps", type=int, default=3, help="MAML: adaptation steps")

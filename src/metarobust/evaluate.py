@@ -83,6 +83,7 @@ def evaluate(
             episodes=episodes,
             random_levels=random_levels,
             seed=seed,
+            deterministic=deterministic,
             progress=progress,
         )
     if run.algorithm == "rarl" and victim is not None:

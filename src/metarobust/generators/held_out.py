@@ -1,11 +1,13 @@
 """Held-out evaluation in the obstacle world: named layouts and harder random levels.
 
 A policy trained on ``metarobust/Navigation2DObstacles-v0`` (by any generator, or by PPO on
-one level) plays, with its mean action, ``episodes`` episodes of every named layout of a level
-file (``configs/levels/held_out.yaml`` by default) and of ``random_levels`` solvable levels
-drawn from ``HARDER`` (more and longer walls than training's default). Per level: the solved
+one level) plays ``episodes`` episodes of every named layout of a level file
+(``configs/levels/held_out.yaml`` by default) and of ``random_levels`` solvable levels drawn
+from ``HARDER`` (more and longer walls than training's default), with its mean action or, with
+``deterministic=False``, sampled actions (as dcd's evaluation plays). Per level: the solved
 rate (episodes that reach the goal) and the mean return. Writes ``held_out.csv`` (one row per
-level), ``held_out/<layout>.png`` (the layout with the policy's paths) into the run directory.
+level, with the actions it was played with) and ``held_out/<layout>.png`` (the layout with the
+policy's paths) into the run directory.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ def evaluate_held_out(
     episodes: int = 10,
     random_levels: int = 200,
     seed: int = 12345,
+    deterministic: bool = True,
     progress: bool = True,
 ) -> str:
     """Solved rate and return of the run's policy on every held-out level (module doc)."""
@@ -60,7 +63,8 @@ def evaluate_held_out(
     harder = harder_levels(random_levels, seed)
     levels = {**named, **{f"random_{i}": level for i, level in enumerate(harder)}}
     policy, state = run.policy()
-    acting = Acting.single(replace(state, deterministic=True))
+    acting = Acting.single(replace(state, deterministic=deterministic))
+    actions = "mean" if deterministic else "sampled"
     names, tasks = list(levels), list(levels.values())
     sampler_cfg = SamplerConfig(envs_per_worker=min(256, len(tasks) * episodes))
     with make_sampler(sampler_cfg, run.spec, policy, seed) as sampler:
@@ -75,11 +79,13 @@ def evaluate_held_out(
     out.mkdir(exist_ok=True)
     with (run.path / CSV_NAME).open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["level", "solved_rate", "return_mean", "length_mean", "episodes"])
+        writer.writerow(
+            ["level", "solved_rate", "return_mean", "length_mean", "episodes", "actions"]
+        )
         for i, name in enumerate(names):
             writer.writerow([
                 name, f"{solved[i].double().mean().item():.4f}", f"{returns[i].mean().item():.4f}",
-                f"{lengths[i].double().mean().item():.1f}", episodes,
+                f"{lengths[i].double().mean().item():.1f}", episodes, actions,
             ])  # fmt: skip
     for i, name in enumerate(named):
         paths = []
@@ -98,6 +104,6 @@ def evaluate_held_out(
             f"{random_levels} harder random levels solved {solved[k:].double().mean().item():.0%}"
         )
     return (
-        f"{ENV_ID}, mean action, {episodes} episodes per level: {', '.join(parts)}; wrote "
+        f"{ENV_ID}, {actions} actions, {episodes} episodes per level: {', '.join(parts)}; wrote "
         f"{run.path / CSV_NAME} and {out}/"
     )
