@@ -142,7 +142,7 @@ def test_level_makers_need_the_obstacle_world(tiny_args, capsys, generator):
     assert f"ued.generator: {generator} makes obstacle levels" in capsys.readouterr().err
 
 
-def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys):
+def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys, monkeypatch):
     """A ued run logs pictures of its levels and its buffer's scores; `metarobust evaluate`
     plays the named layouts and harder random levels: a CSV row and a picture per layout."""
     import csv
@@ -159,6 +159,7 @@ def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys)
     events.Reload()
     assert len(events.Images("generator/levels")) == 3  # iterations 0, 2, 4
     assert "generator/buffer_scores" in events.Tags()["histograms"]
+    monkeypatch.chdir(tmp_path)  # the shipped layouts are found from any directory
     args = ["evaluate", str(run), "--episodes", "2", "--random-levels", "3"]
     assert main(args) == 0
     assert "named layouts solved" in capsys.readouterr().out

@@ -118,7 +118,7 @@ def _parser() -> argparse.ArgumentParser:
         "--levels",
         type=Path,
         metavar="FILE",
-        help="obstacle world: the named held-out layouts (default: configs/levels/held_out.yaml)",
+        help="obstacle world: the named held-out layouts (default: the eight metarobust ships)",
     )
     evaluate.add_argument(
         "--random-levels",

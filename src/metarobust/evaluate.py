@@ -48,7 +48,7 @@ def evaluate(
     ``attacker`` run) gives the adaptation curves under attack instead
     (``metarobust.adversarial.under_attack``), with ``grid`` (``LOW, HIGH, POINTS`` of mass
     and friction scales) as its model-mismatch condition. A run in the obstacle world plays
-    the held-out ``levels`` (a level file; default ``configs/levels/held_out.yaml``) and
+    the held-out ``levels`` (a level file; default the shipped ``DEFAULT_LEVELS``) and
     ``random_levels`` harder random levels (``metarobust.generators.held_out``)."""
     run = SavedRun.load(run_dir)
     meta = run.algorithm in ("maml", "robust_maml")

@@ -1,9 +1,9 @@
 """Levels of the obstacle world as files, and a planner that finds a way through one.
 
 A level file is YAML: a mapping from names to levels (``{"start", "goal", "walls"}``, see
-``metarobust.envs.obstacles``), e.g. ``configs/levels/held_out.yaml``. A file is data: it is
-read with a safe loader, and every level is checked before use; a bad one is a one-line
-ConfigError naming the file and the level.
+``metarobust.envs.obstacles``), e.g. ``DEFAULT_LEVELS``, the named held-out layouts shipped
+with the package. A file is data: it is read with a safe loader, and every level is checked
+before use; a bad one is a one-line ConfigError naming the file and the level.
 
 ``shortest_path`` plans on a grid of free points (8 neighbours, every edge tested against
 the walls like a move) and straightens the result, so a point that follows its waypoints at
@@ -23,7 +23,7 @@ import yaml
 from metarobust.envs.obstacles import ARENA, first_hit, level_row, level_walls, segment_distance
 from metarobust.errors import ConfigError
 
-DEFAULT_LEVELS = Path("configs/levels/held_out.yaml")
+DEFAULT_LEVELS = Path(__file__).with_name("held_out_levels.yaml")  # shipped with the package
 
 
 def load_levels(path: Path) -> dict[str, dict[str, Any]]:

@@ -1,8 +1,8 @@
 """Held-out evaluation in the obstacle world: named layouts and harder random levels.
 
 A policy trained on ``metarobust/Navigation2DObstacles-v0`` (by any generator, or by PPO on
-one level) plays ``episodes`` episodes of every named layout of a level file
-(``configs/levels/held_out.yaml`` by default) and of ``random_levels`` solvable levels drawn
+one level) plays ``episodes`` episodes of every named layout of a level file (by default
+``DEFAULT_LEVELS``, shipped with the package) and of ``random_levels`` solvable levels drawn
 from ``HARDER`` (more and longer walls than training's default), with its mean action or, with
 ``deterministic=False``, sampled actions (as dcd's evaluation plays). Per level: the solved
 rate (episodes that reach the goal) and the mean return. Writes ``held_out.csv`` (one row per
