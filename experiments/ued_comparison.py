@@ -63,7 +63,8 @@ def played_with(path: Path) -> str | None:
     if not path.exists():
         return None
     with path.open() as f:
-        return next(csv.DictReader(f)).get("actions", "mean")
+        first = next(csv.DictReader(f), None)
+    return None if first is None else first.get("actions", "mean")
 
 
 def read_held_out(path: Path, named: list[str]) -> dict[str, float]:
