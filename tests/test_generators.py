@@ -315,3 +315,21 @@ def test_cvar_generator_needs_a_box_of_task_parameters(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "needs a distribution uniform over a box" in err and "Traceback" not in err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_ued_runs_budget_is_its_iterations(tmp_path):
+    """A ued run is finished at ued.num_iterations, whatever its env steps: train.total_steps
+    is PPO's budget, so a cut-off ued run past it is still resumed by the studies."""
+    from dataclasses import replace
+
+    from metarobust.config import load_config
+    from metarobust.runs.saved import SavedRun
+
+    overrides = [*TINY_UED, "ued.num_iterations=3", "train.total_steps=10",
+                 "logging.progress=false", f"logging.log_dir={tmp_path}"]  # fmt: skip
+    saved = SavedRun.load(train(load_config(None, overrides)))
+    assert saved.env_steps > 10 and saved.finished
+    cfg = saved.cfg.model_copy(
+        update={"ued": saved.cfg.ued.model_copy(update={"num_iterations": 6})}
+    )
+    assert not replace(saved, cfg=cfg).finished

@@ -42,8 +42,11 @@ class SavedRun:
     @property
     def finished(self) -> bool:
         """Whether the run has reached its config's budget."""
+        iteration = int(self.checkpoint["iteration"])
         if self.algorithm in ("maml", "robust_maml"):
-            return int(self.checkpoint["iteration"]) >= self.cfg.maml.num_iterations
+            return iteration >= self.cfg.maml.num_iterations
+        if self.algorithm == "ued":
+            return iteration >= self.cfg.ued.num_iterations
         return self.env_steps >= self.cfg.train.total_steps
 
     @property
