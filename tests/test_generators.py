@@ -333,3 +333,22 @@ def test_a_ued_runs_budget_is_its_iterations(tmp_path):
         update={"ued": saved.cfg.ued.model_copy(update={"num_iterations": 6})}
     )
     assert not replace(saved, cfg=cfg).finished
+
+
+@pytest.mark.parametrize("generator", ["plr", "paired"])
+def test_ued_step_budget_ends_at_equal_env_steps_and_resumes(tmp_path, generator, rows):
+    """ued.total_steps: the run ends with the first iteration whose env steps (the antagonist's
+    included) reach the budget; a run stopped at half the budget and resumed to the whole one
+    equals an uninterrupted run; its saved run says when it is finished."""
+    from metarobust.config import load_config
+    from metarobust.runs.saved import SavedRun
+
+    base = [*TINY_UED, f"ued.generator={generator}", "ued.num_iterations=1",
+            "logging.progress=false", f"logging.log_dir={tmp_path}"]  # fmt: skip
+    straight = train(load_config(None, [*base, "ued.total_steps=1200", "logging.run_name=s"]))
+    steps = [r["step"] for r in rows(straight)]
+    assert len(steps) > 1 and steps[-2] < 1200 <= steps[-1]  # iterations past num_iterations
+    split = train(load_config(None, [*base, "ued.total_steps=600", "logging.run_name=p"]))
+    assert SavedRun.load(split).finished
+    assert main(["train", "--resume", str(split), "--set", "ued.total_steps=1200"]) == 0
+    assert rows(split) == rows(straight) and SavedRun.load(split).finished

@@ -245,6 +245,11 @@ class UEDConfig(Section):
     )
     learner: Literal["ppo", "trpo"] = Field("ppo", description="the agent's update")
     num_iterations: PositiveInt = Field(500, description="iterations (level batches) to train for")
+    total_steps: PositiveInt | None = Field(
+        None,
+        description="train until this many env steps (PAIRED's antagonist's count too) instead "
+        "of for ued.num_iterations: every generator the same experience",
+    )
     levels_per_iteration: PositiveInt = Field(64, description="levels proposed per iteration")
     episodes_per_level: PositiveInt = Field(1, description="episodes on each proposed level")
     buffer_size: PositiveInt = Field(256, description="plr / accel: levels kept for replay")

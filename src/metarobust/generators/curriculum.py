@@ -13,7 +13,9 @@ Each iteration:
     generator.observe(proposal, scores)
 
 Every proposed level is played, trained on or not, so methods compare at equal episodes (the
-antagonist's episodes come on top for PAIRED).
+antagonist's episodes come on top for PAIRED) after ``ued.num_iterations``; with
+``ued.total_steps`` they compare at equal env steps instead (the antagonist's included), the
+run ending with the first iteration that reaches them.
 TensorBoard shows the curriculum: every ``ued.image_every`` iterations a picture of the first
 ``IMAGE_LEVELS`` proposed levels of the obstacle world with their scores, and each iteration a
 histogram of the replay buffer's scores (PLR, ACCEL).
@@ -101,8 +103,6 @@ def positive_value_loss(traj: Trajectories, learner: Learner, gamma: float, lam:
 class UED(Algorithm):
     """``train.algorithm: ued``: one agent, its levels proposed by ``ued.generator``."""
 
-    unit = "iteration"
-
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
         cfg = self.cfg
@@ -120,6 +120,7 @@ class UED(Algorithm):
                 cfg, "antagonist", cfg.ued.learner, module, device=self.device,
                 generator=self.generator,
             )  # fmt: skip
+        self.unit = "iteration" if cfg.ued.total_steps is None else "step"
         group = cfg.ppo if cfg.ued.learner == "ppo" else cfg.trpo
         self._gamma, self._lam = group.gamma, group.gae_lambda
         distribution = self.level_generator.distribution
@@ -131,7 +132,12 @@ class UED(Algorithm):
 
     @property
     def progress_total(self) -> int:
-        return self.num_iterations
+        return self.num_iterations if self.cfg.ued.total_steps is None else self.cfg.ued.total_steps
+
+    def finished(self, iteration: int, env_steps: int) -> bool:
+        if self.cfg.ued.total_steps is None:
+            return iteration >= self.num_iterations
+        return env_steps >= self.cfg.ued.total_steps
 
     def policies(self) -> Policies:
         return self.learner.policy

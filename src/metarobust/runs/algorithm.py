@@ -48,7 +48,7 @@ class Iteration:
 class Algorithm(ABC):
     """One training algorithm: state plus iteration body."""
 
-    unit: ClassVar[Literal["step", "iteration"]] = "step"  # what the progress bar counts
+    unit: Literal["step", "iteration"] = "step"  # what the progress bar counts
     headline: ClassVar[str] = "charts/episodic_return"  # the metric shown beside the bar
 
     def __init__(self, setup: Setup) -> None:
@@ -69,6 +69,10 @@ class Algorithm(ABC):
     @abstractmethod
     def progress_total(self) -> int:
         """The progress bar's length, in ``unit``s."""
+
+    def finished(self, iteration: int, env_steps: int) -> bool:
+        """Whether the budget is spent after ``iteration`` iterations and ``env_steps`` steps."""
+        return iteration >= self.num_iterations
 
     @abstractmethod
     def policies(self) -> Policies:

@@ -20,6 +20,7 @@ CHANGEABLE = frozenset(
         "train.total_steps",
         "maml.num_iterations",
         "ued.num_iterations",
+        "ued.total_steps",
         "ppo.lr",
         "trpo.vf_lr",
         "logging.tensorboard",

@@ -91,7 +91,7 @@ def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None 
                 headline=algo.headline,
             )
             with records:
-                while iteration < algo.num_iterations:
+                while not algo.finished(iteration, env_steps):
                     result = algo.iteration(sampler, iteration)
                     iteration += 1
                     env_steps += result.new_steps
@@ -101,7 +101,7 @@ def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None 
                         new_steps=result.new_steps,
                         metrics=result.metrics,
                         snapshot=snapshot,
-                        final=iteration == algo.num_iterations,
+                        final=algo.finished(iteration, env_steps),
                         sampled_steps=result.sampled_steps,
                         images=result.images,
                         histograms=result.histograms,
