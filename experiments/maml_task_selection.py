@@ -18,11 +18,9 @@ import csv
 import sys
 from pathlib import Path
 
-from metarobust.api import train
-from metarobust.config import load_config
 from metarobust.errors import ConfigError
 from metarobust.maml.meta_test import CSV_NAME, evaluate_maml_run
-from metarobust.studies import finished_run, write_summary
+from metarobust.studies import trained_run, write_summary
 
 SELECTIONS = ("uniform", "cvar", "plr")
 
@@ -31,13 +29,10 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train and evaluate MAML with every task selection for one seed; a row per selection."""
     rows = []
     for selection in args.selections:
-        name = f"{selection}_s{seed}"
-        overrides = [*args.overrides, f"maml.task_selection={selection}", f"seed={seed}",
-                     f"logging.log_dir={args.out}", f"logging.run_name={name}"]  # fmt: skip
-        cfg = load_config(args.config, overrides)
-        if cfg.train.algorithm != "maml":
-            raise ConfigError(f"{args.config}: expected train.algorithm: maml")
-        run = finished_run(args.out / name, lambda c=cfg: train(c))
+        overrides = [*args.overrides, f"maml.task_selection={selection}", f"seed={seed}"]
+        run = trained_run(
+            args.config, overrides, out=args.out, name=f"{selection}_s{seed}", algorithm="maml"
+        )
         if not (run / CSV_NAME).exists():
             print(
                 evaluate_maml_run(

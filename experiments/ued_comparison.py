@@ -21,12 +21,10 @@ import csv
 import sys
 from pathlib import Path
 
-from metarobust.api import train
-from metarobust.config import load_config
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
 from metarobust.errors import ConfigError
 from metarobust.generators.held_out import CSV_NAME, evaluate_held_out
-from metarobust.studies import finished_run, write_summary
+from metarobust.studies import trained_run, write_summary
 
 GENERATORS = ("dr", "minimax", "paired", "plr", "accel")
 
@@ -36,13 +34,10 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     named = list(load_levels(args.levels))
     rows = []
     for generator in args.generators:
-        name = f"{generator}_s{seed}"
-        overrides = [*args.overrides, f"ued.generator={generator}", f"seed={seed}",
-                     f"logging.log_dir={args.out}", f"logging.run_name={name}"]  # fmt: skip
-        cfg = load_config(args.config, overrides)
-        if cfg.train.algorithm != "ued":
-            raise ConfigError(f"{args.config}: expected train.algorithm: ued")
-        run = finished_run(args.out / name, lambda c=cfg: train(c))
+        overrides = [*args.overrides, f"ued.generator={generator}", f"seed={seed}"]
+        run = trained_run(
+            args.config, overrides, out=args.out, name=f"{generator}_s{seed}", algorithm="ued"
+        )
         if played_with(run / CSV_NAME) != ("sampled" if args.stochastic else "mean"):
             print(
                 evaluate_held_out(

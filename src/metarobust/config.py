@@ -264,6 +264,12 @@ class UEDConfig(Section):
         25, description="iterations between TensorBoard pictures of proposed obstacle levels"
     )
 
+    def budget_spent(self, iteration: int, env_steps: int) -> bool:
+        """Whether a ued run is finished after ``iteration`` iterations and ``env_steps`` steps."""
+        if self.total_steps is not None:
+            return env_steps >= self.total_steps
+        return iteration >= self.num_iterations
+
 
 class LoggingConfig(Section):
     """Where and how runs are recorded."""

@@ -8,9 +8,22 @@ import statistics
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from metarobust.api import resume
+from metarobust.api import resume, train
+from metarobust.config import load_config
+from metarobust.errors import ConfigError
 from metarobust.runs.saved import SavedRun
 from metarobust.utils.checkpoint import CHECKPOINT_NAME
+
+
+def trained_run(
+    config: Path | None, overrides: Sequence[str], *, out: Path, name: str, algorithm: str
+) -> Path:
+    """The finished run ``out/name`` of ``config`` with ``overrides`` (``finished_run``); a
+    ConfigError unless that config trains ``algorithm``."""
+    cfg = load_config(config, [*overrides, f"logging.log_dir={out}", f"logging.run_name={name}"])
+    if cfg.train.algorithm != algorithm:
+        raise ConfigError(f"{config}: expected train.algorithm: {algorithm}")
+    return finished_run(out / name, lambda: train(cfg))
 
 
 def finished_run(run_dir: Path, start: Callable[[], Path]) -> Path:

@@ -267,14 +267,12 @@ class LevelGeometry:
 
     def __init__(self, rows: np.ndarray) -> None:
         self.goals = rows[:, 2:4]
-        level = rows[:, 4:].reshape(len(rows), MAX_WALLS, 4)
-        level = level[:, ~np.isnan(level[..., 0]).all(axis=0)]
-        boundary = np.broadcast_to(_BOUNDARY, (len(rows), 4, 4))
-        self.walls = np.concatenate([boundary, level], axis=1)
-        # the ray terms wall-major, [w, n, 1] or [w, n, r]: the nearest wall is then an
-        # elementwise minimum over whole [n, r] planes, not a reduction over a short last axis
-        walls = level.astype(np.float32).transpose(1, 0, 2)[..., None, :]  # [w, n, 1, 4]
-        ax, ay, bx, by = walls[..., 0], walls[..., 1], walls[..., 2], walls[..., 3]
+        walls = level_walls(rows)
+        self.walls = walls[:, ~np.isnan(walls[..., 0]).all(axis=0)]  # the boundary is never NaN
+        # the ray terms of the level walls wall-major, [w, n, 1] or [w, n, r]: the nearest wall is
+        # then an elementwise minimum over whole [n, r] planes, not a reduction over a short axis
+        level = self.walls[:, 4:].astype(np.float32).transpose(1, 0, 2)[..., None, :]
+        ax, ay, bx, by = level[..., 0], level[..., 1], level[..., 2], level[..., 3]
         self.ex, self.ey = bx - ax, by - ay
         self.a_cross_e = ax * self.ey - ay * self.ex
         dx, dy = _RAYS32[:, 0], _RAYS32[:, 1]  # [r]

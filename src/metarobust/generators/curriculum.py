@@ -135,9 +135,7 @@ class UED(Algorithm):
         return self.num_iterations if self.cfg.ued.total_steps is None else self.cfg.ued.total_steps
 
     def finished(self, iteration: int, env_steps: int) -> bool:
-        if self.cfg.ued.total_steps is None:
-            return iteration >= self.num_iterations
-        return env_steps >= self.cfg.ued.total_steps
+        return self.cfg.ued.budget_spent(iteration, env_steps)
 
     def policies(self) -> Policies:
         return self.learner.policy

@@ -46,9 +46,7 @@ class SavedRun:
         if self.algorithm in ("maml", "robust_maml"):
             return iteration >= self.cfg.maml.num_iterations
         if self.algorithm == "ued":
-            if self.cfg.ued.total_steps is not None:
-                return self.env_steps >= self.cfg.ued.total_steps
-            return iteration >= self.cfg.ued.num_iterations
+            return self.cfg.ued.budget_spent(iteration, self.env_steps)
         return self.env_steps >= self.cfg.train.total_steps
 
     @property
