@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from metarobust.agents.policy import GaussianPolicy
-from metarobust.agents.trpo import trpo_step
+from metarobust.agents.trpo import flatten_params, trpo_step, unflatten_params
 from metarobust.maml.adapt import adapt, reinforce_advantages, reinforce_loss
 from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective
 from metarobust.trajectories import Trajectories
@@ -174,7 +174,7 @@ def test_trpo_meta_step_respects_the_kl_limit_and_improves_the_surrogate(
     new, info = trpo_step(
         meta,
         objective.surrogate,
-        fisher.kl,
+        fisher.fisher_product(),
         max_kl=1e-3,
         cg_iters=10,
         evaluate=objective.surrogate_and_kl,  # the line search checks the exact KL
@@ -184,3 +184,35 @@ def test_trpo_meta_step_respects_the_kl_limit_and_improves_the_surrogate(
     assert objective.surrogate(new).item() < surrogate.item()
     moved = [k for k in meta if not torch.equal(new[k], meta[k])]
     assert len(moved) == len(meta)  # Meta-SGD step sizes move with the policy
+
+
+@pytest.mark.parametrize(
+    ("meta_sgd", "num_inner_steps", "first_order"),
+    [(False, 1, False), (True, 1, False), (False, 2, False), (False, 1, True)],
+)
+def test_meta_fisher_product_equals_the_hessian_of_the_kl_through_the_inner_loop(
+    setup, meta_sgd, num_inner_steps, first_order
+):
+    policy, params, train, valid = setup
+    meta = {k: v.detach() for k, v in params.items()}
+    if meta_sgd:
+        meta |= {ALPHA_PREFIX + k: torch.full_like(v, 0.1) for k, v in params.items()}
+    objective = MetaObjective(
+        policy,
+        meta,
+        train,
+        valid,
+        gamma=0.99,
+        fast_lr=0.1,
+        num_inner_steps=num_inner_steps,
+        first_order=first_order,
+    )
+    flat = flatten_params(meta)
+    hessian = torch.autograd.functional.hessian(
+        lambda f: objective.kl(unflatten_params(f, meta)), flat
+    )
+    assert hessian.abs().max() > 1e-3  # a real curvature to match
+    product = objective.fisher_product()
+    for seed in range(3):
+        v = torch.randn(flat.shape, generator=torch.Generator().manual_seed(seed)).double()
+        torch.testing.assert_close(product(v), hessian @ v)

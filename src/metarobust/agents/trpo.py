@@ -66,50 +66,66 @@ def conjugate_gradient(
     return x
 
 
-def _grads(output: Tensor, params: Params, **kwargs: Any) -> list[Tensor]:
+def _grads(output: Tensor, params: Params) -> list[Tensor]:
     """d output / d params, zeros for parameters the output does not depend on."""
-    grads = torch.autograd.grad(output, list(params.values()), allow_unused=True, **kwargs)
+    grads = torch.autograd.grad(output, list(params.values()), allow_unused=True)
     pairs = zip(grads, params.values(), strict=True)
     return [torch.zeros_like(p) if g is None else g for g, p in pairs]
 
 
-def fisher_vector_product(
-    kl: Callable[[Params], Tensor], params: Params, damping: float
+def gaussian_fisher_product(
+    distribution: Callable[[Params], tuple[Tensor, Tensor]], params: Params, weights: Tensor
 ) -> Callable[[Tensor], Tensor]:
-    """``v -> (F + damping * I) v`` with ``F`` the Hessian of the mean KL at ``params`` (which
-    must require grad). The KL gradient graph is built once here and reused by every call."""
-    kl_grad = torch.cat([g.reshape(-1) for g in _grads(kl(params), params, create_graph=True)])
+    """``v -> F v`` with ``F`` the Hessian, at ``params``, of the weighted KL
+    ``theta -> sum(weights * KL(pi_params || pi_theta))`` of a diagonal Gaussian policy whose
+    ``distribution(theta)`` is ``(mean, log_std)``, each ``[..., act_dim]`` (``weights``
+    ``[...]``: e.g. a mask over its counts, for a mean).
 
-    def fvp(v: Tensor) -> Tensor:
-        hv = _grads(kl_grad @ v, params, retain_graph=True)
-        return torch.cat([h.reshape(-1) for h in hv]) + damping * v
+    In Gauss-Newton form ``F = J^T M J``: ``J`` the Jacobian of ``(mean, log_std)`` in
+    ``theta`` and ``M`` the KL's curvature in them, ``1 / var`` for the mean and ``2`` for the
+    log-std. This is the Hessian itself, not an approximation, where the KL is zero: its
+    gradient in the distribution's outputs vanishes there, and with it every term through
+    the second derivatives of ``distribution`` (MAML's inner loop included). Each product is
+    one forward-mode and one reverse-mode pass through ``distribution`` instead of a
+    backward pass through a backward graph.
+    """
+    at = {k: v.detach() for k, v in params.items()}
+    (_, log_std), pullback = torch.func.vjp(distribution, at)
+    w = weights.unsqueeze(-1)
+    curvature = (w * torch.exp(-2.0 * log_std), 2.0 * w)
 
-    return fvp
+    def product(v: Tensor) -> Tensor:
+        _, (d_mean, d_log_std) = torch.func.jvp(distribution, (at,), (unflatten_params(v, at),))
+        (back,) = pullback((curvature[0] * d_mean, curvature[1] * d_log_std))
+        return flatten_params(back)
+
+    return product
 
 
 def trpo_step(
     params: Params,
     surrogate: Callable[[Params], Tensor],
-    kl: Callable[[Params], Tensor],
+    fisher_product: Callable[[Tensor], Tensor],
     *,
+    evaluate: Callable[[Params], tuple[Tensor, Tensor]],
     max_kl: float,
     cg_iters: int = 10,
     cg_damping: float = 0.1,
     line_search_steps: int = 10,
     backtrack_ratio: float = 0.8,
-    evaluate: Callable[[Params], tuple[Tensor, Tensor]] | None = None,
 ) -> tuple[Params, dict[str, float]]:
     """One TRPO step: ``min_theta surrogate(theta)  s.t.  kl(theta) <= max_kl``.
 
-    ``surrogate`` is a loss to MINIMISE (e.g. ``-mean(ratio * A)``). ``kl`` is the mean
-    ``KL(pi_old || pi_theta)``, zero at the given ``params``. Both are differentiated at
-    ``params``; line-search candidates are only evaluated, under ``no_grad``, by
-    ``evaluate(theta) -> (surrogate, kl)`` (default: the two functions), so closures that
-    differentiate inside (MAML's inner loop) must use ``torch.func`` transforms, which
-    ``no_grad`` does not switch off.
+    ``surrogate`` is a loss to MINIMISE (e.g. ``-mean(ratio * A)``), differentiated at
+    ``params``. ``fisher_product`` is ``v -> F v`` (flat vectors), ``F`` the Hessian at
+    ``params`` of the mean ``KL(pi_old || pi_theta)`` (e.g. ``gaussian_fisher_product``);
+    the KL itself is zero there. Line-search candidates are only evaluated, under
+    ``no_grad``, by ``evaluate(theta) -> (surrogate, kl)``, so closures that differentiate
+    inside (MAML's inner loop) must use ``torch.func`` transforms, which ``no_grad`` does not
+    switch off.
 
-    Natural gradient ``s = F^-1 (-g)`` by conjugate gradient, full step
-    ``beta * s`` with ``beta = sqrt(2 max_kl / s^T F s)``, then backtracking by
+    Natural gradient ``s = (F + cg_damping I)^-1 (-g)`` by conjugate gradient, full step
+    ``beta * s`` with ``beta = sqrt(2 max_kl / s^T (F + cg_damping I) s)``, then backtracking by
     ``backtrack_ratio`` until the surrogate decreases AND the KL is within ``max_kl``. If no
     step qualifies, the old parameters come back and ``info["accepted"]`` is 0.
 
@@ -117,16 +133,14 @@ def trpo_step(
     ``kl`` (of the returned parameters), ``line_search_steps`` (candidates tried),
     ``accepted``, ``expected_improvement`` (first-order, of the full step).
     """
-    if evaluate is None:
 
-        def evaluate(theta: Params) -> tuple[Tensor, Tensor]:
-            return surrogate(theta), kl(theta)
+    def fvp(v: Tensor) -> Tensor:
+        return fisher_product(v) + cg_damping * v
 
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     loss = surrogate(theta)
     loss_before = loss.item()
     g = torch.cat([x.reshape(-1) for x in _grads(loss, theta)])  # [P]
-    fvp = fisher_vector_product(kl, theta, cg_damping)
     step_dir = conjugate_gradient(fvp, -g, cg_iters)  # s ~ F^-1 (-g): descent direction
     sFs = (step_dir @ fvp(step_dir)).item()
     info = {
@@ -220,21 +234,26 @@ class TRPO:
             ratio = torch.exp(gaussian_log_prob(mean, log_std, actions) - old_log_prob)
             return -(ratio * adv).mean()
 
-        def mean_kl(p: Params, rows: slice | Tensor = slice(None)) -> Tensor:
-            mean, log_std = distribution_params(self.policy, p, obs[rows])  # E[KL(old || p)]
-            return gaussian_kl(old_mean[rows], old_log_std[rows], mean, log_std).mean()
+        def mean_kl(p: Params) -> Tensor:  # E[KL(old || p)]
+            mean, log_std = distribution_params(self.policy, p, obs)
+            return gaussian_kl(old_mean, old_log_std, mean, log_std).mean()
 
         # the Fisher-vector products on evenly spaced transitions (rllab's subsampled Fisher);
         # the line search checks the KL on the whole batch
-        fisher_rows: slice | Tensor = slice(None)
+        fisher_obs = obs
         if cfg.fisher_subsample < 1.0:
             n = len(obs)
-            fisher_rows = torch.linspace(0, n - 1, math.ceil(cfg.fisher_subsample * n))
-            fisher_rows = fisher_rows.round().long().to(obs.device)
+            rows = torch.linspace(0, n - 1, math.ceil(cfg.fisher_subsample * n))
+            fisher_obs = obs[rows.round().long().to(obs.device)]
+        fisher_product = gaussian_fisher_product(
+            lambda p: distribution_params(self.policy, p, fisher_obs),
+            self.params,
+            torch.full(fisher_obs.shape[:1], 1.0 / len(fisher_obs), device=obs.device),
+        )
         new_params, info = trpo_step(
             self.params,
             surrogate,
-            lambda p: mean_kl(p, fisher_rows),
+            fisher_product,
             evaluate=lambda p: (surrogate(p), mean_kl(p)),
             max_kl=cfg.max_kl,
             cg_iters=cfg.cg_iters,

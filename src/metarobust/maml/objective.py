@@ -8,6 +8,7 @@ inner step size per parameter under ``ALPHA_PREFIX + name``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
@@ -18,6 +19,7 @@ from metarobust.agents.policy import (
     gaussian_kl,
     gaussian_log_prob,
 )
+from metarobust.agents.trpo import gaussian_fisher_product
 from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
 from metarobust.trajectories import Trajectories
 
@@ -109,6 +111,13 @@ class MetaObjective:
     def _distribution(self, meta: Params) -> tuple[Tensor, Tensor]:
         # valid.obs [task, episode, time, obs_dim] -> each task's adapted policy on its states
         return batched_distribution_params(self.policy, self.adapted(meta), self.valid.obs)
+
+    def fisher_product(self) -> Callable[[Tensor], Tensor]:
+        """``v -> F v``, ``F`` the Hessian of ``kl`` at ``self.meta``, through the inner loop:
+        in Gauss-Newton form (``gaussian_fisher_product``), exact there."""
+        mask = self.valid.mask
+        weights = mask / mask.sum((1, 2), keepdim=True).clamp_min(1.0) / mask.shape[0]
+        return gaussian_fisher_product(self._distribution, self.meta, weights)
 
     def surrogate_and_kl(self, meta: Params) -> tuple[Tensor, Tensor]:
         """Both at once (one adaptation): ``(surrogate, kl)``."""

@@ -28,7 +28,7 @@ class MetaTRPO:
         self.params, info = trpo_step(
             self.params,
             objective.surrogate,
-            objective.subsample(self.cfg.maml.fisher_subsample).kl,  # for the Fisher products
+            objective.subsample(self.cfg.maml.fisher_subsample).fisher_product(),
             max_kl=trpo.max_kl,
             cg_iters=trpo.cg_iters,
             cg_damping=trpo.cg_damping,
