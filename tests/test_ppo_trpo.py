@@ -230,6 +230,30 @@ def test_ppo_kl_early_stop():
     assert ppo.update(synthetic_batch(ppo.policy, ppo.params))["epochs_run"] == 10.0
 
 
+def test_ppo_ratios_start_at_one_under_moved_normaliser_statistics():
+    """The batch was sampled under older statistics than the update's (the learner merges
+    the batch into them first): pi_old is re-read under the statistics in force."""
+    torch.manual_seed(0)
+    policy = GaussianPolicy(OBS_DIM, ACT_DIM, (16,), normalize_obs=True)
+    ppo = PPO(
+        policy,
+        ValueFunction(OBS_DIM, (16,)),
+        PPOConfig(num_epochs=1, minibatch_size=80, lr=1e-3),
+        "cpu",
+        torch.Generator().manual_seed(0),
+    )
+    traj = synthetic_batch(policy, ppo.params)  # log-probs under the initial statistics
+    policy.obs_normalizer.update(traj.obs[traj.mask.bool()] * 3 + 1)
+    terms = ppo.update(traj)  # one full-batch step: its ratios are those before it
+    assert terms["approx_kl"] == pytest.approx(0.0, abs=1e-7)
+    assert terms["clip_fraction"] == 0.0
+    with torch.no_grad():  # the recorded ones were far from the policy in force
+        mean, log_std = distribution_params(policy, ppo.params, traj.obs)
+        log_ratio = gaussian_log_prob(mean, log_std, traj.actions) - traj.log_probs
+        log_ratio = log_ratio[traj.mask.bool()]
+    assert ((log_ratio.exp() - 1) - log_ratio).mean() > 100 * 1e-7  # their approx_kl
+
+
 def test_ppo_same_seed_same_params_and_state_round_trip():
     runs = []
     for seed in (0, 0, 1):

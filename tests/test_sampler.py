@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import fields
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from metarobust.agents.policy import GaussianPolicy
+from metarobust.agents.policy import GaussianPolicy, distribution_params, gaussian_log_prob
 from metarobust.cli import main
 from metarobust.config import SamplerConfig, load_config
 from metarobust.errors import ConfigError
@@ -431,3 +432,32 @@ def test_make_sampler_backends(monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "ray", None)
     with pytest.raises(ConfigError, match="pip install 'metarobust\\[ray\\]'"):
         make_sampler(SamplerConfig(backend="ray", workers=2), PENDULUM, policy, 0)
+
+
+def test_a_tracking_learner_normalises_each_step_with_statistics_that_include_it():
+    """As SB3's VecNormalize in training: every observation joins the normaliser's statistics
+    before the policy acts on it, in the worker's copy only; a state that does not track
+    acts with the statistics it came with all through the call."""
+    spec = EnvSpec("Pendulum-v1", {}, 7)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(*env_dims(spec), hidden_sizes=(8,), normalize_obs=True)
+    params = policy.init_params()
+    policy.obs_normalizer.update(torch.randn(5, 3) * 2 + 1)  # some statistics to start from
+    before = {k: v.clone() for k, v in policy.named_buffers()}
+    worker = RolloutWorker(spec, 2, policy, seed=3)
+    tracked = worker.sample_steps(Acting.single(PolicyState.of(params, policy, track_obs=True)), 9)
+    assert all(torch.equal(v, before[k]) for k, v in policy.named_buffers())  # learner's: as was
+    reference = copy.deepcopy(policy)
+    for t in range(9):
+        obs = tracked.obs[0, :, t]
+        reference.obs_normalizer.update(obs)  # both envs' observations of this step
+        mean, log_std = distribution_params(reference, params, obs)
+        expected = gaussian_log_prob(mean, log_std, tracked.actions[0, :, t])
+        torch.testing.assert_close(tracked.log_probs[0, :, t], expected)
+    fixed = worker.sample_steps(Acting.single(PolicyState.of(params, policy)), 9)
+    worker.close()
+    mean, log_std = distribution_params(policy, params, fixed.obs)
+    torch.testing.assert_close(fixed.log_probs, gaussian_log_prob(mean, log_std, fixed.actions))
+    # and tracking made a difference the check above could see
+    mean, log_std = distribution_params(policy, params, tracked.obs)
+    assert not torch.allclose(tracked.log_probs, gaussian_log_prob(mean, log_std, tracked.actions))

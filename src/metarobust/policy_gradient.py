@@ -3,8 +3,8 @@
 Each iteration:
 
     D <- num_steps more steps of every env's stream with pi_theta     (one sampler call)
+    normaliser statistics <- D's observations
     theta, phi <- PPO epochs (or a TRPO step and value fit) on D with GAE advantages
-    normaliser statistics <- D's observations (used from the next iteration on)
 """
 
 from __future__ import annotations
@@ -44,12 +44,20 @@ class Learner:
         """The policy as the sampler runs it."""
         return PolicyState.of(self.update_rule.params, self.policy, deterministic=self.frozen)
 
+    def collecting(self) -> PolicyState:
+        """The policy as it collects its own batch: its normaliser's statistics (if it has
+        one) take in each observation as it acts, as SB3's ``VecNormalize`` does in training;
+        ``update`` then merges the batch into the learner's own."""
+        frozen = self.frozen
+        return PolicyState.of(
+            self.update_rule.params, self.policy, deterministic=frozen, track_obs=not frozen
+        )
+
     def update(self, traj: Trajectories) -> dict[str, float]:
-        """One PPO/TRPO update on ``traj`` (the learner's view), then the normaliser: later
-        observations are normalised with statistics that include this batch."""
-        losses = self.update_rule.update(traj)
+        """The normaliser's statistics take in ``traj`` (the learner's view), then one
+        PPO/TRPO update on it: the networks learn on the inputs they will act on next."""
         self.policy.obs_normalizer.update(traj.obs[traj.mask.bool()])
-        return losses
+        return self.update_rule.update(traj)
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -116,7 +124,7 @@ class PolicyGradient(Algorithm):
         if cfg.train.algorithm == "ppo" and cfg.ppo.anneal_lr:
             learner.update_rule.set_lr_fraction(1.0 - index / self.num_iterations)
         # collect: one segment of num_steps per env with the current policy
-        acting = Acting.single(learner.state())
+        acting = Acting.single(learner.collecting())
         traj = sampler.sample_steps(acting, learner.num_steps, cfg.env.task).to(self.device)
         # update: advantages and the policy/value step (PPO or TRPO), then the normaliser
         metrics = {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}

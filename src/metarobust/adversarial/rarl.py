@@ -135,7 +135,7 @@ def collect(sampler: Sampler, learner: Learner, opponent: PolicyState, task: Any
     """``learner.num_steps`` steps of every env with the learner and the ``opponent``, from
     the learner's view."""
     (other,) = set(ZeroSumGame.players) - {learner.name}
-    acting = Acting({learner.name: learner.state(), other: opponent}, learner=learner.name)
+    acting = Acting({learner.name: learner.collecting(), other: opponent}, learner=learner.name)
     return sampler.sample_steps(acting, learner.num_steps, task)
 
 

@@ -116,7 +116,9 @@ class RobustMAML(MAML):
         tic = time.perf_counter()
         for k, member in enumerate(self.adversaries):
             for _ in range(self.n_nu):
-                acting = Acting({"protagonist": adapted, "adversary": member.state()}, "adversary")
+                acting = Acting(
+                    {"protagonist": adapted, "adversary": member.collecting()}, "adversary"
+                )
                 seed = episode_seed(self.cfg.seed, index, phase)
                 phase += 1
                 traj = sampler.sample_episodes(

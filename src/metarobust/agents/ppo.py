@@ -34,7 +34,9 @@ KL_STOP_FACTOR = 1.5
 class PPO:
     """PPO-Clip update of a ``GaussianPolicy`` (its parameters in ``self.params``) and a
     ``ValueFunction``. Observation-normaliser statistics belong to the caller: PPO reads the
-    policy's and copies them into the value function, never updates them."""
+    policy's and copies them into the value function, never updates them. With a normaliser,
+    the old policy's log-probs are those of its parameters under the statistics in force (the
+    caller may have moved them since the batch was sampled), so every ratio starts at 1."""
 
     def __init__(
         self,
@@ -79,11 +81,15 @@ class PPO:
                 gamma=cfg.gamma,
                 lam=cfg.gae_lambda,
             )
-        real = traj.mask.bool()
+            real = traj.mask.bool()
+            obs, actions, old_log_prob = traj.obs[real], traj.actions[real], traj.log_probs[real]
+            if self.policy.obs_normalizer.enabled:  # pi_old under the statistics in force
+                mean, log_std = distribution_params(self.policy, self.params, obs)
+                old_log_prob = gaussian_log_prob(mean, log_std, actions)
         batch = {  # each [N, ...], N = real steps
-            "obs": traj.obs[real],
-            "actions": traj.actions[real],
-            "old_log_prob": traj.log_probs[real],
+            "obs": obs,
+            "actions": actions,
+            "old_log_prob": old_log_prob,
             "old_value": values[real],
             "advantage": adv[real],
             "return": returns[real],

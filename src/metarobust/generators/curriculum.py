@@ -147,7 +147,7 @@ class UED(Algorithm):
         u, learner = self.cfg.ued, self.learner
         proposal = self.level_generator.propose(u.levels_per_iteration)
         seed = episode_seed(self.cfg.seed, index, 0)
-        acting = Acting.single(learner.state())
+        acting = Acting.single(learner.collecting())
         traj = sampler.sample_episodes(acting, proposal.tasks, u.episodes_per_level, seed)
         traj = traj.to(self.device)
         shape = (len(proposal.tasks), u.episodes_per_level)
@@ -160,7 +160,7 @@ class UED(Algorithm):
             scores = -returns.mean(axis=1)
         else:
             assert self.antagonist is not None
-            acting = Acting.single(self.antagonist.state())
+            acting = Acting.single(self.antagonist.collecting())
             seed = episode_seed(self.cfg.seed, index, 1)
             antagonist = sampler.sample_episodes(acting, proposal.tasks, u.episodes_per_level, seed)
             antagonist = antagonist.to(self.device)

@@ -38,6 +38,9 @@ class PolicyState:
     buffers: Params = field(default_factory=dict)  # observation-normaliser statistics
     deterministic: bool = False  # act with the mean action
     stack: Stack | None = None  # what the leading axis of ``params`` indexes, if any
+    # the normaliser's statistics take in every observation acted on (a learner collecting
+    # its own batch; the workers' copies only: the learner merges the batch it gets back)
+    track_obs: bool = False
 
     @classmethod
     def of(
@@ -47,6 +50,7 @@ class PolicyState:
         *,
         deterministic: bool = False,
         stack: Stack | None = None,
+        track_obs: bool = False,
     ) -> PolicyState:
         """Detached CPU copies of ``params`` and of ``module``'s buffers."""
         return cls(
@@ -54,6 +58,7 @@ class PolicyState:
             buffers={k: v.detach().cpu() for k, v in module.named_buffers()},
             deterministic=deterministic,
             stack=stack,
+            track_obs=track_obs,
         )
 
     @classmethod
@@ -61,8 +66,8 @@ class PolicyState:
         """Several policies of one module as one state (a single member stays itself)."""
         if len(members) == 1:
             return members[0]
-        if any(m.stack is not None for m in members):
-            raise ValueError("population members must be single policies")
+        if any(m.stack is not None or m.track_obs for m in members):
+            raise ValueError("population members must be single policies, not tracking")
         first = members[0]
         params = {k: torch.stack([m.params[k] for m in members]) for k in first.params}
         return cls(params, first.buffers, first.deterministic, stack="member")
@@ -76,7 +81,7 @@ class PolicyState:
 
     def with_params(self, params: Params, stack: Stack | None = None) -> PolicyState:
         """The same buffers and mode with other parameters."""
-        return PolicyState(params, self.buffers, self.deterministic, stack)
+        return PolicyState(params, self.buffers, self.deterministic, stack, self.track_obs)
 
 
 @dataclass(frozen=True)
