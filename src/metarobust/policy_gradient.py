@@ -126,7 +126,7 @@ class PolicyGradient(Algorithm):
         # collect: one segment of num_steps per env with the current policy
         acting = Acting.single(learner.collecting())
         traj = sampler.sample_steps(acting, learner.num_steps, cfg.env.task).to(self.device)
-        # update: advantages and the policy/value step (PPO or TRPO), then the normaliser
+        # update: the normaliser's statistics, then advantages and the PPO or TRPO step
         metrics = {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}
         if traj.episode_returns.numel() > 0:
             metrics["charts/episodic_return"] = traj.episode_returns.mean().item()
