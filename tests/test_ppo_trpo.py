@@ -64,26 +64,24 @@ def _toy(seed: int = 0):
     return params, surrogate, kl
 
 
-def kl_hessian_product(kl, params):
-    """``v -> H v``, ``H`` the Hessian of ``kl`` at ``params`` (forward over reverse)."""
+def trpo_step_on_kl(params, surrogate, kl, **kwargs):
+    """``trpo_step`` for any KL function: its Hessian-vector products by forward over
+    reverse, the line search on ``surrogate`` and ``kl``."""
     kl_grad = torch.func.grad(kl)
-    return lambda v: flatten_params(
-        torch.func.jvp(kl_grad, (params,), (unflatten_params(v, params),))[1]
-    )
+
+    def hessian_product(v):
+        return flatten_params(torch.func.jvp(kl_grad, (params,), (unflatten_params(v, params),))[1])
+
+    def evaluate(p):
+        return surrogate(p), kl(p)
+
+    return trpo_step(params, surrogate, hessian_product, evaluate=evaluate, **kwargs)
 
 
 def test_trpo_step_improves_within_trust_region():
     params, surrogate, kl = _toy()
     before = surrogate(params).item()
-    new, info = trpo_step(
-        params,
-        surrogate,
-        kl_hessian_product(kl, params),
-        evaluate=lambda p: (surrogate(p), kl(p)),
-        max_kl=0.01,
-        cg_iters=10,
-        cg_damping=0.0,
-    )
+    new, info = trpo_step_on_kl(params, surrogate, kl, max_kl=0.01, cg_iters=10, cg_damping=0.0)
     assert info["accepted"] == 1.0
     assert surrogate(new).item() < before
     assert info["surrogate_after"] == pytest.approx(surrogate(new).item())
@@ -106,14 +104,7 @@ def test_trpo_step_rejects_steps_that_violate_kl():
         d2 = sum((p[k] - old[k]).square().sum() for k in p)
         return kl(p) + 1e6 * d2**2
 
-    new, info = trpo_step(
-        params,
-        surrogate,
-        kl_hessian_product(steep_kl, params),
-        evaluate=lambda p: (surrogate(p), steep_kl(p)),
-        max_kl=0.01,
-        line_search_steps=10,
-    )
+    new, info = trpo_step_on_kl(params, surrogate, steep_kl, max_kl=0.01, line_search_steps=10)
     assert info["accepted"] == 0.0 and info["line_search_steps"] == 10.0
     for k in params:
         assert torch.equal(new[k], old[k])

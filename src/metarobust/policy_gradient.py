@@ -10,7 +10,7 @@ Each iteration:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -48,10 +48,7 @@ class Learner:
         """The policy as it collects its own batch: its normaliser's statistics (if it has
         one) take in each observation as it acts, as SB3's ``VecNormalize`` does in training;
         ``update`` then merges the batch into the learner's own."""
-        frozen = self.frozen
-        return PolicyState.of(
-            self.update_rule.params, self.policy, deterministic=frozen, track_obs=not frozen
-        )
+        return replace(self.state(), track_obs=not self.frozen)
 
     def update(self, traj: Trajectories) -> dict[str, float]:
         """The normaliser's statistics take in ``traj`` (the learner's view), then one
