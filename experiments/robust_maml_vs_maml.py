@@ -1,8 +1,8 @@
 """Robust MAML against plain MAML and the multi-task baselines, per seed, under attack.
 
 For each seed, four methods on the same task distribution with the same nominal env steps
-(each method's iterations are set so that iterations x passes per iteration x meta-batch x
-episodes x horizon matches robust MAML's):
+(each method gets the fewest iterations whose episodes per task, pre- and post-adaptation and
+the adversary's, reach robust MAML's; meta-batch and horizon are the same):
 
 - ``robust_maml``: the config as given (train.algorithm: robust_maml on a two-player task env);
 - ``maml``: plain MAML on the env's base (no adversary);
@@ -20,8 +20,8 @@ trained disturbance for all four), with CVaR 10 % over tasks of the attacked ret
 MuJoCo envs also on every held-out task x mass x friction cell (``--grid``), with CVaR 10 %
 over tasks x cells. Writes
 ``summary.csv`` (per seed), ``summary.md`` (mean ± std) and per seed ``under_attack_s<seed>.png``
-(the four methods' adaptation curves side by side, per condition) into ``--out``; finished
-runs are reused and cut-off runs resumed.
+(the methods' adaptation curves side by side, per condition) into ``--out``; finished
+runs are reused and cut-off runs resumed. ``--baselines`` runs a subset of the three.
 
     python experiments/robust_maml_vs_maml.py --config configs/robust_maml/navigation.yaml \\
         --seeds 0 1 2 --attack-steps 2000000 --out runs/robust_maml_navigation \\
@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import math
 import sys
 from pathlib import Path
 
@@ -51,35 +50,45 @@ METHODS = ("robust_maml", "maml", "multitask_rarl", "multitask_trpo")
 CONDITIONS = ("none", "fresh", "shared", "random", "grid")  # what the summary reports
 
 
-def passes(cfg: Config) -> int:
-    """Sampler passes over the meta-batch per iteration (pre, post, adversary updates)."""
-    adapted = 2 if cfg.maml.num_inner_steps > 0 else 1
-    if cfg.train.algorithm == "robust_maml":
-        adversary = cfg.adversarial.population * cfg.adversarial.adversary_updates
-        return cfg.adversarial.protagonist_updates * adapted + adversary
-    return adapted
+def episodes_per_task(cfg: Config, iterations: int) -> int:
+    """Episodes sampled per meta-batch task in ``iterations`` iterations of ``cfg`` (pre- and
+    post-adaptation passes, and the adversary's once it has joined)."""
+    m, adv = cfg.maml, cfg.adversarial
+    meta = m.episodes_per_task * (2 if m.num_inner_steps > 0 else 1)
+    if cfg.train.algorithm != "robust_maml":
+        return iterations * meta
+    adversary = (
+        adv.population * adv.adversary_updates * (adv.episodes_per_task or m.episodes_per_task)
+    )
+    return (
+        iterations * adv.protagonist_updates * meta + max(iterations - adv.joins_at, 0) * adversary
+    )
 
 
 def method_configs(args: argparse.Namespace, seed: int) -> dict[str, Config]:
-    """The four methods' configs for ``seed``, at robust MAML's nominal env steps."""
+    """Robust MAML's and the baselines' configs for ``seed``, at robust MAML's env steps."""
     common = [*args.overrides, f"seed={seed}", f"logging.log_dir={args.out}"]
     robust = load_config(args.config, [*common, f"logging.run_name=robust_maml_s{seed}"])
     if robust.train.algorithm != "robust_maml":
         raise ConfigError(f"{args.config}: expected train.algorithm: robust_maml")
     # plain MAML on the one-player base env: no adversary, nothing for one to observe
     plain = ["train.algorithm=maml", f"env.id={base_env_id(robust.env.id)}",
-             "adversarial.observes_task=false"]  # fmt: skip
+             "adversarial.observes_task=false", "adversarial.joins_at=0",
+             "adversarial.episodes_per_task=null"]  # fmt: skip
     variants = {
         "robust_maml": [],
         "maml": plain,
         "multitask_rarl": ["maml.num_inner_steps=0"],
         "multitask_trpo": [*plain, "maml.num_inner_steps=0"],
     }
-    budget = robust.maml.num_iterations * passes(robust)
+    budget = episodes_per_task(robust, robust.maml.num_iterations)
     configs = {}
-    for method, extra in variants.items():
+    for method in ("robust_maml", *args.baselines):
+        extra = variants[method]
         cfg = load_config(args.config, [*common, *extra, f"logging.run_name={method}_s{seed}"])
-        iterations = math.ceil(budget / passes(cfg))
+        iterations = 1
+        while episodes_per_task(cfg, iterations) < budget:  # the fewest reaching the budget
+            iterations += 1
         configs[method] = cfg.model_copy(
             update={"maml": cfg.maml.model_copy(update={"num_iterations": iterations})}
         )
@@ -152,6 +161,10 @@ def main() -> int:
     parser.add_argument("--config", type=Path, default=Path("configs/robust_maml/navigation.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument(
+        "--baselines", nargs="+", choices=METHODS[1:], default=list(METHODS[1:]),
+        help="the methods robust MAML is compared with (default: all three)",
+    )  # fmt: skip
     parser.add_argument("--attack-steps", type=int, default=2_000_000)
     parser.add_argument(
         "--attack-set", dest="attack_overrides", action="append", default=[], metavar="K=V",
@@ -177,7 +190,7 @@ def main() -> int:
         f"{args.attack_steps} steps {' '.join(args.attack_overrides)}, {args.tasks} held-out "
         f"tasks x {args.episodes} episodes; return after one inner step"
     )
-    print(write_summary(args.out, rows, title, METHODS))
+    print(write_summary(args.out, rows, title, ("robust_maml", *args.baselines)))
     return 0
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from metarobust.adversarial import robust_maml
+from metarobust.adversarial.attack import attack
 from metarobust.adversarial.game import ZeroSumGame
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.api import train
@@ -97,9 +98,55 @@ def test_the_adversary_acts_only_in_the_phases_it_is_given(tiny_config, rows):
     assert acting[0]["meta/pre_adapt_return"] != idle[0]["meta/pre_adapt_return"]
 
 
-@pytest.mark.parametrize("population", [1, 2])
-def test_resume_equals_uninterrupted(tiny_config, rows, population):
-    extra = (f"adversarial.population={population}",)
+def test_before_joining_the_adversaries_neither_act_nor_train(tiny_config, rows, monkeypatch):
+    """Iterations before adversarial.joins_at are those of an adversary acting in no phase,
+    with no adversary pass; from joins_at on it acts (untrained) and trains."""
+    updates = []
+    original = Learner.update
+
+    def update(self, traj):
+        updates.append(len(traj.episode_returns))
+        return original(self, traj)
+
+    monkeypatch.setattr(Learner, "update", update)
+
+    def meta_rows(name: str, *overrides: str) -> list[dict]:
+        run = train(tiny_config("robust_maml", name, "maml.num_iterations=3", *overrides))
+        return rows(run)
+
+    late = meta_rows("late", "adversarial.joins_at=2", "adversarial.episodes_per_task=3")
+    assert updates == [8 * 3]  # one update, in the last iteration, of 3 episodes per task
+    idle = meta_rows("idle", "adversarial.acts_in=[]")
+    assert len(updates) == 1 + 3
+
+    def meta(row: dict) -> dict:
+        return {k: v for k, v in row.items() if k.startswith(META)}
+
+    assert [meta(r) for r in late[:2]] == [meta(r) for r in idle[:2]]
+    assert not any(k.startswith("adversary/") for r in late[:2] for k in r)
+    assert meta(late[2]) != meta(idle[2]) and "adversary/return" in late[2]
+
+
+def test_an_attack_trains_from_its_first_iteration_whatever_the_victims_schedule(tiny_config, rows):
+    schedule = ("adversarial.joins_at=5", "adversarial.episodes_per_task=2")
+    victim = train(tiny_config("robust_maml", "late", "maml.num_iterations=1", *schedule))
+    run = attack(victim, 2 * 8 * 8 * 100, seed=0)  # two passes of the victim's meta-batch
+    first = rows(run)[0]
+    assert "adversary/return" in first
+    # one pre-adaptation and one adversary pass of 8 tasks x 8 episodes of at most 100 steps
+    # (a few end at the goal); with the victim's 2 adversary episodes it would be 8,000 at most
+    assert 1.5 * 8 * 8 * 100 < first["step"] <= 2 * 8 * 8 * 100
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("adversarial.population=1",),
+        ("adversarial.population=2",),
+        ("adversarial.joins_at=3", "adversarial.episodes_per_task=2"),  # joins after the cut
+    ],
+)
+def test_resume_equals_uninterrupted(tiny_config, rows, extra):
     straight = train(tiny_config("robust_maml", "straight", *extra))
     split = train(tiny_config("robust_maml", "split", *extra, "maml.num_iterations=2"))
     assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
@@ -109,6 +156,14 @@ def test_resume_equals_uninterrupted(tiny_config, rows, population):
     for pa, pb in zip(a["adversaries"], b["adversaries"], strict=True):
         pa, pb = pa["update"]["params"], pb["update"]["params"]
         assert all(torch.equal(pa[k], pb[k]) for k in pa)
+
+
+@pytest.mark.parametrize("setting", ["joins_at=2", "episodes_per_task=4"])
+def test_the_adversary_schedule_is_for_robust_maml_only(tiny_args, capsys, setting):
+    assert main(tiny_args("rarl", "r", f"adversarial.{setting}")) == 2
+    err = capsys.readouterr().err
+    assert f"adversarial.{setting.split('=')[0]}: only train.algorithm robust_maml" in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
 
 
 def test_robust_maml_needs_a_two_player_task_env(tiny_args, capsys):

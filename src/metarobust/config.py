@@ -220,6 +220,16 @@ class AdversarialConfig(Section):
         description="robust_maml: the adversary sees its episode's task (the features of the "
         "env's task distribution, e.g. the goal) besides the observation",
     )
+    joins_at: NonNegativeInt = Field(
+        0,
+        description="robust_maml: the iteration the adversaries join at; before it the "
+        "meta-policy trains undisturbed (their force zero) and they do not train",
+    )
+    episodes_per_task: PositiveInt | None = Field(
+        None,
+        description="robust_maml: episodes per task of each adversary update (null: "
+        "maml.episodes_per_task)",
+    )
 
     @model_validator(mode="after")
     def _attack_needs_a_victim(self) -> AdversarialConfig:
@@ -315,14 +325,20 @@ class Config(Section):
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
 
     @model_validator(mode="after")
-    def _observes_task_in_robust_maml(self) -> Config:
-        if self.adversarial.observes_task and self.train.algorithm != "robust_maml":
-            raise PydanticCustomError(
-                "across_groups",
-                "adversarial.observes_task: only train.algorithm robust_maml has tasks for the "
-                "adversary to observe (got {algorithm})",
-                {"algorithm": self.train.algorithm},
-            )
+    def _meta_adversary_settings_in_robust_maml(self) -> Config:
+        adv = self.adversarial
+        meta_only = {
+            "observes_task": (adv.observes_task, "has tasks for the adversary to observe"),
+            "joins_at": (adv.joins_at, "schedules its adversaries by meta-iteration"),
+            "episodes_per_task": (adv.episodes_per_task, "samples episodes per task"),
+        }
+        for key, (value, why) in meta_only.items():
+            if value and self.train.algorithm != "robust_maml":
+                raise PydanticCustomError(
+                    "across_groups",
+                    "adversarial.{key}: only train.algorithm robust_maml {why} (got {algorithm})",
+                    {"key": key, "why": why, "algorithm": self.train.algorithm},
+                )
         return self
 
     @model_validator(mode="after")

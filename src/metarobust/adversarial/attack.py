@@ -109,6 +109,10 @@ def attack_meta_policy(
             "adversarial.protagonist_updates=0",
             "adversarial.population=1",
             f"adversarial.victim={victim_dir}",
+            # the attacker trains from its first iteration, on as many episodes as the victim
+            # adapts on, whatever schedule the victim's own adversary had
+            "adversarial.joins_at=0",
+            "adversarial.episodes_per_task=null",
             # a MAML victim's trpo group is its outer step's; the adversary fits rllab's
             # linear baseline, as the inner loop does
             *([] if two_player else ["trpo.baseline=linear"]),
@@ -118,9 +122,12 @@ def attack_meta_policy(
         ],
     )
     # each iteration: one pre-adaptation pass, then N_nu adversary passes (the attack's N_nu)
-    m, n_nu = cfg.maml, cfg.adversarial.adversary_updates
+    m, adv = cfg.maml, cfg.adversarial
     horizon = episode_horizon(EnvSpec(env_id, kwargs, cfg.env.max_episode_steps))
-    per_iteration = m.meta_batch_size * m.episodes_per_task * horizon * (1 + n_nu)
+    episodes = m.episodes_per_task + adv.adversary_updates * (
+        adv.episodes_per_task or m.episodes_per_task
+    )
+    per_iteration = m.meta_batch_size * episodes * horizon
     iterations = math.ceil(steps / per_iteration)
     cfg = cfg.model_copy(update={"maml": m.model_copy(update={"num_iterations": iterations})})
     return run_algorithm(cfg, RobustMAML)

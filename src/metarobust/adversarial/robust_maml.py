@@ -11,6 +11,10 @@ Each iteration:
         E_i <- episodes of (pi_theta'_i, nu_k) on the last meta-batch's tasks
         nu_k <- PPO/TRPO step on E
 
+Before iteration ``adversarial.joins_at`` the adversaries exert no force and do not train
+(the meta-policy learns undisturbed first); each of their updates samples
+``adversarial.episodes_per_task`` episodes per task (default MAML's).
+
 The protagonist meets one population member per episode (uniform, RAP) or the one that
 lowered the adapted policies' return most in the last adversary phase (worst). Every pass is
 one batched sampler call: each task's adapted parameters and the adversary act together.
@@ -62,6 +66,7 @@ class RobustMAML(MAML):
             self.cfg, adversary_obs_dim, self._game, device=self.device, generator=self.generator
         )
         self.worst = 0  # the member that lowered the adapted policies' return most, last phase
+        self.joined = adv.joins_at == 0  # whether the adversaries act and train this iteration
 
     def _load_victim(self, victim_dir: Path) -> None:
         victim = SavedRun.load(victim_dir)
@@ -96,12 +101,14 @@ class RobustMAML(MAML):
 
     def acting(self, state: PolicyState, phase: int) -> Acting:
         opponent = self.opponent()
-        if _PHASE_NAMES[phase % PHASES_PER_META_UPDATE] not in self.cfg.adversarial.acts_in:
+        phase_name = _PHASE_NAMES[phase % PHASES_PER_META_UPDATE]
+        if not (self.joined and phase_name in self.cfg.adversarial.acts_in):
             opponent = zero_mean(opponent, None)  # no force in this phase
         return Acting({"protagonist": state, "adversary": opponent}, learner="protagonist")
 
     def iteration(self, sampler: Sampler, index: int) -> Iteration:
-        new_steps = 0
+        adv, new_steps = self.cfg.adversarial, 0
+        self.joined = index >= adv.joins_at
         # N_mu meta-updates against the frozen adversaries (reward r); none in an attack,
         # where the frozen meta-policy only adapts
         for j in range(max(self.n_mu, 1)):
@@ -109,7 +116,10 @@ class RobustMAML(MAML):
             batch = self.meta_update(sampler, index, phase=phase, update=self.n_mu > 0)
             new_steps += batch.new_steps
         metrics = dict(batch.metrics)
+        if not self.joined:
+            return Iteration(metrics, new_steps=new_steps)
         adapted = batch.adapted or self.acting_policy()  # 0 inner steps: the meta-policy
+        episodes = adv.episodes_per_task or self.cfg.maml.episodes_per_task
         # N_nu updates of each adversary against the frozen adapted protagonists (reward -r)
         member_returns: dict[int, float] = {}
         phase = PHASES_PER_META_UPDATE * max(self.n_mu, 1)
@@ -121,9 +131,8 @@ class RobustMAML(MAML):
                 )
                 seed = episode_seed(self.cfg.seed, index, phase)
                 phase += 1
-                traj = sampler.sample_episodes(
-                    acting, batch.tasks, self.cfg.maml.episodes_per_task, seed
-                ).to(self.device)
+                traj = sampler.sample_episodes(acting, batch.tasks, episodes, seed)
+                traj = traj.to(self.device)
                 losses = member.update(traj)
                 new_steps += traj.num_steps
             metrics |= {f"adversary/{name}": v for name, v in losses.items()}  # the last's
