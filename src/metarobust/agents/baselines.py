@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from metarobust.agents.policy import ObsNormalizer, mlp
+from metarobust.agents.policy import ObsNormalizer, linear_chain, mlp, run_chain
 
 # rllab: ridge coefficient 1e-5, multiplied by 10 (up to 5 tries) until the solve is finite.
 _REG_TRIES = 5
@@ -121,9 +121,11 @@ class ValueFunction(nn.Module):
         super().__init__()
         self.obs_normalizer = ObsNormalizer(obs_dim, enabled=False)
         self.net = mlp(obs_dim, 1, tuple(hidden_sizes), activation, output_gain=1.0)
+        self._chain = linear_chain(self.net, "")
 
     def forward(self, obs: Tensor) -> Tensor:
-        return self.net(self.obs_normalizer(obs)).squeeze(-1)
+        params = dict(self.net.named_parameters())
+        return run_chain(self._chain, params, self.obs_normalizer(obs)).squeeze(-1)
 
     def sync_normalizer(self, source: ObsNormalizer) -> None:
         """Use ``source``'s normalisation (on/off, clip and running statistics) from now on."""

@@ -9,12 +9,14 @@ they travel with the module but are not parameters.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import TypeVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
+from torch.func import vmap
 
 Params = dict[str, Tensor]
 ArrayT = TypeVar("ArrayT", Tensor, np.ndarray)
@@ -44,6 +46,29 @@ def _orthogonal(layer: nn.Linear, gain: float) -> nn.Linear:
     nn.init.orthogonal_(layer.weight, gain)
     nn.init.zeros_(layer.bias)
     return layer
+
+
+Chain = tuple[tuple[str, str] | Callable[[Tensor], Tensor], ...]
+
+
+def linear_chain(net: nn.Sequential, prefix: str) -> Chain:
+    """``net``'s layers as ``run_chain`` steps: a linear layer as the names of its weight and
+    bias (under ``prefix``), an activation as its forward function."""
+    return tuple(
+        (f"{prefix}{i}.weight", f"{prefix}{i}.bias")
+        if isinstance(layer, nn.Linear)
+        else layer.forward
+        for i, layer in enumerate(net)
+    )
+
+
+def run_chain(chain: Chain, params: Params, x: Tensor) -> Tensor:
+    """The network of ``chain`` on ``x`` under ``params``, op for op what its modules
+    compute, without module calls or ``functional_call``'s parameter swapping (which cost
+    more than the network itself at these sizes)."""
+    for step in chain:
+        x = F.linear(x, params[step[0]], params[step[1]]) if isinstance(step, tuple) else step(x)
+    return x
 
 
 def merged_moments(
@@ -135,27 +160,34 @@ class GaussianPolicy(nn.Module):
         # A small output gain starts every action mean near zero (SB3/CleanRL use 0.01).
         self.mean_net = mlp(obs_dim, act_dim, tuple(hidden_sizes), activation, output_gain=0.01)
         self.log_std = nn.Parameter(torch.full((act_dim,), math.log(init_std)))
+        self._chain = linear_chain(self.mean_net, "mean_net.")
 
     def forward(self, obs: Tensor) -> tuple[Tensor, Tensor]:
-        mean = self.mean_net(self.obs_normalizer(obs))
-        return mean, self.log_std.expand_as(mean)
+        return self.distribution(dict(self.named_parameters()), obs)
+
+    def distribution(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
+        """``(mean, log_std)`` under ``params`` (named as the module's) for ``obs [..., dim]``."""
+        mean = run_chain(self._chain, params, self.obs_normalizer(obs))
+        return mean, params["log_std"].expand_as(mean)
 
     def init_params(self) -> Params:
         """A detached copy of the module's initial parameters, as a dict the learner owns."""
         return {name: p.detach().clone() for name, p in self.named_parameters()}
 
 
-def distribution_params(policy: nn.Module, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
+def distribution_params(
+    policy: GaussianPolicy, params: Params, obs: Tensor
+) -> tuple[Tensor, Tensor]:
     """``(mean, log_std)`` of ``policy`` under ``params`` for ``obs [..., obs_dim]``."""
-    return functional_call(policy, params, (obs,))
+    return policy.distribution(params, obs)
 
 
 def batched_distribution_params(
-    policy: nn.Module, params: Params, obs: Tensor
+    policy: GaussianPolicy, params: Params, obs: Tensor
 ) -> tuple[Tensor, Tensor]:
     """Per-group parameters: every tensor in ``params`` has a leading ``[group]`` dim and
     ``obs`` is ``[group, ..., obs_dim]``; each group is evaluated with its own parameters."""
-    return vmap(lambda p, o: functional_call(policy, p, (o,)))(params, obs)
+    return vmap(policy.distribution)(params, obs)
 
 
 def gaussian_log_prob(mean: Tensor, log_std: Tensor, actions: Tensor) -> Tensor:

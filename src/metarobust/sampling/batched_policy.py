@@ -68,7 +68,7 @@ class BatchedPolicy:
                 assert rows is not None, "a stacked state needs each row's parameter set"
                 mean, log_std = self._stacked_distribution(torch.from_numpy(obs), rows)
             else:
-                mean, log_std = self.module(torch.from_numpy(obs))
+                mean, log_std = self.module.distribution(self._params, torch.from_numpy(obs))
         log_std = log_std.numpy()
         actions = mean.numpy() + np.exp(log_std) * noise
         return actions, gaussian_log_prob_of_noise(log_std, noise)
