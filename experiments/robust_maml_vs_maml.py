@@ -124,7 +124,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         curves[method] = {
             name: curve for name, curve in read_curves(run / CSV_NAME).items() if name != "own"
         }
-    title = f"{args.config}, seed {seed}"
+    title = " ".join([str(args.config), *args.overrides]) + f", seed {seed}"
     plot_under_attack(curves, args.out / f"under_attack_s{seed}.png", title, CVAR_ALPHA)
     return rows
 
