@@ -69,15 +69,15 @@ def seconds_per_iteration(config: str, fisher_subsample: float, iterations: int)
             ],
         )
         run = train(cfg)
-        rows = [json.loads(line) for line in (Path(run) / "metrics.jsonl").open()][1:]
-        first = json.loads((Path(run) / "metrics.jsonl").open().readline())
+        logged = [json.loads(line) for line in (Path(run) / "metrics.jsonl").open()]
+    rows = logged[1:]  # after the warm-up
     parts = [p for p in rows[0] if p.startswith("time/")]
     out = {p: sum(r[p] for r in rows) / len(rows) for p in parts}
     out["total"] = sum(out[p] for p in parts)
     out["env_steps"] = (rows[-1]["step"] - rows[0]["step"]) / max(len(rows) - 1, 1)
-    # charts/SPS is an iteration's new env steps over its wall-clock seconds
-    steps = [r["step"] - q["step"] for q, r in zip([first, *rows], rows, strict=False)]
-    out["wall"] = [n / r["charts/SPS"] for n, r in zip(steps, rows, strict=True)]
+    # wall-clock seconds of each: charts/SPS is an iteration's new env steps per second
+    pairs = zip(logged[:-1], rows, strict=True)
+    out["wall"] = [(r["step"] - q["step"]) / r["charts/SPS"] for q, r in pairs]
     return out
 
 
@@ -97,7 +97,7 @@ def main() -> None:
         compare_robust(args.iterations)
         return
     if args.pytorch_maml_rl:
-        compare_pytorch_maml_rl(args, args.rounds)
+        compare_pytorch_maml_rl(args)
         return
     print("| env | Fisher subsample | env steps / iter | sampling s | adaptation s | outer step s "
           "| total s |")  # fmt: skip
@@ -139,10 +139,10 @@ def their_seconds_per_iteration(checkout: Path, python: str, iterations: int) ->
     return json.loads(done.stdout.splitlines()[-1])["seconds"][1:]
 
 
-def compare_pytorch_maml_rl(args: argparse.Namespace, rounds: int) -> None:
+def compare_pytorch_maml_rl(args: argparse.Namespace) -> None:
     """Ours (exact and shipped Fisher) and pytorch-maml-rl's loop, alternated per round."""
     runs: dict[str, list[float]] = {}
-    for r in range(rounds):
+    for r in range(args.rounds):
         for fraction in args.fisher_subsample:
             name = f"metarobust, Fisher subsample {fraction:g}"
             t = seconds_per_iteration(CONFIGS["2D navigation"], fraction, args.iterations)
@@ -154,7 +154,7 @@ def compare_pytorch_maml_rl(args: argparse.Namespace, rounds: int) -> None:
         print(f"round {r}: pytorch-maml-rl: " + " ".join(f"{w:.2f}" for w in wall), flush=True)
     theirs = statistics.median(runs["pytorch-maml-rl (exact)"])
     print(f"\n{len(os.sched_getaffinity(0))} core(s), OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, {rounds} alternated rounds of "
+          f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, {args.rounds} alternated rounds of "
           f"{args.iterations} timed iterations; median seconds per iteration\n")  # fmt: skip
     print("| loop | s / iteration (median) | min - max | pytorch-maml-rl / this |")
     print("| --- | --- | --- | --- |")
