@@ -91,10 +91,11 @@ def main() -> None:
                         help="time that project's 2D-navigation loop beside ours")  # fmt: skip
     parser.add_argument("--their-python", default=sys.executable,
                         help="interpreter with pytorch-maml-rl's requirements")  # fmt: skip
-    parser.add_argument("--rounds", type=int, default=2, help="alternated rounds")
+    parser.add_argument("--rounds", type=int, default=2,
+                        help="alternated rounds (--robust, --pytorch-maml-rl)")  # fmt: skip
     args = parser.parse_args()
     if args.robust:
-        compare_robust(args.iterations)
+        compare_robust(args.iterations, args.rounds)
         return
     if args.pytorch_maml_rl:
         compare_pytorch_maml_rl(args)
@@ -112,7 +113,7 @@ def main() -> None:
             )
 
 
-def compare_robust(iterations: int, rounds: int = 2) -> None:
+def compare_robust(iterations: int, rounds: int) -> None:
     """Robust and plain MAML alternated (plain, robust, plain, robust, ...) on one batch."""
     totals: dict[str, list[float]] = {name: [] for name in ROBUST}
     for _ in range(rounds):
