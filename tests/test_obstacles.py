@@ -12,6 +12,7 @@ from metarobust.envs.obstacles import (
     ACTION_LIMIT,
     ARENA,
     ARRIVAL_BONUS,
+    GOAL_RADIUS,
     MAX_WALLS,
     NUM_RAYS,
     LevelGeometry,
@@ -19,9 +20,11 @@ from metarobust.envs.obstacles import (
     Navigation2DObstaclesVectorEnv,
     RandomLevels,
     box_walls,
+    first_hit,
     level_row,
     move_point,
     ray_readings,
+    segment_distance,
 )
 from metarobust.errors import ConfigError
 from metarobust.sampling.env_factory import EnvSpec, make_vector_env
@@ -115,6 +118,22 @@ def test_arrival_pays_the_bonus_and_ends_the_episode():
     _, reward, terminated, _, _ = env.step(np.array([0.1, 0.0], np.float32))
     assert terminated and reward == pytest.approx(ARRIVAL_BONUS, abs=1e-6)
     assert env.spec.max_episode_steps == 200
+
+
+def test_distance_weight_scales_the_distance_term_only():
+    level = {"start": [0.0, 0.0], "goal": [0.2, 0.0], "walls": []}
+    sparse = gym.make_vec(ENV_ID, num_envs=2, task=level, distance_weight=0)
+    sparse.reset(seed=0)
+    _, rewards, terminated, _, _ = sparse.step(np.array([[0.1, 0.0], [0.0, 0.0]], np.float32))
+    np.testing.assert_array_equal(rewards, [0.0, 0.0])
+    _, rewards, terminated, _, _ = sparse.step(np.array([[0.1, 0.0], [0.0, 0.0]], np.float32))
+    np.testing.assert_array_equal(rewards, [ARRIVAL_BONUS, 0.0])
+    assert terminated.tolist() == [True, False]
+    halved = gym.make(ENV_ID, task=level, distance_weight=0.5)
+    halved.reset(seed=0)
+    assert halved.step(np.array([0.1, 0.0], np.float32))[1] == pytest.approx(-0.05)
+    with pytest.raises(ConfigError, match="distance_weight expected a number >= 0, got -1"):
+        gym.make(ENV_ID, distance_weight=-1)
 
 
 def test_rays_match_a_reference_on_cluttered_levels():
@@ -231,3 +250,36 @@ def test_random_levels_keep_start_and_goal_clear():
     assert distribution.features(levels[0]).shape == (4,)
     with pytest.raises(ConfigError, match="num_walls"):
         RandomLevels(num_walls=(0, MAX_WALLS + 1))
+
+
+def test_trap_levels_put_a_barrier_or_a_cup_between_start_and_goal():
+    levels = RandomLevels(trap_prob=1.0).sample(300, np.random.default_rng(5))
+    kinds = {"barrier": 0, "cup": 0}
+    for level in levels:
+        level_row(level)  # valid, the start off every wall
+        start, goal = np.array(level["start"]), np.array(level["goal"])
+        walls = np.array(level["walls"])
+        assert len(walls) <= 8
+        assert (segment_distance(goal[None], walls[None]) > 2 * GOAL_RADIUS).all(), level
+        if len(walls) >= 2 and _is_barrier(walls[:2]):
+            kinds["barrier"] += 1
+            # the two pieces span the arena's side to side but for one gap of 0.15-0.3
+            length = np.hypot(*(walls[:2, 2:] - walls[:2, :2]).T).sum()
+            assert 2 * ARENA - 0.3 <= length <= 2 * ARENA - 0.15
+        else:
+            kinds["cup"] += 1
+            # the cup's base (its first wall) crosses the straight way to the goal
+            t, index = first_hit(start[None], (goal - start)[None], walls[None, :3])
+            assert np.isfinite(t[0]) and index[0] == 0, level
+    assert min(kinds.values()) > 100  # both kinds, about equally often
+    with pytest.raises(ConfigError, match="trap_prob"):
+        RandomLevels(trap_prob=0.5, num_walls=(0, 2))
+    with pytest.raises(ConfigError, match="trap_prob"):
+        RandomLevels(trap_prob=1.5)
+
+
+def _is_barrier(pieces: np.ndarray) -> bool:
+    """Whether two walls lie on one line across the arena from side to side."""
+    vertical = (pieces[:, 0] == pieces[:, 2]).all() and pieces[0, 0] == pieces[1, 0]
+    horizontal = (pieces[:, 1] == pieces[:, 3]).all() and pieces[0, 1] == pieces[1, 1]
+    return bool(vertical or horizontal)

@@ -8,8 +8,10 @@ wall: every move is tested as a segment against every wall, not sampled.
 
 Observation (float32): position, goal, and the free distance along ``NUM_RAYS`` rays at fixed
 world angles, each divided by ``RAY_RANGE`` and capped at 1 (a policy can read an unseen layout
-from them). Reward: minus the distance to the goal after the move, plus ``ARRIVAL_BONUS`` on
-arrival (within ``GOAL_RADIUS``), which terminates the episode.
+from them). Reward: minus ``distance_weight`` (default 1) times the distance to the goal after
+the move, plus ``ARRIVAL_BONUS`` on arrival (within ``GOAL_RADIUS``), which terminates the
+episode; ``distance_weight=0`` leaves only the arrival bonus, as in dcd's mazes, where the
+discount is what makes a shorter way pay.
 
 A level is the task ``{"start": [x, y], "goal": [x, y], "walls": [[x1, y1, x2, y2], ...]}``
 (at most ``MAX_WALLS`` segments; ``box_walls`` gives a box's four), set through
@@ -116,8 +118,10 @@ class RandomLevels(TaskDistribution):
     """Domain randomisation of levels: start and goal uniform in ``[-0.9, 0.9]^2`` at least
     ``min_distance`` apart, then ``num_walls`` (uniform in its range) segments of random centre,
     angle and ``wall_length``, each redrawn while it passes within ``clearance`` of the start
-    or the goal. Levels may be unsolvable (a wall can close a passage); generators that need
-    solvable ones check them."""
+    or the goal. With probability ``trap_prob`` the level is built around a trap first (see
+    ``trap_walls``: a barrier with one gap, or a cup around the start), and its random walls
+    are cut to leave room for the trap's within ``num_walls``. Levels may be unsolvable (a
+    wall can close a passage); generators that need solvable ones check them."""
 
     def __init__(
         self,
@@ -125,12 +129,20 @@ class RandomLevels(TaskDistribution):
         wall_length: tuple[float, float] = (0.2, 0.8),
         min_distance: float = 0.5,
         clearance: float = 2 * GOAL_RADIUS,
+        trap_prob: float = 0.0,
     ) -> None:
         low, high = num_walls
         if not (0 <= low <= high <= MAX_WALLS):
             raise ConfigError(
                 f"num_walls expected 0 <= low <= high <= {MAX_WALLS}, got {num_walls}"
             )
+        if not 0 <= trap_prob <= 1 or (trap_prob and (high < TRAP_WALLS or min_distance < 0.5)):
+            raise ConfigError(
+                f"trap_prob expected a probability; above 0 it needs num_walls room for "
+                f"{TRAP_WALLS} walls and min_distance >= 0.5, got trap_prob {trap_prob} with "
+                f"num_walls {num_walls} and min_distance {min_distance}"
+            )
+        self.trap_prob = float(trap_prob)
         self.num_walls = (int(low), int(high))
         self.wall_length = (float(wall_length[0]), float(wall_length[1]))
         self.min_distance, self.clearance = float(min_distance), float(clearance)
@@ -144,6 +156,8 @@ class RandomLevels(TaskDistribution):
             if np.hypot(*(goal - start)) >= self.min_distance:
                 break
         walls = self.sample_walls(start, goal, rng)
+        if self.trap_prob and rng.random() < self.trap_prob:
+            walls = trap_walls(start, goal, rng) + walls[: self.num_walls[1] - TRAP_WALLS]
         return {"start": start.tolist(), "goal": goal.tolist(), "walls": walls}
 
     def sample_walls(
@@ -168,6 +182,39 @@ class RandomLevels(TaskDistribution):
 
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
         return [*read_goal(task, "start"), *read_goal(task, "goal")]
+
+
+TRAP_WALLS = 3  # the most walls a trap takes
+
+
+def trap_walls(start: np.ndarray, goal: np.ndarray, rng: np.random.Generator) -> list[list[float]]:
+    """The walls of a trap between ``start`` and ``goal`` (at least 0.5 apart), one of, equally
+    likely:
+
+    - a barrier across the whole arena, perpendicular to the axis along which start and goal
+      lie further apart and at least 0.15 from each along it, with one gap of width 0.15-0.3
+      anywhere along it (the wall with a gap, two rooms);
+    - a cup around the start: its base 0.2 in front of the start towards the goal, 0.3-0.7
+      wide, its sides 0.3-0.6 long reaching back past the start, open away from the goal
+      (the U-trap), clipped to the arena: heading straight for the goal meets its base."""
+    d = goal - start
+    if rng.random() < 0.5:
+        axis = int(abs(d[1]) > abs(d[0]))
+        low, high = sorted([start[axis], goal[axis]])
+        at = rng.uniform(low + 0.15, high - 0.15)
+        width = rng.uniform(0.15, 0.3)
+        gap = rng.uniform(-0.9, 0.9 - width)
+        pieces = [[-ARENA, gap], [gap + width, ARENA]]
+        if axis == 0:
+            return [[at, a, at, b] for a, b in pieces]
+        return [[a, at, b, at] for a, b in pieces]
+    ahead = d / np.hypot(*d)
+    side = np.array([-ahead[1], ahead[0]])
+    half, depth = rng.uniform(0.15, 0.35), rng.uniform(0.3, 0.6)
+    left, right = start + 0.2 * ahead + half * side, start + 0.2 * ahead - half * side
+    corners = np.clip([left, right, left - depth * ahead, right - depth * ahead], -0.99, 0.99)
+    left, right, left_back, right_back = corners.tolist()
+    return [[*left, *right], [*left, *left_back], [*right, *right_back]]
 
 
 EDIT_SCALE = 0.1  # the spread of a moved wall end or goal
@@ -350,14 +397,21 @@ def observe(pos: np.ndarray, geometry: LevelGeometry) -> np.ndarray:
 
 
 def step_points(
-    pos: np.ndarray, actions: np.ndarray, geometry: LevelGeometry
+    pos: np.ndarray, actions: np.ndarray, geometry: LevelGeometry, distance_weight: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step of a batch: new positions, rewards (float64), arrived ``[n]``."""
     _, new_pos = move_point(pos, actions, geometry.walls)
     diff = new_pos - geometry.goals
     distance = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
     arrived = distance < GOAL_RADIUS
-    return new_pos, -distance + ARRIVAL_BONUS * arrived, arrived
+    return new_pos, ARRIVAL_BONUS * arrived - distance_weight * distance, arrived
+
+
+def check_distance_weight(weight: Any) -> float:
+    """``weight`` as a float >= 0, or a one-line ConfigError."""
+    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
+        raise ConfigError(f"distance_weight expected a number >= 0, got {weight!r}")
+    return float(weight)
 
 
 def _spaces() -> tuple[spaces.Box, spaces.Box]:
@@ -373,8 +427,9 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, task: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, task: Mapping[str, Any] | None = None, distance_weight: float = 1.0) -> None:
         self.observation_space, self.action_space = _spaces()
+        self.distance_weight = check_distance_weight(distance_weight)
         self._pos = np.zeros((1, 2))
         self.set_task(DEFAULT_LEVEL if task is None else task)
 
@@ -411,7 +466,9 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = np.asarray(action, dtype=np.float32).reshape(1, 2)
-        self._pos, reward, arrived = step_points(self._pos, actions, self._geometry)
+        self._pos, reward, arrived = step_points(
+            self._pos, actions, self._geometry, self.distance_weight
+        )
         return observe(self._pos, self._geometry)[0], float(reward[0]), bool(arrived[0]), False, {}
 
 
@@ -425,8 +482,10 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         max_episode_steps: int = MAX_EPISODE_STEPS,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         task: Mapping[str, Any] | None = None,
+        distance_weight: float = 1.0,
     ) -> None:
         super().__init__(num_envs, max_episode_steps, autoreset_mode)
+        self.distance_weight = check_distance_weight(distance_weight)
         self.single_observation_space, self.single_action_space = _spaces()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -455,7 +514,9 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         self._pos[mask] = self._task_values[mask, :2]
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._pos, rewards, arrived = step_points(self._pos, actions, self.geometry)
+        self._pos, rewards, arrived = step_points(
+            self._pos, actions, self.geometry, self.distance_weight
+        )
         return rewards, arrived
 
     def _observe(self) -> np.ndarray:

@@ -286,7 +286,7 @@ def _defaults() -> dict[str, TaskDistribution]:
         table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales()
     from metarobust.envs.obstacles import RandomLevels  # it builds on this module
 
-    table["metarobust/Navigation2DObstacles-v0"] = RandomLevels()
+    table["metarobust/Navigation2DObstacles-v0"] = RandomLevels(trap_prob=0.5)
     # A two-player task env (robust MAML) draws the tasks of the task env it is built on, and
     # so does a task env's Dynamics variant (at nominal scales unless a task names them).
     for name in ("Navigation2D", "HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"):
