@@ -15,6 +15,7 @@ from metarobust.envs.obstacles import (
     GOAL_RADIUS,
     MAX_WALLS,
     NUM_RAYS,
+    RAY_RANGE,
     LevelGeometry,
     Navigation2DObstaclesEnv,
     Navigation2DObstaclesVectorEnv,
@@ -80,6 +81,17 @@ def test_no_step_passes_through_a_wall_at_the_largest_speed():
         slid += int((np.abs(end - corner) > 1e-9).any(axis=1).sum())
         pos = end
     assert slid > n  # walls were met and slid along often, not avoided by luck
+
+
+def test_a_grazing_stop_at_the_arena_side_still_reads_finite_rays():
+    """A move almost along the top side stops on it within float32 rounding (as a policy
+    pushing into a corner does); the ray along that side then reads the far wall, not NaN."""
+    env = Navigation2DObstaclesEnv({"start": [0.9999, 0.99998], "goal": [0.0, 0.0], "walls": []})
+    env.reset(seed=0)
+    obs, reward, *_ = env.step(np.array([-0.1, 2.5e-5], np.float32))
+    assert obs[1] == np.float32(ARENA)  # on the side, as float32 sees it
+    assert np.isfinite(obs).all() and np.isfinite(reward)
+    assert obs[4] == pytest.approx((ARENA - obs[0]) / RAY_RANGE)  # ray 0, along +x
 
 
 def test_a_wall_stops_the_point_and_it_slides_along():

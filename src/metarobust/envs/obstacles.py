@@ -142,10 +142,10 @@ class RandomLevels(TaskDistribution):
                 f"{TRAP_WALLS} walls and min_distance >= 0.5, got trap_prob {trap_prob} with "
                 f"num_walls {num_walls} and min_distance {min_distance}"
             )
-        self.trap_prob = float(trap_prob)
         self.num_walls = (int(low), int(high))
         self.wall_length = (float(wall_length[0]), float(wall_length[1]))
         self.min_distance, self.clearance = float(min_distance), float(clearance)
+        self.trap_prob = float(trap_prob)
 
     def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
         return [self._one(rng) for _ in range(n)]
@@ -338,9 +338,12 @@ def ray_readings(pos: np.ndarray, geometry: LevelGeometry) -> np.ndarray:
     a fraction of ``RAY_RANGE`` capped at 1: ``[n, NUM_RAYS]`` float32."""
     p = pos.astype(np.float32)
     px, py = p[:, :1], p[:, 1:]
-    to_x = (_BOX_SIDE[:, 0] - px) * _INV_RAYS[:, 0]  # [n, r]
-    to_y = (_BOX_SIDE[:, 1] - py) * _INV_RAYS[:, 1]
-    readings = np.minimum(np.minimum(to_x, to_y), np.float32(1))
+    # A point a grazing stop left within float32 rounding of the boundary reads as on it:
+    # 0 x inf (a ray along that side) is NaN there, and fmin takes the other axis instead.
+    with np.errstate(invalid="ignore"):
+        to_x = (_BOX_SIDE[:, 0] - px) * _INV_RAYS[:, 0]  # [n, r]
+        to_y = (_BOX_SIDE[:, 1] - py) * _INV_RAYS[:, 1]
+    readings = np.fmin(np.fmin(to_x, to_y), np.float32(1))
     if len(geometry.ex) == 0:
         return readings
     p_cross_e = px * geometry.ey - py * geometry.ex  # [w, n, 1]
