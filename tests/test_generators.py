@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+import torch
 
 from metarobust.api import train
 from metarobust.cli import main
+from metarobust.config import load_config
 from metarobust.envs.obstacles import MAX_WALLS, RandomLevels, edit_level, level_row
 from metarobust.envs.tasks import UniformGoal
 from metarobust.generators.base import DomainRandomization, Proposal
+from metarobust.generators.curriculum import make_generator
 from metarobust.generators.plr import ACCEL, PLR
+from metarobust.maml.algorithm import task_selection
+from metarobust.runs.algorithm import Setup
+from metarobust.sampling.env_factory import EnvSpec
 
 
 def plr_with(scores, last_scored, batches, **kwargs) -> PLR:
@@ -120,7 +128,6 @@ TINY_UED = (
 def test_ued_resume_equals_uninterrupted(tmp_path, generator, rows):
     base = [*TINY_UED, f"ued.generator={generator}", "logging.progress=false"]
     overrides = [*base, f"logging.log_dir={tmp_path}"]
-    from metarobust.config import load_config
 
     straight = train(load_config(None, [*overrides, "logging.run_name=straight"]))
     split = train(load_config(None, [*overrides, "logging.run_name=split", "ued.num_iterations=3"]))
@@ -149,7 +156,6 @@ def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys,
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    from metarobust.config import load_config
     from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
 
     overrides = [*TINY_UED, "ued.generator=accel", "ued.image_every=2", "logging.progress=false",
@@ -270,7 +276,6 @@ def test_maml_task_selection_by_cvar_resumes(tiny_config, rows):
 
 def test_plr_drives_a_dynamics_env(tmp_path, rows):
     """Levels are tasks: Robust PLR replays mass / friction / damping scales of a MuJoCo env."""
-    from metarobust.config import load_config
 
     cfg = load_config(None, [
         "train.algorithm=ued", "env.id=metarobust/InvertedPendulumDynamics-v0",
@@ -286,7 +291,6 @@ def test_plr_drives_a_dynamics_env(tmp_path, rows):
 def test_cvar_generator_drives_a_dynamics_env_and_resumes(tmp_path, rows):
     """ued.generator=cvar: RoML's sampler reshapes a Dynamics env's scales from the returns,
     stays inside their box, and a resumed run equals an uninterrupted one."""
-    from metarobust.config import load_config
 
     overrides = [
         "train.algorithm=ued", "env.id=metarobust/InvertedPendulumDynamics-v0",
@@ -320,9 +324,7 @@ def test_cvar_generator_needs_a_box_of_task_parameters(tmp_path, capsys):
 def test_a_ued_runs_budget_is_its_iterations(tmp_path):
     """A ued run is finished at ued.num_iterations, whatever its env steps: train.total_steps
     is PPO's budget, so a cut-off ued run past it is still resumed by the studies."""
-    from dataclasses import replace
 
-    from metarobust.config import load_config
     from metarobust.runs.saved import SavedRun
 
     overrides = [*TINY_UED, "ued.num_iterations=3", "train.total_steps=10",
@@ -340,7 +342,6 @@ def test_ued_step_budget_ends_at_equal_env_steps_and_resumes(tmp_path, generator
     """ued.total_steps: the run ends with the first iteration whose env steps (the antagonist's
     included) reach the budget; a run stopped at half the budget and resumed to the whole one
     equals an uninterrupted run; its saved run says when it is finished."""
-    from metarobust.config import load_config
     from metarobust.runs.saved import SavedRun
 
     base = [*TINY_UED, f"ued.generator={generator}", "ued.num_iterations=1",
@@ -352,3 +353,28 @@ def test_ued_step_budget_ends_at_equal_env_steps_and_resumes(tmp_path, generator
     assert SavedRun.load(split).finished
     assert main(["train", "--resume", str(split), "--set", "ued.total_steps=1200"]) == 0
     assert rows(split) == rows(straight) and SavedRun.load(split).finished
+
+
+def test_env_task_distribution_settings_reach_the_generators(tiny_args, capsys):
+    """env.task_distribution replaces the distribution's defaults for a ued run's generator
+    and for MAML's meta-batch; a setting it does not take is one line, exit code 2."""
+    cfg = load_config(
+        None, [*TINY_UED, 'env.task_distribution={"num_walls": [0, 0], "trap_prob": 0}']
+    )
+    setup = Setup(cfg, EnvSpec.from_config(cfg.env), torch.device("cpu"), torch.Generator())
+    levels = make_generator(setup).propose(16).tasks
+    assert all(level["walls"] == [] for level in levels)
+    default = make_generator(replace(setup, cfg=load_config(None, TINY_UED)))
+    assert any(level["walls"] for level in default.propose(16).tasks)
+
+    nav = ["env.id=metarobust/Navigation2D-v0", 'env.task_distribution={"low": 0.4}']
+    goals = task_selection(load_config(None, nav), np.random.default_rng(0)).propose(32).tasks
+    assert all(0.4 <= g <= 0.5 for task in goals for g in task["goal"])
+
+    args = tiny_args(
+        "maml", "m", "env.id=metarobust/Navigation2D-v0", 'env.task_distribution={"radius": 1}'
+    )
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("unexpected keyword argument 'radius' (settings given: {'radius': 1})")
+    assert len(err.splitlines()) == 1

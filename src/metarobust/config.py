@@ -62,6 +62,11 @@ class EnvConfig(Section):
     task: dict[str, Any] | None = Field(
         None, description="fixed task passed to reset(options={'task': ...}); none = env default"
     )
+    task_distribution: dict[str, Any] = Field(
+        default_factory=dict,
+        description="settings of the env's task distribution, replacing its defaults (e.g. "
+        "{trap_prob: 0.1} for the obstacle world's RandomLevels); see metarobust.envs.tasks",
+    )
 
     @field_validator("id")
     @classmethod
@@ -71,6 +76,14 @@ class EnvConfig(Section):
         if env_id not in gym.registry:
             raise ValueError(f"unknown env id {env_id!r}; expected a registered Gymnasium id")
         return env_id
+
+    @model_validator(mode="after")
+    def _task_distribution_builds(self) -> EnvConfig:
+        if self.task_distribution:
+            from metarobust.envs import default_task_distribution
+
+            default_task_distribution(self.id, self.task_distribution)  # a ConfigError if not
+        return self
 
 
 class SamplerConfig(Section):

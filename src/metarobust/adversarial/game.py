@@ -66,7 +66,7 @@ class ZeroSumGame(Game):
         features = 0
         if observes_task:
             try:
-                features = default_task_distribution(spec.id).feature_dim
+                features = default_task_distribution(spec.id, spec.task_distribution).feature_dim
             except ConfigError:
                 raise ConfigError(
                     f"adversarial.observes_task: {spec.id} has no task distribution; the "

@@ -53,7 +53,10 @@ def scale_grid(low: float, high: float, points: int, flag: str = "scale grid") -
 def grid_spec(cfg: Config) -> EnvSpec:
     """The env a run is tested on: the Dynamics variant of its env (an Adv id's included),
     with the run's time limit and no other make kwargs."""
-    return EnvSpec(variant_env_id(cfg.env.id, "Dynamics"), {}, cfg.env.max_episode_steps)
+    env = cfg.env
+    return EnvSpec(
+        variant_env_id(env.id, "Dynamics"), {}, env.max_episode_steps, env.task_distribution
+    )
 
 
 def grid_returns(

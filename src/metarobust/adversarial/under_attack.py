@@ -62,7 +62,8 @@ def attack_spec(run: SavedRun) -> EnvSpec:
     """The two-player env a run is attacked on: its own, or its env's ``Adv`` variant."""
     if env_players(run.spec) is not None:
         return run.spec
-    return EnvSpec(variant_env_id(run.cfg.env.id, "Adv"), {}, run.cfg.env.max_episode_steps)
+    env = run.cfg.env
+    return EnvSpec(variant_env_id(env.id, "Adv"), {}, env.max_episode_steps, env.task_distribution)
 
 
 def grid_spec(run: SavedRun) -> EnvSpec | None:
@@ -72,7 +73,7 @@ def grid_spec(run: SavedRun) -> EnvSpec | None:
         env_id = variant_env_id(run.cfg.env.id, "Dynamics")
     except ConfigError:
         return None
-    return EnvSpec(env_id, {}, run.cfg.env.max_episode_steps)
+    return EnvSpec(env_id, {}, run.cfg.env.max_episode_steps, run.cfg.env.task_distribution)
 
 
 def evaluate_under_attack(
@@ -199,7 +200,7 @@ def evaluate_under_attack(
 def _tasks(run: SavedRun, num_tasks: int, seed: int) -> list:
     """Held-out tasks of the run's task distribution, or the run's one task."""
     try:
-        distribution = default_task_distribution(run.cfg.env.id)
+        distribution = default_task_distribution(run.cfg.env.id, run.cfg.env.task_distribution)
     except ConfigError:
         return [run.cfg.env.task]
     return distribution.sample(num_tasks, np.random.default_rng(seed))

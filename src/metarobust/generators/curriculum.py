@@ -54,7 +54,7 @@ def make_generator(setup: Setup) -> Generator:
     """The generator ``ued.generator`` names, over the env's task distribution."""
     cfg = setup.cfg
     u = cfg.ued
-    distribution = default_task_distribution(cfg.env.id)
+    distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
     rng = np.random.default_rng([cfg.seed, 1])  # the generator's own stream
     if u.generator == "dr":
         return DomainRandomization(distribution, rng)

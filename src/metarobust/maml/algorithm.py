@@ -52,7 +52,7 @@ def task_selection(cfg: Config, rng: np.random.Generator) -> Generator:
     task distribution; by PLR scored by each task's post-adaptation shortfall (every batch
     trained on; the ued group's buffer_size, replay_prob, temperature, staleness_coef); or by
     RoML's CVaR sampler of the worst ``ued.cvar_alpha`` of tasks."""
-    distribution = default_task_distribution(cfg.env.id)
+    distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
     u = cfg.ued
     if cfg.maml.task_selection == "uniform":
         return DomainRandomization(distribution, rng)

@@ -131,7 +131,8 @@ def evaluate_maml_run(
     step (the MAML paper's evaluation used 0.05 after a first step of 0.1)."""
     saved = SavedRun.load(run_dir)
     cfg, spec = saved.cfg, saved.nominal_spec  # no disturbance
-    tasks = default_task_distribution(cfg.env.id).sample(num_tasks, np.random.default_rng(seed))
+    distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
+    tasks = distribution.sample(num_tasks, np.random.default_rng(seed))
     policy = make_policy(cfg, *env_dims(spec))
     meta_params, meta_alpha = saved_meta_policy(saved)
     torch.manual_seed(seed)

@@ -59,7 +59,8 @@ class SavedRun:
         its adversary's settings dropped); any other env as it is."""
         if env_players(self.spec) is None:
             return self.spec
-        return EnvSpec(base_env_id(self.cfg.env.id), {}, self.cfg.env.max_episode_steps)
+        env = self.cfg.env
+        return EnvSpec(base_env_id(env.id), {}, env.max_episode_steps, env.task_distribution)
 
     @property
     def state(self) -> dict[str, Any]:

@@ -36,11 +36,12 @@ class EnvSpec:
     id: str
     kwargs: dict[str, Any] = field(default_factory=dict)
     max_episode_steps: int | None = None  # None = the registered time limit
+    task_distribution: dict[str, Any] = field(default_factory=dict)  # its settings
 
     @classmethod
     def from_config(cls, env: EnvConfig) -> EnvSpec:
-        """The spec of a config's ``env`` group (its kwargs copied)."""
-        return cls(env.id, dict(env.kwargs), env.max_episode_steps)
+        """The spec of a config's ``env`` group (its kwargs and settings copied)."""
+        return cls(env.id, dict(env.kwargs), env.max_episode_steps, dict(env.task_distribution))
 
 
 def registered_spec(env_id: str) -> gym.envs.registration.EnvSpec:

@@ -68,7 +68,7 @@ class EnvStepper:
         # The features of each env's task, for a game whose players see them (set on reset).
         self.task_features: np.ndarray | None = None
         if game.task_features:
-            distribution = default_task_distribution(spec.id)
+            distribution = default_task_distribution(spec.id, spec.task_distribution)
             if distribution.feature_dim != game.task_features:
                 self.env.close()
                 raise ValueError(
