@@ -278,6 +278,11 @@ class UEDConfig(Section):
     buffer_size: PositiveInt = Field(256, description="plr / accel: levels kept for replay")
     replay_prob: UnitInterval = Field(0.5, description="plr / accel: chance a batch is replayed")
     temperature: PositiveFloat = Field(0.3, description="plr / accel: rank prioritisation beta")
+    score: Literal["value_loss", "max_regret"] = Field(
+        "value_loss",
+        description="plr / accel: a level's score, its positive value loss (Robust PLR's) or "
+        "max_regret (the best return seen on it minus the mean value over its steps: MaxMC)",
+    )
     staleness_coef: UnitInterval = Field(0.3, description="plr / accel: staleness mixing rho")
     designer_lr: PositiveFloat = Field(0.01, description="minimax / paired: designer's Adam lr")
     cvar_alpha: Annotated[Float, Field(gt=0, le=1)] = Field(

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from metarobust.agents.baselines import ValueFunction
 from metarobust.agents.factories import make_policy
 from metarobust.agents.returns import gae
 from metarobust.envs import default_task_distribution
@@ -65,6 +66,7 @@ def make_generator(setup: Setup) -> Generator:
         "replay_prob": u.replay_prob,
         "temperature": u.temperature,
         "staleness_coef": u.staleness_coef,
+        "score": u.score,
     }
     if u.generator == "plr":
         return PLR(distribution, rng, **plr)
@@ -79,13 +81,19 @@ def make_generator(setup: Setup) -> Generator:
     return LevelDesigner(distribution, rng, score=score, lr=u.designer_lr, seed=cfg.seed)
 
 
-def positive_value_loss(traj: Trajectories, learner: Learner, gamma: float, lam: float) -> Tensor:
-    """Each level's (task's) mean over its real steps of ``max(GAE advantage, 0)``: ``[task]``."""
+def _value_fn(learner: Learner) -> ValueFunction:
+    """The learner's value function, its normaliser synced with the policy's."""
     value_fn = learner.update_rule.value_fn
     if value_fn is None:
         raise ConfigError("ued: level scores need a value function (trpo.baseline: mlp)")
+    value_fn.sync_normalizer(learner.policy.obs_normalizer)
+    return value_fn
+
+
+def positive_value_loss(traj: Trajectories, learner: Learner, gamma: float, lam: float) -> Tensor:
+    """Each level's (task's) mean over its real steps of ``max(GAE advantage, 0)``: ``[task]``."""
+    value_fn = _value_fn(learner)
     with torch.no_grad():
-        value_fn.sync_normalizer(learner.policy.obs_normalizer)
         adv, _ = gae(
             traj.rewards,
             value_fn(traj.obs),
@@ -98,6 +106,14 @@ def positive_value_loss(traj: Trajectories, learner: Learner, gamma: float, lam:
         )
     positive = adv.clamp(min=0.0) * traj.mask
     return positive.sum(dim=(1, 2)) / traj.mask.sum(dim=(1, 2)).clamp(min=1.0)
+
+
+def mean_value(traj: Trajectories, learner: Learner) -> Tensor:
+    """Each level's (task's) mean over its real steps of the value estimate: ``[task]``."""
+    value_fn = _value_fn(learner)
+    with torch.no_grad():
+        values = value_fn(traj.obs) * traj.mask
+    return values.sum(dim=(1, 2)) / traj.mask.sum(dim=(1, 2)).clamp(min=1.0)
 
 
 class UED(Algorithm):
@@ -153,9 +169,16 @@ class UED(Algorithm):
         shape = (len(proposal.tasks), u.episodes_per_level)
         returns = traj.episode_returns.view(shape).double().cpu().numpy()
         new_steps, metrics = traj.num_steps, {}
-        kind = self.level_generator.score
+        kind, observed = self.level_generator.score, {}
         if kind == "value_loss":
             scores = positive_value_loss(traj, learner, self._gamma, self._lam).cpu().numpy()
+        elif kind == "max_regret":
+            assert isinstance(self.level_generator, PLR)
+            best = self.level_generator.best_returns_of(proposal, returns.mean(axis=1))
+            scores, observed = (
+                best - mean_value(traj, learner).double().cpu().numpy(),
+                {"best_returns": best},
+            )
         elif kind == "negative_return":
             scores = -returns.mean(axis=1)
         else:
@@ -177,7 +200,7 @@ class UED(Algorithm):
         }
         if proposal.train:
             metrics |= {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}
-        metrics |= self.level_generator.observe(proposal, scores)
+        metrics |= self.level_generator.observe(proposal, scores, **observed)
         images, histograms = {}, {}
         if isinstance(self.level_generator, PLR) and self.level_generator.scores:
             histograms["generator/buffer_scores"] = np.asarray(self.level_generator.scores)

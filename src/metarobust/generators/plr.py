@@ -2,12 +2,14 @@
 2022) on top of it.
 
 PLR keeps a buffer of at most ``buffer_size`` levels with a score each (for an RL agent the
-positive value loss it had there: how much it still has to learn; for MAML the adapted
-policy's shortfall). Each batch is, with probability ``replay_prob`` (once the buffer can fill
-a batch), levels replayed from the buffer; otherwise new levels from the distribution, whose
-scores decide whether they enter the buffer (replacing the lowest-scored level when it is
-full). Robust PLR (``robust=True``) trains only on replayed levels: new ones are only
-evaluated. Replay draws each level with
+positive value loss it had there, how much it still has to learn, or with
+``score="max_regret"`` the best return ever seen there minus the mean value over the
+episode's steps, Jiang et al.'s MaxMC; for MAML the adapted policy's shortfall). Each batch
+is, with probability ``replay_prob`` (once the buffer can fill a batch), levels replayed from
+the buffer; otherwise new levels from the distribution, whose scores decide whether they
+enter the buffer (replacing the lowest-scored level when it is full). Robust PLR
+(``robust=True``) trains only on replayed levels: new ones are only evaluated. Replay draws
+each level with
 
     P = (1 - staleness_coef) * P_score + staleness_coef * P_stale
     P_score(i) ∝ (1 / rank(score_i)) ** (1 / temperature)     (rank 1: the highest score)
@@ -44,14 +46,16 @@ class PLR(Generator):
         temperature: float = 0.3,
         staleness_coef: float = 0.3,
         robust: bool = True,
+        score: str = "value_loss",
     ) -> None:
         super().__init__(distribution, rng)
-        self.robust = robust
+        self.robust, self.score = robust, score
         self.buffer_size, self.replay_prob = buffer_size, replay_prob
         self.temperature, self.staleness_coef = temperature, staleness_coef
         self.levels: list[Task] = []
         self.scores: list[float] = []
         self.last_scored: list[int] = []  # the batch count when each level was last scored
+        self.best_returns: list[float] = []  # the best return seen on each level (max_regret)
         self.batches = 0  # batches observed so far
 
     def replay_probabilities(self) -> np.ndarray:
@@ -74,31 +78,50 @@ class PLR(Generator):
             return Proposal([self.levels[i] for i in picks], train=True, replayed=tuple(picks))
         return Proposal(self.distribution.sample(n, self.rng), train=not self.robust)
 
-    def observe(self, proposal: Proposal, scores: np.ndarray) -> dict[str, float]:
+    def best_returns_of(self, proposal: Proposal, returns: np.ndarray) -> np.ndarray:
+        """Each proposed level's best return: its ``returns`` now, or the buffer's best
+        for it if that is higher."""
+        best = np.asarray(returns, np.float64).copy()
+        if proposal.replayed is not None:
+            best = np.maximum(best, [self.best_returns[i] for i in proposal.replayed])
+        return best
+
+    def observe(
+        self, proposal: Proposal, scores: np.ndarray, best_returns: np.ndarray | None = None
+    ) -> dict[str, float]:
+        """``best_returns`` (``best_returns_of``'s) are kept with the levels for max_regret."""
         self.batches += 1
         scores = np.asarray(scores, np.float64)
+        best = np.full(len(scores), -np.inf) if best_returns is None else best_returns
         if proposal.replayed is not None:
-            for i, score in zip(proposal.replayed, scores.tolist(), strict=True):
+            for i, score, top in zip(
+                proposal.replayed, scores.tolist(), best.tolist(), strict=True
+            ):
                 self.scores[i], self.last_scored[i] = score, self.batches
+                self.best_returns[i] = max(self.best_returns[i], top)  # a level drawn twice
         else:
-            for level, score in zip(proposal.tasks, scores.tolist(), strict=True):
-                self._insert(level, score)
+            for level, score, top in zip(
+                proposal.tasks, scores.tolist(), best.tolist(), strict=True
+            ):
+                self._insert(level, score, top)
         return {
             "generator/buffer_size": float(len(self.levels)),
             "generator/buffer_mean_score": float(np.mean(self.scores)) if self.scores else 0.0,
             "generator/replayed": float(proposal.replayed is not None),
         }
 
-    def _insert(self, level: Task, score: float) -> None:
+    def _insert(self, level: Task, score: float, best_return: float) -> None:
         """Add a scored level, evicting the lowest-scored one if the buffer is full."""
         if len(self.levels) < self.buffer_size:
             self.levels.append(level)
             self.scores.append(score)
             self.last_scored.append(self.batches)
+            self.best_returns.append(best_return)
             return
         low = int(np.argmin(self.scores))
         if score > self.scores[low]:
             self.levels[low], self.scores[low], self.last_scored[low] = level, score, self.batches
+            self.best_returns[low] = best_return
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -106,6 +129,7 @@ class PLR(Generator):
             "levels": self.levels,
             "scores": self.scores,
             "last_scored": self.last_scored,
+            "best_returns": self.best_returns,
             "batches": self.batches,
         }
 
@@ -114,6 +138,10 @@ class PLR(Generator):
         self.levels = [dict(level) for level in state["levels"]]
         self.scores = [float(s) for s in state["scores"]]
         self.last_scored = [int(c) for c in state["last_scored"]]
+        # a checkpoint from before max_regret kept no best returns (its scores need none)
+        self.best_returns = [
+            float(r) for r in state.get("best_returns", [-np.inf] * len(self.levels))
+        ]
         self.batches = int(state["batches"])
 
 
@@ -140,8 +168,10 @@ class ACCEL(PLR):
             return Proposal(batch, train=not self.robust)
         return super().propose(n)
 
-    def observe(self, proposal: Proposal, scores: np.ndarray) -> dict[str, float]:
-        metrics = super().observe(proposal, scores)
+    def observe(
+        self, proposal: Proposal, scores: np.ndarray, best_returns: np.ndarray | None = None
+    ) -> dict[str, float]:
+        metrics = super().observe(proposal, scores, best_returns)
         if proposal.replayed is not None:
             self.pending += [self.edit(level, self.rng) for level in proposal.tasks]
         return metrics
