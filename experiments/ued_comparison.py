@@ -7,8 +7,10 @@ the config given (default ``configs/ued/obstacles.yaml``). Each trained policy t
 named held-out layouts and ``--random-levels`` harder random levels with its mean action, or
 with sampled actions (``--stochastic``; a run evaluated the other way is evaluated again)
 (``metarobust evaluate``). Writes ``summary.csv`` (a row per generator and seed: solved rate in
-percent per named layout, over the named layouts, over the random levels, and the mean return
-on the named layouts) and ``summary.md`` (mean ± std over seeds) into ``--out``; finished runs
+percent per named layout, over the named layouts, over the random levels, the mean return on
+the named layouts, and the millions of env steps of the batches the agent updated on: Robust
+PLR and ACCEL only score new and edited levels; PAIRED's count its antagonist's) and
+``summary.md`` (mean ± std over seeds) into ``--out``; finished runs
 are reused and cut-off runs resumed.
 
     python experiments/ued_comparison.py --seeds 0 1 2 --out runs/ued_obstacles
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -49,8 +52,20 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
                     deterministic=not args.stochastic,
                 )
             )
-        rows.append({"method": generator, "seed": seed, **read_held_out(run / CSV_NAME, named)})
+        held_out = read_held_out(run / CSV_NAME, named)
+        rows.append({"method": generator, "seed": seed, **held_out, **trained_steps(run)})
     return rows
+
+
+def trained_steps(run: Path) -> dict[str, float]:
+    """Millions of env steps in the iterations whose batch the agent updated on."""
+    steps, previous = 0, 0
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if "generator/trained" in row:
+            steps += (row["step"] - previous) * int(row["generator/trained"])
+            previous = row["step"]
+    return {"trained_steps_M": steps / 1e6}
 
 
 def played_with(path: Path) -> str | None:
