@@ -53,10 +53,7 @@ def scale_grid(low: float, high: float, points: int, flag: str = "scale grid") -
 def grid_spec(cfg: Config) -> EnvSpec:
     """The env a run is tested on: the Dynamics variant of its env (an Adv id's included),
     with the run's time limit and no other make kwargs."""
-    env = cfg.env
-    return EnvSpec(
-        variant_env_id(env.id, "Dynamics"), {}, env.max_episode_steps, env.task_distribution
-    )
+    return EnvSpec.variant(cfg.env, variant_env_id(cfg.env.id, "Dynamics"))
 
 
 def grid_returns(

@@ -62,8 +62,7 @@ def attack_spec(run: SavedRun) -> EnvSpec:
     """The two-player env a run is attacked on: its own, or its env's ``Adv`` variant."""
     if env_players(run.spec) is not None:
         return run.spec
-    env = run.cfg.env
-    return EnvSpec(variant_env_id(env.id, "Adv"), {}, env.max_episode_steps, env.task_distribution)
+    return EnvSpec.variant(run.cfg.env, variant_env_id(run.cfg.env.id, "Adv"))
 
 
 def grid_spec(run: SavedRun) -> EnvSpec | None:
@@ -73,7 +72,7 @@ def grid_spec(run: SavedRun) -> EnvSpec | None:
         env_id = variant_env_id(run.cfg.env.id, "Dynamics")
     except ConfigError:
         return None
-    return EnvSpec(env_id, {}, run.cfg.env.max_episode_steps, run.cfg.env.task_distribution)
+    return EnvSpec.variant(run.cfg.env, env_id)
 
 
 def evaluate_under_attack(

@@ -175,10 +175,8 @@ class UED(Algorithm):
         elif kind == "max_regret":
             assert isinstance(self.level_generator, PLR)
             best = self.level_generator.best_returns_of(proposal, returns.mean(axis=1))
-            scores, observed = (
-                best - mean_value(traj, learner).double().cpu().numpy(),
-                {"best_returns": best},
-            )
+            scores = best - mean_value(traj, learner).double().cpu().numpy()
+            observed = {"best_returns": best}
         elif kind == "negative_return":
             scores = -returns.mean(axis=1)
         else:

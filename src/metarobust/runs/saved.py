@@ -59,8 +59,7 @@ class SavedRun:
         its adversary's settings dropped); any other env as it is."""
         if env_players(self.spec) is None:
             return self.spec
-        env = self.cfg.env
-        return EnvSpec(base_env_id(env.id), {}, env.max_episode_steps, env.task_distribution)
+        return EnvSpec.variant(self.cfg.env, base_env_id(self.cfg.env.id))
 
     @property
     def state(self) -> dict[str, Any]:

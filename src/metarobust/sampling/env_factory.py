@@ -43,6 +43,12 @@ class EnvSpec:
         """The spec of a config's ``env`` group (its kwargs and settings copied)."""
         return cls(env.id, dict(env.kwargs), env.max_episode_steps, dict(env.task_distribution))
 
+    @classmethod
+    def variant(cls, env: EnvConfig, env_id: str) -> EnvSpec:
+        """Another id for a config's ``env`` group (a variant of its env): its time limit and
+        task-distribution settings, none of its make kwargs."""
+        return cls(env_id, {}, env.max_episode_steps, dict(env.task_distribution))
+
 
 def registered_spec(env_id: str) -> gym.envs.registration.EnvSpec:
     """Gymnasium's spec of ``env_id``, or a ConfigError naming the id."""
