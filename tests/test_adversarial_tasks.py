@@ -38,6 +38,7 @@ PLAYERS = {
     **{f"metarobust/{n}DynamicsAdv-v0": (6, 2) for n in LOCOMOTION if n.startswith("Half")},
     **{f"metarobust/{n}DynamicsAdv-v0": (8, 2) for n in LOCOMOTION if n.startswith("Ant")},
     "metarobust/Navigation2DAdv-v0": (2, 2),
+    "metarobust/Navigation2DCliffAdv-v0": (2, 2),
 }
 
 

@@ -58,7 +58,7 @@ def random_actions(env: gym.Env, n: int, seed: int = 1) -> np.ndarray:
 
 
 def test_expected_ids_are_registered():
-    assert len(ENV_IDS) == 18  # Navigation2D(Obstacles), 5 locomotion tasks, 6 + 5 Dynamics
+    assert len(ENV_IDS) == 19  # Navigation2D(Cliff, Obstacles), 5 locomotion tasks, 6+5 Dynamics
     for env_id in ENV_IDS:
         assert env_id in gym.registry
     assert gym.spec("metarobust/Navigation2D-v0").max_episode_steps == 100

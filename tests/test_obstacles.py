@@ -144,8 +144,11 @@ def test_distance_weight_scales_the_distance_term_only():
     halved = gym.make(ENV_ID, task=level, distance_weight=0.5)
     halved.reset(seed=0)
     assert halved.step(np.array([0.1, 0.0], np.float32))[1] == pytest.approx(-0.05)
-    with pytest.raises(ConfigError, match="distance_weight expected a number >= 0, got -1"):
-        gym.make(ENV_ID, distance_weight=-1)
+    for bad in (-1, float("inf"), True):
+        with pytest.raises(
+            ConfigError, match=f"distance_weight expected a finite number >= 0, got {bad}"
+        ):
+            gym.make(ENV_ID, distance_weight=bad)
 
 
 def test_rays_match_a_reference_on_cluttered_levels():

@@ -5,8 +5,10 @@ Navigation2D (``metarobust.envs.navigation``) as a zero-sum two-player game. The
 navigation env's speed limit (``ACTION_LIMIT`` per component) as before, the adversary's part
 is clipped to [-1, 1] per component and scaled by the ``wind`` budget, and the point moves by
 the sum. The default budget is half the speed limit, so the agent can always make headway. The
-reward is the protagonist's (minus the distance to the goal), ``info["adversary_reward"]`` its
-negation; tasks, termination, time limit and state are Navigation2D's. The single env and the
+reward is the protagonist's (minus the distance to the goal, and the fall cost off a platform),
+``info["adversary_reward"]`` its negation; tasks, termination, time limit, state and the
+platform option are Navigation2D's (``metarobust/Navigation2DCliffAdv-v0`` is the wind on
+``metarobust/Navigation2DCliff-v0``). The single env and the
 vector env share one step function, so they agree to the bit.
 """
 
@@ -22,6 +24,7 @@ from gymnasium.vector.utils import batch_space
 
 from metarobust.envs.navigation import (
     ACTION_LIMIT,
+    FALL_COST,
     GOAL_RADIUS,
     MAX_EPISODE_STEPS,
     Navigation2DEnv,
@@ -62,9 +65,15 @@ class Navigation2DWindEnv(Navigation2DEnv):
 
     metadata: dict[str, Any] = {"render_modes": [], "players": (2, 2)}
 
-    def __init__(self, task: Mapping[str, Any] | None = None, wind: float = DEFAULT_WIND) -> None:
+    def __init__(
+        self,
+        task: Mapping[str, Any] | None = None,
+        wind: float = DEFAULT_WIND,
+        platform_radius: float | None = None,
+        fall_cost: float = FALL_COST,
+    ) -> None:
         self.wind = check_wind(wind)
-        super().__init__(task)
+        super().__init__(task, platform_radius, fall_cost)
         self.protagonist_action_space = self.action_space
         self.adversary_action_space = spaces.Box(-1.0, 1.0, shape=(2,), dtype=np.float32)
         self.action_space = _action_space()
@@ -74,10 +83,9 @@ class Navigation2DWindEnv(Navigation2DEnv):
         actions = np.asarray(action, dtype=np.float32).reshape(1, 4)
         moves, wind = _split(actions, self.wind)
         self._pos, distance = move(self._pos, moves, self._goal, wind)
-        d = float(distance[0])
-        reward = -d
+        reward = float(self.platform.reward(self._pos, distance)[0])
         info = {"adversary_reward": -reward, "wind": wind[0]}
-        return self._pos[0].copy(), reward, d < GOAL_RADIUS, False, info
+        return self._pos[0].copy(), reward, bool(distance[0] < GOAL_RADIUS), False, info
 
 
 class Navigation2DWindVectorEnv(Navigation2DVectorEnv):
@@ -94,16 +102,20 @@ class Navigation2DWindVectorEnv(Navigation2DVectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         task: Mapping[str, Any] | None = None,
         wind: float = DEFAULT_WIND,
+        platform_radius: float | None = None,
+        fall_cost: float = FALL_COST,
     ) -> None:
         self.wind = check_wind(wind)
-        super().__init__(num_envs, max_episode_steps, autoreset_mode, task)
+        super().__init__(
+            num_envs, max_episode_steps, autoreset_mode, task, platform_radius, fall_cost
+        )
         self.single_action_space = _action_space()
         self.action_space = batch_space(self.single_action_space, self.num_envs)
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         moves, wind = _split(actions, self.wind)
         self._pos, distance = move(self._pos, moves, self._task_values, wind)
-        return -distance, distance < GOAL_RADIUS
+        return self.platform.reward(self._pos, distance), distance < GOAL_RADIUS
 
     def step(
         self, actions: np.ndarray

@@ -3,6 +3,8 @@
 Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
 
 - ``metarobust/Navigation2D-v0`` (100 steps; also ``gymnasium.make_vec`` natively vectorized)
+- ``metarobust/Navigation2DCliff-v0``: the same on a round platform of radius 0.55, each step
+  off it costing 1 more, goals on the ring of radius 0.5 (``metarobust.envs.navigation``)
 - ``metarobust/Navigation2DObstacles-v0`` (200 steps; natively vectorized too): the obstacle
   world, whose tasks are levels ``{"start", "goal", "walls"}`` (``metarobust.envs.obstacles``)
 - ``metarobust/HalfCheetahVel-v0``, ``metarobust/HalfCheetahDir-v0`` (200 steps; also
@@ -36,7 +38,8 @@ its time limit and its default task distribution (robust MAML):
   env; the task (velocity, direction, goal) stays, the adversary picks the scales.
 - ``metarobust/Navigation2DAdv-v0`` (100 steps; also ``gymnasium.make_vec`` natively
   vectorized): the adversary blows a wind of at most ``wind`` (default 0.05, half the point's
-  speed limit) per component (``metarobust.adversarial.wind``).
+  speed limit) per component (``metarobust.adversarial.wind``); and
+  ``metarobust/Navigation2DCliffAdv-v0``, the same wind on the cliff platform.
 """
 
 from __future__ import annotations
@@ -56,11 +59,12 @@ from metarobust.envs.locomotion_vector import (
     HalfCheetahVelVectorEnv,
 )
 from metarobust.envs.mujoco_warnings import route_mujoco_warnings
-from metarobust.envs.navigation import Navigation2DEnv, Navigation2DVectorEnv
+from metarobust.envs.navigation import PLATFORM_RADIUS, Navigation2DEnv, Navigation2DVectorEnv
 from metarobust.envs.tasks import (
     DiskGoal,
     DynamicsScales,
     RandomDirection,
+    RingGoal,
     TaskDistribution,
     UniformGoal,
     UniformVelocity,
@@ -87,6 +91,7 @@ __all__ = [
     "Navigation2DEnv",
     "Navigation2DVectorEnv",
     "RandomDirection",
+    "RingGoal",
     "TaskDistribution",
     "UniformGoal",
     "UniformVelocity",
@@ -103,6 +108,7 @@ _ADVERSARIAL_BASES = ("InvertedPendulum", "HalfCheetah", "Swimmer", "Hopper", "W
 
 ENV_IDS: tuple[str, ...] = (
     "metarobust/Navigation2D-v0",
+    "metarobust/Navigation2DCliff-v0",
     "metarobust/Navigation2DObstacles-v0",
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
@@ -111,6 +117,7 @@ ENV_IDS: tuple[str, ...] = (
 # The two-player ids that take a task (and have a default task distribution: their base's).
 ADVERSARIAL_TASK_ENV_IDS: tuple[str, ...] = (
     "metarobust/Navigation2DAdv-v0",
+    "metarobust/Navigation2DCliffAdv-v0",
     *(f"metarobust/{name}{kind}-v0" for kind in ("Adv", "DynamicsAdv") for name in _LOCOMOTION),
 )
 # Every two-player id. Kept apart from ENV_IDS, the one-player task envs.
@@ -123,7 +130,10 @@ ADVERSARIAL_ENV_IDS: tuple[str, ...] = (
     *ADVERSARIAL_TASK_ENV_IDS,
 )
 # Two-player ids with the adversary built in rather than wrapped around a ``base_id``.
-_BUILT_IN_BASES = {"metarobust/Navigation2DAdv-v0": "metarobust/Navigation2D-v0"}
+_BUILT_IN_BASES = {
+    "metarobust/Navigation2DAdv-v0": "metarobust/Navigation2D-v0",
+    "metarobust/Navigation2DCliffAdv-v0": "metarobust/Navigation2DCliff-v0",
+}
 
 
 def _register(env_id: str, **spec: object) -> None:
@@ -161,6 +171,14 @@ def register_envs() -> None:
         vector_entry_point="metarobust.envs.navigation:Navigation2DVectorEnv",
         max_episode_steps=100,
     )
+    cliff = {"platform_radius": PLATFORM_RADIUS}
+    _register(
+        "metarobust/Navigation2DCliff-v0",
+        entry_point="metarobust.envs.navigation:Navigation2DEnv",
+        vector_entry_point="metarobust.envs.navigation:Navigation2DVectorEnv",
+        max_episode_steps=100,
+        kwargs=cliff,
+    )
     _register(
         "metarobust/Navigation2DObstacles-v0",
         entry_point="metarobust.envs.obstacles:Navigation2DObstaclesEnv",
@@ -172,6 +190,13 @@ def register_envs() -> None:
         entry_point="metarobust.adversarial.wind:Navigation2DWindEnv",
         vector_entry_point="metarobust.adversarial.wind:Navigation2DWindVectorEnv",
         max_episode_steps=100,
+    )
+    _register(
+        "metarobust/Navigation2DCliffAdv-v0",
+        entry_point="metarobust.adversarial.wind:Navigation2DWindEnv",
+        vector_entry_point="metarobust.adversarial.wind:Navigation2DWindVectorEnv",
+        max_episode_steps=100,
+        kwargs=cliff,
     )
     for name in _LOCOMOTION:
         vector_entry_point = None

@@ -4,6 +4,11 @@ A point starts at the origin and moves by its (clipped) action each step; the re
 the Euclidean distance to the task's goal after the move, and the episode terminates once that
 distance is below 0.01. Both classes share one NumPy step function, so a vector of N envs gives
 bit-for-bit the numbers of N single envs.
+
+``platform_radius`` (``metarobust/Navigation2DCliff-v0``) puts the point on a round platform:
+every step that ends farther than that from the origin costs ``fall_cost`` more. Its goals lie
+on a ring just inside the edge, so a nominal policy heads straight for the rim, and a push
+past the goal takes it over.
 """
 
 from __future__ import annotations
@@ -17,13 +22,23 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from metarobust.envs.tasks import check_task_keys, read_goal
+from metarobust.envs.tasks import (
+    check_task_keys,
+    is_nonnegative_number,
+    is_positive_number,
+    read_goal,
+)
 from metarobust.envs.vector_base import TaskVectorEnv
+from metarobust.errors import ConfigError
 
 ACTION_LIMIT = 0.1
 GOAL_RADIUS = 0.01
 MAX_EPISODE_STEPS = 100
 DEFAULT_TASK: dict[str, Any] = {"goal": [0.5, 0.5]}
+# Navigation2DCliff: goals on the ring of GOAL_RING_RADIUS, the edge half a step beyond it.
+GOAL_RING_RADIUS = 0.5
+PLATFORM_RADIUS = 0.55
+FALL_COST = 1.0
 
 _LOW = np.float32(-ACTION_LIMIT)
 _HIGH = np.float32(ACTION_LIMIT)
@@ -50,12 +65,43 @@ def move(
     return new_pos, distance
 
 
+class Platform:
+    """The round platform of ``radius`` (None: no edge) and the extra cost of a step off it."""
+
+    def __init__(self, radius: float | None, fall_cost: float) -> None:
+        if radius is not None and not is_positive_number(radius):
+            raise ConfigError(
+                f"Navigation2D: platform_radius expected a finite number > 0 or null (no edge), "
+                f"got {radius!r}"
+            )
+        if not is_nonnegative_number(fall_cost):
+            raise ConfigError(
+                f"Navigation2D: fall_cost expected a finite number >= 0, got {fall_cost!r}"
+            )
+        self.radius = None if radius is None else float(radius)
+        self.fall_cost = float(fall_cost)
+
+    def reward(self, pos: np.ndarray, distance: np.ndarray) -> np.ndarray:
+        """Minus ``distance``, and minus ``fall_cost`` more where ``pos [n, 2]`` is off."""
+        if self.radius is None:
+            return -distance
+        p = pos.astype(np.float64)
+        off = p[:, 0] * p[:, 0] + p[:, 1] * p[:, 1] > self.radius * self.radius
+        return -distance - self.fall_cost * off
+
+
 class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
     """MAML 2D navigation: obs = position (float32, (2,)), task ``{"goal": [x, y]}``."""
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, task: Mapping[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        task: Mapping[str, Any] | None = None,
+        platform_radius: float | None = None,
+        fall_cost: float = FALL_COST,
+    ) -> None:
+        self.platform = Platform(platform_radius, fall_cost)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.action_space = spaces.Box(-ACTION_LIMIT, ACTION_LIMIT, shape=(2,), dtype=np.float32)
         self._pos = np.zeros((1, 2), dtype=np.float32)
@@ -93,8 +139,8 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = np.asarray(action, dtype=np.float32).reshape(1, 2)
         self._pos, distance = move(self._pos, actions, self._goal)
-        d = float(distance[0])
-        return self._pos[0].copy(), -d, d < GOAL_RADIUS, False, {}
+        reward = float(self.platform.reward(self._pos, distance)[0])
+        return self._pos[0].copy(), reward, bool(distance[0] < GOAL_RADIUS), False, {}
 
 
 class Navigation2DVectorEnv(TaskVectorEnv):
@@ -113,7 +159,10 @@ class Navigation2DVectorEnv(TaskVectorEnv):
         max_episode_steps: int = MAX_EPISODE_STEPS,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         task: Mapping[str, Any] | None = None,
+        platform_radius: float | None = None,
+        fall_cost: float = FALL_COST,
     ) -> None:
+        self.platform = Platform(platform_radius, fall_cost)
         super().__init__(num_envs, max_episode_steps, autoreset_mode)
         self.single_observation_space = spaces.Box(-np.inf, np.inf, shape=(2,), dtype=np.float32)
         self.single_action_space = spaces.Box(
@@ -137,7 +186,7 @@ class Navigation2DVectorEnv(TaskVectorEnv):
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._pos, distance = move(self._pos, actions, self._task_values)
-        return -distance, distance < GOAL_RADIUS
+        return self.platform.reward(self._pos, distance), distance < GOAL_RADIUS
 
     def _observe(self) -> np.ndarray:
         return self._pos.copy()

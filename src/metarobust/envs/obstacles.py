@@ -30,7 +30,12 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from metarobust.envs.tasks import TaskDistribution, check_task_keys, read_goal
+from metarobust.envs.tasks import (
+    TaskDistribution,
+    check_task_keys,
+    is_nonnegative_number,
+    read_goal,
+)
 from metarobust.envs.vector_base import TaskVectorEnv
 from metarobust.errors import ConfigError
 
@@ -412,8 +417,8 @@ def step_points(
 
 def check_distance_weight(weight: Any) -> float:
     """``weight`` as a float >= 0, or a one-line ConfigError."""
-    if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight >= 0:
-        raise ConfigError(f"distance_weight expected a number >= 0, got {weight!r}")
+    if not is_nonnegative_number(weight):
+        raise ConfigError(f"distance_weight expected a finite number >= 0, got {weight!r}")
     return float(weight)
 
 

@@ -51,6 +51,11 @@ def is_positive_number(value: Any) -> bool:
     return _is_number(value) and math.isfinite(value) and value > 0
 
 
+def is_nonnegative_number(value: Any) -> bool:
+    """Whether ``value`` is a finite number at or above zero (a bool is not a number here)."""
+    return _is_number(value) and math.isfinite(value) and value >= 0
+
+
 def read_number(task: Mapping[str, Any], key: str, *, positive: bool = False) -> float:
     """The finite number (strictly positive if asked) under ``task[key]``, as a Python float."""
     value = task[key]
@@ -182,6 +187,25 @@ class DiskGoal(TaskDistribution):
         return read_goal(task)
 
 
+class RingGoal(TaskDistribution):
+    """Goals ``{"goal": [x, y]}`` on the circle of ``radius`` at the origin, uniform in angle."""
+
+    def __init__(self, radius: float = 0.5) -> None:
+        if not is_positive_number(radius):
+            raise ConfigError(f"goal radius expected a finite number > 0, got {radius!r}")
+        self.radius = float(radius)
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        theta = rng.uniform(0.0, 2.0 * np.pi, size=_check_n(n))
+        goals = self.radius * np.stack([np.cos(theta), np.sin(theta)], axis=1)
+        return [{"goal": g} for g in goals.tolist()]
+
+    feature_dim = 2
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        return read_goal(task)
+
+
 class UniformVelocity(TaskDistribution):
     """Target velocities ``{"velocity": v}`` uniform in ``[low, high]``."""
 
@@ -273,6 +297,10 @@ _DYNAMICS_BASES = ("InvertedPendulum", "HalfCheetah", "Hopper", "Walker2d", "Swi
 
 def _defaults() -> dict[str, Callable[..., TaskDistribution]]:
     """Per env id, what builds its distribution (keyword settings override the defaults)."""
+    # the envs build on this module
+    from metarobust.envs.navigation import GOAL_RING_RADIUS
+    from metarobust.envs.obstacles import RandomLevels
+
     table: dict[str, Callable[..., TaskDistribution]] = {
         # MAML (Finn et al. 2017): goals in [-0.5, 0.5]^2, velocities in [0, 2] (cheetah) and
         # [0, 3] (ant), forward/backward with equal probability. The ant goal disk (radius 3,
@@ -283,16 +311,24 @@ def _defaults() -> dict[str, Callable[..., TaskDistribution]]:
         "metarobust/AntVel-v0": partial(UniformVelocity, low=0.0, high=3.0),
         "metarobust/AntDir-v0": RandomDirection,
         "metarobust/AntGoal-v0": partial(DiskGoal, radius=3.0),
+        # ours: the goal at the cliff's edge (metarobust.envs.navigation)
+        "metarobust/Navigation2DCliff-v0": partial(RingGoal, radius=GOAL_RING_RADIUS),
     }
     for base in _DYNAMICS_BASES:
         table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales
-    from metarobust.envs.obstacles import RandomLevels  # it builds on this module
-
     table["metarobust/Navigation2DObstacles-v0"] = partial(RandomLevels, trap_prob=0.5)
     # A two-player task env (robust MAML) draws the tasks of the task env it is built on, and
     # so does a task env's Dynamics variant (at nominal scales unless a task names them).
-    for name in ("Navigation2D", "HalfCheetahVel", "HalfCheetahDir", "AntVel", "AntDir", "AntGoal"):
-        kinds = ("Adv",) if name == "Navigation2D" else ("Adv", "DynamicsAdv", "Dynamics")
+    for name in (
+        "Navigation2D",
+        "Navigation2DCliff",
+        "HalfCheetahVel",
+        "HalfCheetahDir",
+        "AntVel",
+        "AntDir",
+        "AntGoal",
+    ):
+        kinds = ("Adv",) if name.startswith("Navigation2D") else ("Adv", "DynamicsAdv", "Dynamics")
         for kind in kinds:
             table[f"metarobust/{name}{kind}-v0"] = table[f"metarobust/{name}-v0"]
     return table
