@@ -32,6 +32,7 @@ def run_cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str]:
         (["policy.hidden_sizes=[64, -1]"], "policy.hidden_sizes.1: input should be greater than 0"),
         (["bogus=1"], "bogus: unknown key"),
         (["ppo.lr"], "--set 'ppo.lr': expected dotted.key=value"),
+        (["ppo=1"], "ppo: a group of settings, not one value (got 1); set its keys, e.g. ppo.lr="),
     ],
 )
 def test_bad_override_is_one_line_exit_2(capsys, overrides, expected):

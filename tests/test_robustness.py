@@ -106,7 +106,7 @@ def test_cells_run_their_own_dynamics(runs):
     assert not torch.equal(grid[0], grid[2])  # the pole's mass changes how fast it falls
 
 
-def test_cli_refuses_to_overwrite_and_bad_flags(runs, tmp_path, capsys):
+def test_cli_replaces_its_own_grid_and_refuses_bad_flags(runs, tmp_path, capsys):
     run, out = str(runs[0]), tmp_path / "grid"
     grid = ["--mass", "0.5", "1.5", "3", "--friction", "1", "1", "1", "--episodes", "1"]
     assert main(["robustness", run, *grid, "--out", str(out)]) == 0
@@ -120,8 +120,15 @@ def test_cli_refuses_to_overwrite_and_bad_flags(runs, tmp_path, capsys):
         assert len(err) == 1, err
         return err[0]
 
-    assert "robustness.csv" in fails(run, *grid, "--out", str(out))
-    assert (out / "robustness.csv").read_bytes() == first
+    smaller = ["--mass", "0.5", "1.5", "2", *grid[4:]]
+    assert main(["robustness", run, *smaller, "--out", str(out)]) == 0  # a rerun replaces
+    capsys.readouterr()
+    assert len((out / "robustness.csv").read_text().splitlines()) == 1 + 2
+    assert sorted(p.name for p in out.iterdir()) == [
+        ".outputs.lock", "robustness.csv", "robustness_heatmap.png", "robustness_percentiles.png"
+    ]  # fmt: skip
+    assert "--episodes" in fails(run, "--episodes", "0", "--out", str(out))
+    assert len((out / "robustness.csv").read_text().splitlines()) == 1 + 2  # kept
     assert "--episodes" in fails(run, "--episodes", "0", "--out", str(tmp_path / "e"))
     assert "--mass" in fails(run, "--mass", "0", "1", "3", "--out", str(tmp_path / "m"))
     assert "--friction" in fails(run, "--friction", "1", "2", "2.5", "--out", str(tmp_path / "f"))
@@ -146,7 +153,7 @@ def test_evaluate_runs_the_grid_on_a_rarl_run(tmp_path, capsys):
     run = train(cfg)
     assert main(["evaluate", str(run), "--episodes", "1"]) == 0
     assert "InvertedPendulumDynamics-v0: 11 masses x 11 frictions" in capsys.readouterr().out
-    rows = read_rows(run / "robustness" / "robustness.csv")
+    rows = read_rows(run / "robustness.csv")  # into the run directory, beside its records
     assert len(rows) == 121 and {r["policy"] for r in rows} == {"rarl"}
-    assert (run / "robustness" / "robustness_heatmap.png").read_bytes()[:8] == PNG_MAGIC
+    assert (run / "robustness_heatmap.png").read_bytes()[:8] == PNG_MAGIC
     assert main(["evaluate", str(run), "--stochastic"]) == 2  # the grid uses the mean action

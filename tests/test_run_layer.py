@@ -165,3 +165,34 @@ def test_an_env_that_returns_nan_is_named_as_the_cause(tiny_args, tmp_path, caps
     assert "metarobust-test/NaNAfterThreeSteps-v0 returned a non-finite observation" in err
     assert "losses" not in err
     assert not (tmp_path / "nan").exists()  # stopped before any record: no stub left
+
+
+def test_resuming_a_finished_run_names_the_budget_to_raise(finished, capsys):
+    before = {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()}
+    assert main(["train", "--resume", str(finished)]) == 2
+    assert one_error_line(capsys) == (
+        f"metarobust: error: {finished}: finished at iteration 4 (512 env steps) of "
+        f"train.total_steps=512; to continue, raise it: metarobust train --resume {finished} "
+        "--set train.total_steps=N"
+    )
+    after = {p.name: p.read_bytes() for p in finished.iterdir() if p.is_file()}
+    assert after == before  # no TensorBoard file, no config rewrite
+
+
+def test_a_maml_runs_budget_is_its_iterations(tiny_config, capsys):
+    run = train(tiny_config("maml", "meta", "maml.num_iterations=1"))
+    assert main(["train", "--resume", str(run)]) == 2
+    assert "of maml.num_iterations=1; to continue" in one_error_line(capsys)
+    assert main(["train", "--resume", str(run), "--set", "maml.num_iterations=2"]) == 0
+    assert load_checkpoint(run)["iteration"] == 2
+
+
+def test_a_folder_of_runs_is_not_a_run(finished, tmp_path, capsys):
+    (tmp_path / "notes").mkdir()
+    assert main(["evaluate", str(tmp_path)]) == 2
+    assert one_error_line(capsys) == (
+        f"metarobust: error: {tmp_path} is not a run directory (it has no config.yaml); "
+        "the runs in it: done"
+    )
+    assert main(["train", "--resume", str(tmp_path / "notes")]) == 2
+    assert one_error_line(capsys).endswith("notes is not a run directory (it has no config.yaml)")

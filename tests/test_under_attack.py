@@ -52,7 +52,8 @@ def test_a_fresh_attack_on_the_adaptation_beats_random_wind_of_its_strength(meta
             "--set", "logging.progress=false"]  # fmt: skip
     assert main(args) == 0
     assert "return after 3 steps: none" in capsys.readouterr().out
-    rows = read_rows(meta_run / "under_attack.csv")
+    attack_run = meta_run.parent / f"{meta_run.name}_attack_s0"  # the report goes there
+    rows = read_rows(attack_run / "under_attack.csv")
     assert {r["condition"] for r in rows} == {"none", "random", "fresh"}
     assert [int(r["gradient_steps"]) for r in rows if r["condition"] == "none"] == [0, 1, 2, 3]
     fresh, random, none = means(rows, "fresh"), means(rows, "random"), means(rows, "none")
@@ -61,7 +62,7 @@ def test_a_fresh_attack_on_the_adaptation_beats_random_wind_of_its_strength(meta
         assert abs(random[k] - none[k]) < abs(fresh[k] - none[k])
     for r in rows:  # CVaR over tasks lies between the worst task and the mean
         assert float(r["worst"]) <= float(r["return_cvar10"]) <= float(r["return_mean"])
-    assert (meta_run / "under_attack.png").stat().st_size > 0
+    assert (attack_run / "under_attack.png").stat().st_size > 0
 
 
 def test_under_attack_on_policies_that_do_not_meta_learn(tiny_config, tmp_path):

@@ -84,18 +84,35 @@ def load_policy(run_dir: Path | str) -> Agent:
 class Agent:
     """A saved policy acting on plain observations, mean action by default."""
 
-    def __init__(self, saved: SavedRun, module: GaussianPolicy, state: PolicyState) -> None:
-        self.saved, self.state = saved, state
+    def __init__(
+        self,
+        saved: SavedRun,
+        module: GaussianPolicy,
+        state: PolicyState,
+        *,
+        adapted_to: Mapping[str, Any] | None = None,
+    ) -> None:
+        """``adapted_to``: the task an adapted MAML policy was adapted to (None: as saved)."""
+        self.saved, self.state, self.adapted_to = saved, state, adapted_to
         self.module = copy.deepcopy(module)  # its parameters are this agent's own
         with torch.no_grad():
             for name, p in self.module.named_parameters():
                 p.copy_(state.params[name])
         env = make_env(saved.nominal_spec)  # a two-player env's base: the protagonist's actions
         try:
-            space = env.action_space
+            self.observation_space, self.action_space = env.observation_space, env.action_space
         finally:
             env.close()
-        self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        self.low = self.action_space.low.astype(np.float32)
+        self.high = self.action_space.high.astype(np.float32)
+
+    def __repr__(self) -> str:
+        adapted = "" if self.adapted_to is None else f", adapted_to={dict(self.adapted_to)!r}"
+        return (
+            f"Agent(run={str(self.saved.path)!r}, algorithm={self.saved.algorithm!r}, "
+            f"observation_space={self.observation_space}, action_space={self.action_space}"
+            f"{adapted})"
+        )
 
     def act(
         self, obs: np.ndarray, *, deterministic: bool = True, rng: np.random.Generator | None = None
@@ -103,14 +120,30 @@ class Agent:
         """The action for ``obs`` (``[obs_dim]`` or ``[n, obs_dim]``), clipped to the action
         space: the mean, or (not ``deterministic``) a sample drawn with ``rng``."""
         batch = np.asarray(obs, np.float32)
+        self._check_obs(batch)
         with torch.no_grad():
             mean, log_std = self.module(torch.from_numpy(np.atleast_2d(batch)))
-        action = mean.numpy()
+        # log_std is the state-independent parameter itself (no_grad does not detach it)
+        action, log_std = mean.numpy(), log_std.detach().numpy()
         if not deterministic:
             rng = np.random.default_rng() if rng is None else rng
-            action = action + np.exp(log_std.numpy()) * rng.standard_normal(action.shape)
+            action = action + np.exp(log_std) * rng.standard_normal(action.shape)
         action = np.clip(action, self.low, self.high).astype(np.float32)
         return action if batch.ndim > 1 else action[0]
+
+    def _check_obs(self, batch: np.ndarray) -> None:
+        """A ConfigError naming the sizes if ``batch`` is not ``[obs_dim]`` or ``[n, obs_dim]``."""
+        expected = self.module.obs_dim
+        if batch.ndim not in (1, 2):
+            raise ConfigError(
+                f"Agent.act: obs must be [obs_dim] or [n, obs_dim] with obs_dim {expected}, "
+                f"got shape {list(batch.shape)}"
+            )
+        if batch.shape[-1] != expected:
+            raise ConfigError(
+                f"Agent.act: obs has {batch.shape[-1]} values per observation; the policy of "
+                f"{self.saved.path} expects {expected}"
+            )
 
     def adapt(
         self,
@@ -143,4 +176,4 @@ class Agent:
                 seed=seed,
                 step_size=step_size,
             )
-        return Agent(saved, self.module, self.state.with_params(params))
+        return Agent(saved, self.module, self.state.with_params(params), adapted_to=task)

@@ -1,4 +1,8 @@
-"""``metarobust`` command line: train | evaluate | attack | robustness | plot | config.
+"""The ``metarobust`` command line: train | evaluate | attack | robustness | plot | config.
+
+Reports (evaluate, robustness, attack, plot) go into one output folder each, ``--out DIR``,
+by the rule of ``metarobust.runs.outputs``: a rerun replaces what the command wrote there
+before, and two commands never write into one folder at once.
 
 User errors (bad config, missing run directory, unknown env id) print one line and exit 2;
 a diverged run or a failed sampler worker prints one line and exits 1 (METAROBUST_DEBUG=1 adds
@@ -14,10 +18,19 @@ from pathlib import Path
 
 from metarobust.errors import ConfigError, TrainingError, WorkerError
 
+DESCRIPTION = (
+    "Train and evaluate agents that adapt in a few gradient steps (MAML) and hold up against "
+    "adversaries (RARL), and both at once. Each command's --help says more."
+)
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command that was mistyped, with its own usage
+        getattr(args, "command_parser", parser).error(
+            f"unrecognized arguments: {' '.join(unknown)}"
+        )
     try:
         args.func(args)
     except ConfigError as err:
@@ -36,12 +49,32 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+class _Formatter(argparse.HelpFormatter):
+    """Help that ends each option's line with its default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        shown = action.default not in (None, [], argparse.SUPPRESS) and action.default is not False
+        if shown and action.option_strings and "default" not in text:
+            text += " (default: %(default)s)"
+        return text
+
+
+def _command(sub: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    """A subcommand whose one-line ``text`` is both its entry in the list and its description."""
+    command = sub.add_parser(name, help=text, description=text, formatter_class=_Formatter)
+    command.set_defaults(command_parser=command)
+    return command
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="metarobust", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="metarobust", description=DESCRIPTION)
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    train = sub.add_parser(
-        "train", help="train from a YAML config (PPO, TRPO, MAML or RARL: train.algorithm)"
+    train = _command(
+        sub,
+        "train",
+        "train from a YAML config: PPO, TRPO, MAML, RARL, robust MAML or UED (train.algorithm)",
     )
     train.add_argument("--config", type=Path, help="YAML config file (default: all defaults)")
     train.add_argument(
@@ -55,20 +88,23 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue a saved run")
     train.set_defaults(func=_train)
 
-    evaluate = sub.add_parser(
+    evaluate = _command(
+        sub,
         "evaluate",
-        help="evaluate a run: episodes of its policy (evaluation.csv); for a RARL run the "
+        "evaluate a run: episodes of its policy (evaluation.csv); for a RARL run the "
         "robustness grid of its protagonist, 11 x 11 mass x friction scales from 0.5 to 1.5 "
-        "(robustness/; see the robustness command); for a MAML run the return after "
-        "0..--steps adaptation steps on held-out tasks (adaptation.csv/.png)",
+        "(robustness.csv and plots; see the robustness command); for a MAML run the return "
+        "after 0..--steps adaptation steps on held-out tasks (adaptation.csv/.png)",
     )
-    evaluate.add_argument("run_dir", type=Path)
+    evaluate.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes (per task: MAML)")
     evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed (and tasks)")
     evaluate.add_argument(
         "--stochastic", action="store_true", help="sample actions (default: the mean; not MAML)"
     )
-    evaluate.add_argument("--tasks", type=int, default=40, help="MAML: held-out tasks")
+    evaluate.add_argument(
+        "--tasks", type=int, default=40, help="held-out tasks of a task env (MAML, under attack)"
+    )
     evaluate.add_argument("--steps", type=int, default=3, help="MAML: adaptation steps")
     evaluate.add_argument(
         "--pretrained",
@@ -125,13 +161,17 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=200,
         metavar="N",
-        help="obstacle world: also N solvable random levels harder than training's (default 200)",
+        help="obstacle world: also N solvable random levels harder than training's",
+    )
+    evaluate.add_argument(
+        "--out", type=Path, metavar="DIR", help="folder for the outputs (default: RUN_DIR)"
     )
     evaluate.set_defaults(func=_evaluate)
 
-    robust = sub.add_parser(
+    robust = _command(
+        sub,
         "robustness",
-        help="returns of runs' policies (PPO/TRPO, RARL protagonist; mean action) on a grid of "
+        "returns of runs' policies (PPO/TRPO, RARL protagonist; mean action) on a grid of "
         "mass x friction scales of their env (RARL paper, section 5): CSV, heat maps, "
         "percentile plot",
     )
@@ -147,17 +187,21 @@ def _parser() -> argparse.ArgumentParser:
     robust.add_argument("--episodes", type=int, default=5, help="episodes per cell")
     robust.add_argument("--seed", type=int, default=12345, help="evaluation seed (all policies)")
     robust.add_argument(
-        "--out", type=Path, help="output directory (default: <first RUN_DIR>/robustness)"
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder for the outputs (default: <first RUN_DIR>/robustness)",
     )
     robust.set_defaults(func=_robustness)
 
-    attack = sub.add_parser(
+    attack = _command(
+        sub,
         "attack",
-        help="train a fresh force adversary against a saved policy (PPO/TRPO run or RARL "
+        "train a fresh force adversary against a saved policy (PPO/TRPO run or RARL "
         "protagonist, frozen, mean action) and compare the policy's return with no, random and "
-        "trained disturbance (attack.csv in the attack's run directory); against a MAML or "
-        "robust MAML run's meta-policy and its adaptation, then its adaptation curves under "
-        "attack (under_attack.csv in the victim's directory)",
+        "trained disturbance (attack.csv); against a MAML or robust MAML run's meta-policy "
+        "and its adaptation, then its adaptation curves under attack (under_attack.csv), both "
+        "in the attack's run directory",
     )
     attack.add_argument("run_dir", type=Path, metavar="VICTIM_RUN")
     attack.add_argument("--steps", type=int, default=200_000, help="adversary env steps")
@@ -178,17 +222,48 @@ def _parser() -> argparse.ArgumentParser:
         help="override the attack's config (the victim's, run as RARL with no protagonist "
         "updates), e.g. --set adversarial.adversary=trpo",
     )
+    attack.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder for the report (default: the attack's run directory)",
+    )
     attack.set_defaults(func=_attack)
 
-    plot = sub.add_parser("plot", help="plot a run's learning curves to PNG")
-    plot.add_argument("run_dirs", type=Path, nargs="+")
-    plot.add_argument("--metric", default="charts/episodic_return", help="metrics.jsonl key")
-    plot.add_argument("--out", type=Path, help="PNG path (default: <first run>/<metric>.png)")
+    plot = _command(
+        sub, "plot", "plot runs' learning curves, one metric against env steps, to one PNG"
+    )
+    plot.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    plot.add_argument(
+        "--metric",
+        help="a metrics.jsonl key (default: the first run's headline, charts/episodic_return, "
+        "or for MAML runs meta/post_adapt_return)",
+    )
+    plot.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="folder for <metric>.png (default: the first RUN_DIR)",
+    )
+    plot.add_argument(
+        "--labels",
+        nargs="+",
+        metavar="LABEL",
+        help="legend labels, one per run (default: each run's algorithm and seed)",
+    )
     plot.set_defaults(func=_plot)
 
-    show = sub.add_parser("config", help="list every config field with its default and meaning")
+    show = _command(sub, "config", "list every config field with its default and meaning")
     show.add_argument("--config", type=Path, help="show this file's resolved values instead")
-    show.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    show.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="show the resolved values with this override, e.g. --set maml.fast_lr=0.05 "
+        "(repeatable)",
+    )
     show.set_defaults(func=_show_config)
     return parser
 
@@ -219,23 +294,28 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise ConfigError("--grid: given together with --no-grid")
     from metarobust.adversarial.under_attack import DEFAULT_GRID
     from metarobust.evaluate import evaluate
+    from metarobust.runs.outputs import output_dir
+    from metarobust.runs.run_dir import load_run_config
 
-    summary = evaluate(
-        args.run_dir,
-        episodes=args.episodes,
-        seed=args.seed,
-        deterministic=not args.stochastic,
-        tasks=args.tasks,
-        steps=args.steps,
-        pretrained=args.pretrained,
-        later_lr=args.later_lr,
-        under_attack=args.under_attack,
-        attacker=args.attacker,
-        grid=None if args.no_grid else tuple(args.grid or DEFAULT_GRID),
-        shared=args.shared,
-        levels=args.levels,
-        random_levels=args.random_levels,
-    )
+    load_run_config(args.run_dir)  # a bad RUN_DIR fails before any folder is claimed
+    with output_dir(args.out or args.run_dir) as out:
+        summary = evaluate(
+            args.run_dir,
+            episodes=args.episodes,
+            seed=args.seed,
+            deterministic=not args.stochastic,
+            tasks=args.tasks,
+            steps=args.steps,
+            pretrained=args.pretrained,
+            later_lr=args.later_lr,
+            under_attack=args.under_attack,
+            attacker=args.attacker,
+            grid=None if args.no_grid else tuple(args.grid or DEFAULT_GRID),
+            shared=args.shared,
+            levels=args.levels,
+            random_levels=args.random_levels,
+            out=out,
+        )
     print(summary)
 
 
@@ -248,25 +328,42 @@ def _attack(args: argparse.Namespace) -> None:
     if args.epsilon is not None and not args.epsilon > 0:
         raise ConfigError(f"--epsilon: expected a positive number, got {args.epsilon}")
     from metarobust.evaluate import evaluate
+    from metarobust.runs.outputs import output_dir
 
     run_dir = attack(args.run_dir, args.steps, args.seed, args.overrides, args.epsilon)
-    print(evaluate(run_dir, episodes=args.episodes, seed=args.seed))
+    with output_dir(args.out or run_dir) as out:
+        print(evaluate(run_dir, episodes=args.episodes, seed=args.seed, out=out))
 
 
 def _robustness(args: argparse.Namespace) -> None:
     from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
+    from metarobust.runs.outputs import output_dir
+    from metarobust.runs.run_dir import load_run_config
 
     masses = scale_grid(*(args.mass or DEFAULT_GRID), flag="--mass")
     frictions = scale_grid(*(args.friction or DEFAULT_GRID), flag="--friction")
-    out = args.out or Path(args.run_dirs[0]) / "robustness"
-    print(robustness_grid(args.run_dirs, masses, frictions, args.episodes, args.seed, out))
+    for run_dir in args.run_dirs:
+        load_run_config(run_dir)  # a bad RUN_DIR fails before any folder is claimed
+    with output_dir(args.out or Path(args.run_dirs[0]) / "robustness") as out:
+        grid = robustness_grid(args.run_dirs, masses, frictions, args.episodes, args.seed, out)
+    print(grid)
 
 
 def _plot(args: argparse.Namespace) -> None:
+    if args.labels is not None and len(args.labels) != len(args.run_dirs):
+        raise ConfigError(
+            f"--labels: {len(args.labels)} given for {len(args.run_dirs)} runs; give one per run"
+        )
+    from metarobust.api import algorithm_class
     from metarobust.plotting import plot_runs
+    from metarobust.runs.outputs import output_dir
+    from metarobust.runs.run_dir import load_run_config
 
-    out = plot_runs(args.run_dirs, args.metric, args.out)
-    print(f"wrote {out}")
+    first = [load_run_config(run_dir) for run_dir in args.run_dirs][0]
+    metric = args.metric or algorithm_class(first).headline(first)
+    with output_dir(args.out or args.run_dirs[0]) as out:
+        path = out / f"{metric.replace('/', '_')}.png"
+        print(f"wrote {plot_runs(args.run_dirs, metric, path, labels=args.labels)}")
 
 
 def _show_config(args: argparse.Namespace) -> None:

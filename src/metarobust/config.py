@@ -483,6 +483,12 @@ def describe_error(err: ValidationError, model: type[BaseModel]) -> str:
     if first["type"] == "extra_forbidden":
         allowed = _allowed_keys(model, [str(p) for p in first["loc"][:-1]])
         return f"{key}: unknown key (expected one of: {', '.join(allowed)})"
+    if first["type"] == "model_type":  # a group given one value (``--set ppo=1``)
+        keys = _allowed_keys(model, [str(p) for p in first["loc"]])
+        return (
+            f"{key}: a group of settings, not one value (got {first['input']!r}); set its keys, "
+            f"e.g. {key}.{keys[0]}=..., one of: {', '.join(keys)}"
+        )
     message = first["msg"].removeprefix("Value error, ")
     if first["type"] in ("batch_too_small", "across_groups"):  # its message names the key
         return message

@@ -1,14 +1,15 @@
 """Evaluate any saved run the way its algorithm is judged (``metarobust evaluate``):
 
 - PPO/TRPO: episodes of its policy, returns to ``evaluation.csv``;
-- RARL: the robustness grid of its protagonist (``robustness/``);
+- RARL: the robustness grid of its protagonist (``robustness.csv`` and its two plots);
 - an attack run: the victim's return with no, random and trained disturbance (``attack.csv``);
 - MAML: the return after 0..K adaptation steps on held-out tasks (``adaptation.csv/.png``).
+
+The files go into the run directory, or ``out``, by the rule of ``metarobust.runs.outputs``.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from tqdm.auto import tqdm
 
 from metarobust.config import SamplerConfig
 from metarobust.errors import ConfigError
+from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting
 from metarobust.sampling.backends import EVALUATION_BATCH, make_sampler
+from metarobust.utils.wording import count
 
 EVALUATION_NAME = "evaluation.csv"
 
@@ -40,6 +43,7 @@ def evaluate(
     shared: Path | None = None,
     levels: Path | None = None,
     random_levels: int = 200,
+    out: Path | None = None,
     progress: bool = True,
 ) -> str:
     """Evaluate the run in ``run_dir`` by its algorithm; returns a summary. ``episodes`` per
@@ -49,11 +53,14 @@ def evaluate(
     (``metarobust.adversarial.under_attack``), with ``grid`` (``LOW, HIGH, POINTS`` of mass
     and friction scales) as its model-mismatch condition. A run in the obstacle world plays
     the held-out ``levels`` (a level file; default the shipped ``DEFAULT_LEVELS``) and
-    ``random_levels`` harder random levels (``metarobust.generators.held_out``)."""
+    ``random_levels`` harder random levels (``metarobust.generators.held_out``). The outputs
+    go into ``out`` (default ``run_dir``)."""
     run = SavedRun.load(run_dir)
     meta = run.algorithm in ("maml", "robust_maml")
     if later_lr is not None and not meta:
         raise ConfigError(f"--later-lr: only for MAML runs ({run_dir} is {run.algorithm})")
+    out = Path(run_dir if out is None else out)
+    out.mkdir(parents=True, exist_ok=True)
     victim = run.cfg.adversarial.victim
     if run.algorithm == "robust_maml" and victim is not None:  # an attack on a meta-policy
         under_attack, attacker, run = True, run.path, SavedRun.load(victim)
@@ -71,6 +78,7 @@ def evaluate(
             seed=seed,
             grid=None if scales is None else (scales, scales),
             shared=shared,
+            out=out,
             progress=progress,
         )
     if run.cfg.env.id == "metarobust/Navigation2DObstacles-v0":
@@ -84,19 +92,19 @@ def evaluate(
             random_levels=random_levels,
             seed=seed,
             deterministic=deterministic,
+            out=out,
             progress=progress,
         )
     if run.algorithm == "rarl" and victim is not None:
         from metarobust.adversarial.attack import attack_report
 
-        return attack_report(run.path, episodes, seed, progress=progress)
+        return attack_report(run.path, episodes, seed, out=out, progress=progress)
     if run.algorithm == "rarl":
         from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
 
         if not deterministic:
             raise ConfigError("--stochastic: a RARL run's robustness grid uses the mean action")
         grid = scale_grid(*DEFAULT_GRID)
-        out = run.path / "robustness"
         return robustness_grid([run.path], grid, grid, episodes, seed, out, progress=progress)
     if meta:
         from metarobust.maml.meta_test import evaluate_maml_run
@@ -109,16 +117,25 @@ def evaluate(
             seed=seed,
             pretrained=pretrained,
             later_lr=later_lr,
+            out=out,
             progress=progress,
         )
-    return evaluate_episodes(run, episodes, seed, deterministic=deterministic, progress=progress)
+    return evaluate_episodes(
+        run, episodes, seed, out=out, deterministic=deterministic, progress=progress
+    )
 
 
 def evaluate_episodes(
-    run: SavedRun, episodes: int, seed: int, *, deterministic: bool = True, progress: bool = True
+    run: SavedRun,
+    episodes: int,
+    seed: int,
+    *,
+    out: Path,
+    deterministic: bool = True,
+    progress: bool = True,
 ) -> str:
-    """Run ``episodes`` episodes of the run's policy, write ``evaluation.csv`` into the run
-    directory and return a one-line summary."""
+    """Run ``episodes`` episodes of the run's policy, write ``evaluation.csv`` into ``out``
+    and return a one-line summary."""
     policy, state = run.policy()
     acting = Acting.single(replace(state, deterministic=deterministic))
     batch = min(episodes, EVALUATION_BATCH)  # batch k of episodes uses seed + k
@@ -133,16 +150,16 @@ def evaluate_episodes(
             lengths.append(traj.episode_lengths)
             bar.update(n)
     returns, lengths = torch.cat(returns).double(), torch.cat(lengths).double()
-    path = run.path / EVALUATION_NAME
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["episode", "return", "length"])
-        for i, (ret, length) in enumerate(zip(returns.tolist(), lengths.tolist(), strict=True)):
-            writer.writerow([i, f"{ret:.4f}", int(length)])
+    rows = zip(returns.tolist(), lengths.tolist(), strict=True)
+    path = write_csv(
+        out / EVALUATION_NAME,
+        ["episode", "return", "length"],
+        ([i, f"{ret:.4f}", int(length)] for i, (ret, length) in enumerate(rows)),
+    )
     mode = "mean action" if deterministic else "sampled actions"
     std = returns.std().item() if episodes > 1 else 0.0
     return (
-        f"{run.cfg.env.id}: return {returns.mean().item():.2f} ± {std:.2f} over {episodes} "
-        f"episodes ({mode}, mean length {lengths.mean().item():.0f}, step {run.env_steps}); "
-        f"wrote {path}"
+        f"{run.cfg.env.id}: return {returns.mean().item():.2f} ± {std:.2f} over "
+        f"{count(episodes, 'episode')} ({mode}, mean length {lengths.mean().item():.0f}, "
+        f"step {run.env_steps}); wrote {path}"
     )

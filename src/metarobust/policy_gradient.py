@@ -121,9 +121,11 @@ class PolicyGradient(Algorithm):
         if cfg.train.algorithm == "ppo" and cfg.ppo.anneal_lr:
             learner.update_rule.set_lr_fraction(1.0 - index / self.num_iterations)
         # collect: one segment of num_steps per env with the current policy
+        self.phase("sampling")
         acting = Acting.single(learner.collecting())
         traj = sampler.sample_steps(acting, learner.num_steps, cfg.env.task).to(self.device)
         # update: the normaliser's statistics, then advantages and the PPO or TRPO step
+        self.phase("updating")
         metrics = {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}
         if traj.episode_returns.numel() > 0:
             metrics["charts/episodic_return"] = traj.episode_returns.mean().item()

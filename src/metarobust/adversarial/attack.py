@@ -9,7 +9,6 @@ the RARL preset); the victim acts with its mean action throughout.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 from collections.abc import Sequence
@@ -27,12 +26,14 @@ from metarobust.agents.factories import make_policy
 from metarobust.config import Config, SamplerConfig
 from metarobust.envs import variant_env_id
 from metarobust.errors import ConfigError
+from metarobust.runs.outputs import write_csv
 from metarobust.runs.run_dir import load_run_config
 from metarobust.runs.saved import SavedRun
 from metarobust.runs.training import run_algorithm
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import EVALUATION_BATCH, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players, episode_horizon
+from metarobust.utils.wording import count
 
 ATTACK_NAME = "attack.csv"
 CONDITIONS = ("none", "random", "trained")
@@ -133,8 +134,11 @@ def attack_meta_policy(
     return run_algorithm(cfg, RobustMAML)
 
 
-def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True) -> str:
-    """The victim's return under each condition (``attack.csv`` in ``run_dir``), one line.
+def attack_report(
+    run_dir: Path, episodes: int, seed: int, *, out: Path | None = None, progress: bool = True
+) -> str:
+    """The victim's return under each condition (``attack.csv`` in ``out``, default
+    ``run_dir``), one line.
 
     Every condition runs the same ``episodes`` (same seeds). "random" is a zero-mean Gaussian
     disturbance, clipped to the budget like any action, whose mean magnitude per component
@@ -169,17 +173,15 @@ def attack_report(run_dir: Path, episodes: int, seed: int, progress: bool = True
         returns["none"], _ = victim_returns(zero_mean(trained, None))
         returns["random"], _ = victim_returns(zero_mean(trained, magnitude))
 
-    with (Path(run_dir) / ATTACK_NAME).open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["condition", "episode", "return"])
-        for condition in CONDITIONS:
-            for i, ret in enumerate(returns[condition]):
-                writer.writerow([condition, i, f"{ret:.4f}"])
+    path = write_csv(
+        (run.path if out is None else Path(out)) / ATTACK_NAME,
+        ["condition", "episode", "return"],
+        ([c, i, f"{ret:.4f}"] for c in CONDITIONS for i, ret in enumerate(returns[c])),
+    )
     parts = [f"{c} {np.mean(returns[c]):.1f} ± {np.std(returns[c]):.1f}" for c in CONDITIONS]
     overall = float(magnitude.mean())
     return (
-        f"victim return over {episodes} episodes: "
+        f"victim return over {count(episodes, 'episode')}: "
         + ", ".join(parts)
-        + f" (mean |adversary action| {overall:.2f} of the budget); wrote "
-        + str(Path(run_dir) / ATTACK_NAME)
+        + f" (mean |adversary action| {overall:.2f} of the budget); wrote {path}"
     )

@@ -5,6 +5,8 @@ adversary's part one component per scale in [-1, 1] (clipped), mapped linearly o
 (default: 0.5 to 1.5 of nominal, the RARL code's robustness grid). The adversary chooses at an
 episode's first step: those scales hold for the whole episode, and its actions at later steps
 are ignored. ``reset`` restores the nominal model, so no episode inherits another's dynamics.
+Whether the choice is still to come (``first_step``) is part of the env's saved state
+(``metarobust.sampling.env_state``), so a stream resumed mid-episode keeps its scales.
 Zero-sum like the force envs: ``info["adversary_reward"]`` is minus the reward, and
 ``info["dynamics"]`` holds the scales in effect.
 """
@@ -53,7 +55,7 @@ class AdversarialDynamicsEnv(gym.Wrapper):
             dtype=np.float32,
         )
         self.metadata = {**env.metadata, "players": (protagonist.shape[0], len(self._keys))}
-        self._first_step = True
+        self.first_step = True  # the adversary's choice is still to come this episode
 
     @staticmethod
     def _check_ranges(name: str, ranges: Mapping[str, tuple[float, float]]) -> None:
@@ -76,9 +78,9 @@ class AdversarialDynamicsEnv(gym.Wrapper):
         """On an episode's first step, set the adversary's scales; then step the protagonist."""
         action = np.asarray(action)
         n = self.protagonist_action_space.shape[0]
-        if self._first_step:
+        if self.first_step:
             self._task_env.set_task(self.scales(action[n:]))
-            self._first_step = False
+            self.first_step = False
         obs, reward, terminated, truncated, info = self.env.step(action[:n])
         dynamics = {k: self._task_env.task[k] for k in self._keys}
         info = {**info, "adversary_reward": -reward, "dynamics": dynamics}
@@ -89,7 +91,7 @@ class AdversarialDynamicsEnv(gym.Wrapper):
     ) -> tuple[Any, dict[str, Any]]:
         """Back to the nominal model; the adversary chooses again at the first step."""
         self._task_env.set_task({})
-        self._first_step = True
+        self.first_step = True
         return self.env.reset(seed=seed, options=options)
 
 

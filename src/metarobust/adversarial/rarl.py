@@ -142,6 +142,8 @@ def collect(sampler: Sampler, learner: Learner, opponent: PolicyState, task: Any
 class RARL(Algorithm):
     """``train.algorithm: rarl``: a protagonist and its adversaries, trained in turn."""
 
+    shown = {"return": "charts/episodic_return", "adversary": "adversary/return"}
+
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
         cfg = self.cfg
@@ -188,15 +190,20 @@ class RARL(Algorithm):
         opponent = PolicyState.population([member.state() for member in self.adversaries])
         if self.cfg.adversarial.population_mode == "worst":
             opponent = self.adversaries[self.worst].state()
-        for _ in range(self.n_mu):
+        for j in range(self.n_mu):
+            self.phase("sampling protagonist", j, self.n_mu)
             traj = collect(sampler, self.protagonist, opponent, task).to(self.device)
+            self.phase("updating protagonist", j, self.n_mu)
             metrics |= {f"losses/{k}": v for k, v in self.protagonist.update(traj).items()}
             metrics |= _returns(traj, "charts/episodic_return")
         # N_nu updates of each adversary against the frozen protagonist (reward -r)
         member_returns: dict[int, float] = {}  # of the members' last updates
         for k, member in enumerate(self.adversaries):
-            for _ in range(self.n_nu):
+            who = f"adversary {k}" if len(self.adversaries) > 1 else "adversary"
+            for j in range(self.n_nu):
+                self.phase(f"sampling {who}", j, self.n_nu)
                 traj = collect(sampler, member, self.protagonist.state(), task).to(self.device)
+                self.phase(f"updating {who}", j, self.n_nu)
                 losses = member.update(traj)
             metrics |= {f"adversary/{k}": v for k, v in losses.items()}  # the last's
             if traj.episode_returns.numel() > 0:

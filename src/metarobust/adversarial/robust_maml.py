@@ -53,6 +53,8 @@ _PHASE_NAMES = {TRAIN_PHASE: "pre", VALID_PHASE: "post"}
 class RobustMAML(MAML):
     """``train.algorithm: robust_maml``: a meta-policy and its adversaries, trained in turn."""
 
+    shown = {**MAML.shown, "adversary": "adversary/return"}
+
     def __init__(self, setup: Setup) -> None:
         observes_task = setup.cfg.adversarial.observes_task
         self._game = ZeroSumGame.for_env(setup.spec, observes_task=observes_task)
@@ -125,7 +127,9 @@ class RobustMAML(MAML):
         phase = PHASES_PER_META_UPDATE * max(self.n_mu, 1)
         tic = time.perf_counter()
         for k, member in enumerate(self.adversaries):
-            for _ in range(self.n_nu):
+            who = f"adversary {k}" if len(self.adversaries) > 1 else "adversary"
+            for j in range(self.n_nu):
+                self.phase(f"sampling {who}", j, self.n_nu)
                 acting = Acting(
                     {"protagonist": adapted, "adversary": member.collecting()}, "adversary"
                 )
@@ -133,6 +137,7 @@ class RobustMAML(MAML):
                 phase += 1
                 traj = sampler.sample_episodes(acting, batch.tasks, episodes, seed)
                 traj = traj.to(self.device)
+                self.phase(f"updating {who}", j, self.n_nu)
                 losses = member.update(traj)
                 new_steps += traj.num_steps
             metrics |= {f"adversary/{name}": v for name, v in losses.items()}  # the last's

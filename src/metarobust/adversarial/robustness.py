@@ -11,7 +11,6 @@ returns over the whole grid).
 
 from __future__ import annotations
 
-import csv
 import math
 from collections.abc import Sequence
 from dataclasses import replace
@@ -25,11 +24,18 @@ from tqdm.auto import tqdm
 from metarobust.config import Config, SamplerConfig
 from metarobust.envs import variant_env_id
 from metarobust.errors import ConfigError
-from metarobust.plotting import plot_robustness_heatmaps, plot_robustness_percentiles
+from metarobust.plotting import (
+    distinct,
+    plot_robustness_heatmaps,
+    plot_robustness_percentiles,
+    short_label,
+)
+from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
+from metarobust.utils.wording import count
 
 CSV_NAME = "robustness.csv"
 HEATMAP_NAME = "robustness_heatmap.png"
@@ -91,17 +97,14 @@ def robustness_grid(
     progress: bool = True,
 ) -> str:
     """Evaluate each run's policy (PPO/TRPO, or a RARL run's protagonist) with its mean action
-    on every mass x friction cell; write the CSV and both plots into ``out_dir`` (never over
-    existing files) and return a summary."""
+    on every mass x friction cell; write the CSV and both plots into ``out_dir`` (replacing
+    what a grid wrote there before) and return a summary."""
     run_dirs = [Path(d) for d in run_dirs]
     _check_grid(run_dirs, masses, frictions, episodes)
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
-        raise ConfigError(f"{out_dir} is a file, not a directory for the grid's outputs")
+        raise ConfigError(f"--out: {out_dir} is a file, not a folder for the grid's outputs")
     paths = [out_dir / name for name in (CSV_NAME, HEATMAP_NAME, PERCENTILES_NAME)]
-    for path in paths:
-        if path.exists():
-            raise ConfigError(f"{path} already exists; move it away or write the grid elsewhere")
     runs = [SavedRun.load(d) for d in run_dirs]  # fails fast on a bad run dir
     policies = [(run.cfg, *run.policy()) for run in runs]
     spec = grid_spec(policies[0][0])
@@ -132,10 +135,12 @@ def robustness_grid(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_csv(paths[0], labels, masses, frictions, returns)
-    plot_robustness_heatmaps(paths[1], labels, masses, frictions, returns, spec.id)
-    plot_robustness_percentiles(paths[2], labels, returns, spec.id)
+    shown = distinct([short_label(run.cfg) for run in runs])  # the CSV keeps the directories
+    plot_robustness_heatmaps(paths[1], shown, masses, frictions, returns, spec.id)
+    plot_robustness_percentiles(paths[2], shown, returns, spec.id)
     lines = [
-        f"{spec.id}: {len(masses)} masses x {len(frictions)} frictions x {episodes} episodes, "
+        f"{spec.id}: {count(len(masses), 'mass')} x {count(len(frictions), 'friction')} x "
+        f"{count(episodes, 'episode')}, "
         f"mean action, seed {seed}"
     ]
     for label, ret in zip(labels, returns, strict=True):
@@ -188,11 +193,11 @@ def _write_csv(
     frictions: Sequence[float],
     returns: list[Tensor],
 ) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["policy", "mass_scale", "friction_scale", "episode", "return"])
-        for label, ret in zip(labels, returns, strict=True):
-            for i, mass in enumerate(masses):
-                for j, friction in enumerate(frictions):
-                    for r, value in enumerate(ret[i, j].tolist()):
-                        writer.writerow([label, mass, friction, r, f"{value:.4f}"])
+    rows = (
+        [label, mass, friction, r, f"{value:.4f}"]
+        for label, ret in zip(labels, returns, strict=True)
+        for i, mass in enumerate(masses)
+        for j, friction in enumerate(frictions)
+        for r, value in enumerate(ret[i, j].tolist())
+    )
+    write_csv(path, ["policy", "mass_scale", "friction_scale", "episode", "return"], rows)

@@ -26,7 +26,6 @@ over tasks) and ``under_attack_grid.png`` (a heat map of the cells after adaptat
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
@@ -43,12 +42,14 @@ from metarobust.envs import default_task_distribution, variant_env_id
 from metarobust.errors import ConfigError
 from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.maml.meta_test import adaptation_curve
-from metarobust.plotting import plot_robustness_heatmaps, plot_under_attack
+from metarobust.plotting import plot_robustness_heatmaps, plot_under_attack, short_label
 from metarobust.risk import CVAR_ALPHA, cvar
+from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
+from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "under_attack.csv", "under_attack.png"
 GRID_CSV_NAME, GRID_PNG_NAME = "under_attack_grid.csv", "under_attack_grid.png"
@@ -85,13 +86,15 @@ def evaluate_under_attack(
     seed: int = 12345,
     grid: tuple[Sequence[float], Sequence[float]] | None = None,
     shared: Path | None = None,
+    out: Path | None = None,
     progress: bool = True,
 ) -> str:
     """The run's adaptation curves under every condition (``attacker``: an attack run of this
     run, for ``fresh``; ``shared``: a run whose adversary every policy may meet; ``grid``: the
     ``(masses, frictions)`` of the grid condition, skipped for an env without them); writes
-    CSVs and PNGs into the run directory, returns a summary."""
+    CSVs and PNGs into ``out`` (default the run directory), returns a summary."""
     run = SavedRun.load(run_dir)
+    out = run.path if out is None else Path(out)
     meta = run.algorithm in META_ALGORITHMS
     spec = attack_spec(run)
     policy, state = run.policy()
@@ -136,7 +139,7 @@ def evaluate_under_attack(
                 "(the policy group); evaluate it against a run with the same network"
             )
     idle = zero_mean(PolicyState.of(adversary.init_params(), adversary, deterministic=True), None)
-    tasks = _tasks(run, num_tasks, seed)
+    tasks, named = _tasks(run, num_tasks, seed)
     envs = min(256, len(tasks) * episodes_per_task)
     sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
     modules = {"protagonist": policy, "adversary": adversary}
@@ -167,23 +170,23 @@ def evaluate_under_attack(
             ]
             with make_sampler(sampler_cfg, grid_env, policy, seed) as one_player:
                 curves["grid"] = curve(one_player, cells)
-    _write_csv(run.path / CSV_NAME, run.path.name, curves)
+    _write_csv(out / CSV_NAME, run.path.name, curves)
     summary = {
         name: (curve.mean(1).tolist(), [cvar(row) for row in curve])
         for name, curve in curves.items()
     }
-    plot_under_attack({run.path.name: summary}, run.path / PNG_NAME, spec.id, CVAR_ALPHA)
-    wrote = [run.path / CSV_NAME, run.path / PNG_NAME]
+    plot_under_attack({short_label(run.cfg): summary}, out / PNG_NAME, spec.id, CVAR_ALPHA)
+    wrote = [out / CSV_NAME, out / PNG_NAME]
     if "grid" in curves:
         assert grid_env is not None and grid is not None
         # [step, task x mass x friction] -> [step, mass, friction, task]
         per_cell = curves["grid"].view(steps + 1, len(tasks), len(grid[0]), len(grid[1]))
         per_cell = per_cell.permute(0, 2, 3, 1)
-        _write_grid_csv(run.path / GRID_CSV_NAME, run.path.name, *grid, per_cell)
-        note = f"mean over {len(tasks)} held-out tasks after {steps} adaptation steps"
-        plot_robustness_heatmaps(run.path / GRID_PNG_NAME, [run.path.name], *grid,
+        _write_grid_csv(out / GRID_CSV_NAME, run.path.name, *grid, per_cell)
+        note = f"mean over {named} after {count(steps, 'adaptation step')}"
+        plot_robustness_heatmaps(out / GRID_PNG_NAME, [short_label(run.cfg)], *grid,
                                  [per_cell[-1]], grid_env.id, note)  # fmt: skip
-        wrote += [run.path / GRID_CSV_NAME, run.path / GRID_PNG_NAME]
+        wrote += [out / GRID_CSV_NAME, out / GRID_PNG_NAME]
     parts = [
         f"{name} {curve[-1].mean().item():.1f} (CVaR {cvar(curve[-1]):.1f})"
         for name, curve in curves.items()
@@ -191,18 +194,21 @@ def evaluate_under_attack(
     if grid is not None and grid_env is None:
         parts.append(f"no grid ({run.cfg.env.id} has no masses or frictions to scale)")
     return (
-        f"{spec.id}, {len(tasks)} held-out tasks x {episodes_per_task} episodes, return after "
-        f"{steps} steps: " + ", ".join(parts) + f"; wrote {', '.join(map(str, wrote))}"
+        f"{spec.id}, {named} x {count(episodes_per_task, 'episode')}, return after "
+        f"{count(steps, 'step')}: " + ", ".join(parts) + f"; wrote {', '.join(map(str, wrote))}"
     )
 
 
-def _tasks(run: SavedRun, num_tasks: int, seed: int) -> list:
-    """Held-out tasks of the run's task distribution, or the run's one task."""
+def _tasks(run: SavedRun, num_tasks: int, seed: int) -> tuple[list, str]:
+    """Held-out tasks of the run's task distribution, or the run's one task, and what the
+    summary calls them."""
     try:
         distribution = default_task_distribution(run.cfg.env.id, run.cfg.env.task_distribution)
     except ConfigError:
-        return [run.cfg.env.task]
-    return distribution.sample(num_tasks, np.random.default_rng(seed))
+        why = f"{run.cfg.env.id} has no task distribution to draw --tasks from"
+        return [run.cfg.env.task], f"the run's one task ({why})"
+    tasks = distribution.sample(num_tasks, np.random.default_rng(seed))
+    return tasks, count(num_tasks, "held-out task")
 
 
 def _magnitude(
@@ -222,29 +228,26 @@ def _write_grid_csv(
     per_cell: Tensor,
 ) -> None:
     """One row per cell and step (``per_cell``: ``[step, mass, friction, task]``)."""
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["run", "mass_scale", "friction_scale", "gradient_steps", "return_mean",
-                         "return_cvar10", "worst", "tasks"])  # fmt: skip
-        for k, step in enumerate(per_cell):
-            for i, mass in enumerate(masses):
-                for j, friction in enumerate(frictions):
-                    cell = step[i, j]
-                    writer.writerow([
-                        label, mass, friction, k, f"{cell.mean().item():.4f}",
-                        f"{cvar(cell):.4f}", f"{cell.min().item():.4f}", cell.numel(),
-                    ])  # fmt: skip
+    header = ["run", "mass_scale", "friction_scale", "gradient_steps", "return_mean",
+              "return_cvar10", "worst", "tasks"]  # fmt: skip
+    rows = (
+        [label, mass, friction, k, f"{cell.mean().item():.4f}", f"{cvar(cell):.4f}",
+         f"{cell.min().item():.4f}", cell.numel()]
+        for k, step in enumerate(per_cell)
+        for i, mass in enumerate(masses)
+        for j, friction in enumerate(frictions)
+        for cell in [step[i, j]]
+    )  # fmt: skip
+    write_csv(path, header, rows)
 
 
 def _write_csv(path: Path, label: str, curves: dict[str, Tensor]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["run", "condition", "gradient_steps", "return_mean", "return_cvar10", "worst", "tasks"]
-        )
-        for name, curve in curves.items():
-            for k, per_task in enumerate(curve):
-                writer.writerow([
-                    label, name, k, f"{per_task.mean().item():.4f}", f"{cvar(per_task):.4f}",
-                    f"{per_task.min().item():.4f}", per_task.numel(),
-                ])  # fmt: skip
+    header = ["run", "condition", "gradient_steps", "return_mean", "return_cvar10", "worst",
+              "tasks"]  # fmt: skip
+    rows = (
+        [label, name, k, f"{per_task.mean().item():.4f}", f"{cvar(per_task):.4f}",
+         f"{per_task.min().item():.4f}", per_task.numel()]
+        for name, curve in curves.items()
+        for k, per_task in enumerate(curve)
+    )  # fmt: skip
+    write_csv(path, header, rows)

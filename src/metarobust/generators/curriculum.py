@@ -153,6 +153,10 @@ class UED(Algorithm):
     def finished(self, iteration: int, env_steps: int) -> bool:
         return self.cfg.ued.budget_spent(iteration, env_steps)
 
+    @property
+    def budget(self) -> str:
+        return "ued.num_iterations" if self.cfg.ued.total_steps is None else "ued.total_steps"
+
     def policies(self) -> Policies:
         return self.learner.policy
 
@@ -161,6 +165,7 @@ class UED(Algorithm):
 
     def iteration(self, sampler: Sampler, index: int) -> Iteration:
         u, learner = self.cfg.ued, self.learner
+        self.phase("sampling")
         proposal = self.level_generator.propose(u.levels_per_iteration)
         seed = episode_seed(self.cfg.seed, index, 0)
         acting = Acting.single(learner.collecting())
@@ -181,11 +186,13 @@ class UED(Algorithm):
             scores = -returns.mean(axis=1)
         else:
             assert self.antagonist is not None
+            self.phase("sampling antagonist")
             acting = Acting.single(self.antagonist.collecting())
             seed = episode_seed(self.cfg.seed, index, 1)
             antagonist = sampler.sample_episodes(acting, proposal.tasks, u.episodes_per_level, seed)
             antagonist = antagonist.to(self.device)
             scores = regret(antagonist.episode_returns.view(shape).double().cpu().numpy(), returns)
+            self.phase("updating antagonist")
             losses = self.antagonist.update(antagonist)
             metrics |= {f"antagonist/{k}": float(v) for k, v in losses.items()}
             metrics["antagonist/episodic_return"] = antagonist.episode_returns.mean().item()
@@ -197,6 +204,7 @@ class UED(Algorithm):
             "generator/trained": float(proposal.train),
         }
         if proposal.train:
+            self.phase("updating")
             metrics |= {f"losses/{k}": float(v) for k, v in learner.update(traj).items()}
         metrics |= self.level_generator.observe(proposal, scores, **observed)
         images, histograms = {}, {}

@@ -12,7 +12,6 @@ policy's paths) into the run directory.
 
 from __future__ import annotations
 
-import csv
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,9 +23,11 @@ from metarobust.envs.levels import DEFAULT_LEVELS, load_levels, shortest_path
 from metarobust.envs.obstacles import RandomLevels
 from metarobust.errors import ConfigError
 from metarobust.plotting import plot_level
+from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting
 from metarobust.sampling.backends import make_sampler
+from metarobust.utils.wording import count
 
 ENV_ID = "metarobust/Navigation2DObstacles-v0"
 CSV_NAME, FIGURES = "held_out.csv", "held_out"
@@ -51,10 +52,13 @@ def evaluate_held_out(
     random_levels: int = 200,
     seed: int = 12345,
     deterministic: bool = True,
+    out: Path | None = None,
     progress: bool = True,
 ) -> str:
-    """Solved rate and return of the run's policy on every held-out level (module doc)."""
+    """Solved rate and return of the run's policy on every held-out level (module doc), into
+    ``out`` (default the run directory)."""
     run = SavedRun.load(run_dir)
+    out = run.path if out is None else Path(out)
     if run.cfg.env.id != ENV_ID:
         raise ConfigError(
             f"{run_dir}: held-out layouts are for {ENV_ID} runs, not {run.cfg.env.id}"
@@ -75,25 +79,24 @@ def evaluate_held_out(
     lengths = traj.episode_lengths.view(len(tasks), episodes)
     returns = traj.episode_returns.view(len(tasks), episodes).double()
     solved = traj.terminated.any(dim=2)  # [level, episode]: the goal ends an episode
-    out = run.path / FIGURES
-    out.mkdir(exist_ok=True)
-    with (run.path / CSV_NAME).open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(
-            ["level", "solved_rate", "return_mean", "length_mean", "episodes", "actions"]
-        )
-        for i, name in enumerate(names):
-            writer.writerow([
-                name, f"{solved[i].double().mean().item():.4f}", f"{returns[i].mean().item():.4f}",
-                f"{lengths[i].double().mean().item():.1f}", episodes, actions,
-            ])  # fmt: skip
+    figures = out / FIGURES
+    figures.mkdir(exist_ok=True)
+    write_csv(
+        out / CSV_NAME,
+        ["level", "solved_rate", "return_mean", "length_mean", "episodes", "actions"],
+        (
+            [name, f"{solved[i].double().mean().item():.4f}", f"{returns[i].mean().item():.4f}",
+             f"{lengths[i].double().mean().item():.1f}", episodes, actions]
+            for i, name in enumerate(names)
+        ),
+    )  # fmt: skip
     for i, name in enumerate(named):
         paths = []
         for r in range(episodes):
             end = int(lengths[i, r])  # the start, then the position after every step
             paths.append(np.concatenate([traj.obs[i, r, :1, :2], traj.next_obs[i, r, :end, :2]]))
         rate = solved[i].double().mean().item()
-        plot_level(levels[name], paths, out / f"{name}.png", f"{name}: solved {rate:.0%}")
+        plot_level(levels[name], paths, figures / f"{name}.png", f"{name}: solved {rate:.0%}")
     k = len(named)
     parts = [
         f"named layouts solved {solved[:k].double().mean().item():.0%} (return "
@@ -104,6 +107,7 @@ def evaluate_held_out(
             f"{random_levels} harder random levels solved {solved[k:].double().mean().item():.0%}"
         )
     return (
-        f"{ENV_ID}, {actions} actions, {episodes} episodes per level: {', '.join(parts)}; wrote "
-        f"{run.path / CSV_NAME} and {out}/"
+        f"{ENV_ID}, {actions} actions, {count(episodes, 'episode')} per level: "
+        f"{', '.join(parts)}; wrote "
+        f"{out / CSV_NAME} and {figures}/"
     )

@@ -114,6 +114,7 @@ class MAML(Algorithm):
     """``train.algorithm: maml``: meta-parameters theta (and Meta-SGD's alpha), outer step."""
 
     unit = "iteration"
+    shown = {"pre": "meta/pre_adapt_return", "post": "meta/post_adapt_return"}
 
     def __init__(self, setup: Setup) -> None:
         super().__init__(setup)
@@ -127,10 +128,6 @@ class MAML(Algorithm):
         meta = {k: v.to(self.device) for k, v in meta.items()}
         self.policy.to(self.device)
         self.outer = MetaPPO(meta, cfg.ppo) if m.outer == "ppo" else MetaTRPO(meta, cfg)
-        if m.num_inner_steps:
-            self.headline = "meta/post_adapt_return"
-        else:
-            self.headline = "meta/pre_adapt_return"
 
     def policy_dims(self) -> tuple[int, int]:
         """``(obs_dim, act_dim)`` of the meta-policy."""
@@ -143,6 +140,15 @@ class MAML(Algorithm):
     @property
     def num_iterations(self) -> int:
         return self.cfg.maml.num_iterations
+
+    @property
+    def budget(self) -> str:
+        return "maml.num_iterations"
+
+    @classmethod
+    def headline(cls, cfg: Config) -> str:
+        # without inner steps (multi-task training) there is no post-adaptation return
+        return "meta/post_adapt_return" if cfg.maml.num_inner_steps else "meta/pre_adapt_return"
 
     @property
     def progress_total(self) -> int:
@@ -166,6 +172,7 @@ class MAML(Algorithm):
         """One meta-batch and outer step (episode seeds from ``index`` and ``phase``); without
         ``update`` only the pre-adaptation episodes and the adaptation (a frozen meta-policy)."""
         m, clock = self.cfg.maml, Stopwatch("sampling", "adaptation", "outer_step")
+        self.phase("sampling pre-adaptation")
         with clock("sampling"):
             proposal = self.task_selection.propose(m.meta_batch_size)
             tasks = proposal.tasks
@@ -173,6 +180,7 @@ class MAML(Algorithm):
             train = self._episodes(sampler, self.acting_policy(), tasks, index, phase + TRAIN_PHASE)
         valid, inner, per_task = train, {}, None  # 0 inner steps: multi-task TRPO
         if m.num_inner_steps > 0:
+            self.phase("adapting")
             with clock("adaptation"):  # theta'_i, values only: no graph through the inner loop
                 inner = self._adapt(train)
                 per_task = PolicyState.of(inner["adapted"], self.policy, stack="task")
@@ -180,8 +188,10 @@ class MAML(Algorithm):
             metrics = {"meta/pre_adapt_return": train.episode_returns.mean().item()}
             return MetaBatch(tasks, per_task, metrics, train.num_steps)
         if m.num_inner_steps > 0:
+            self.phase("sampling post-adaptation")
             with clock("sampling"):  # D'_i: each task with its own adapted parameters
                 valid = self._episodes(sampler, per_task, tasks, index, phase + VALID_PHASE)
+        self.phase("outer step")
         with clock("outer_step"):  # theta <- step on the post-adaptation surrogate
             objective = MetaObjective(
                 self.policy,

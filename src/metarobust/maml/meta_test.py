@@ -15,7 +15,6 @@ CVaR 10 % and worst of the tasks' returns) and ``adaptation.png`` into the run d
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,11 +32,13 @@ from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
 from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.plotting import plot_adaptation
 from metarobust.risk import CVAR_ALPHA, cvar
+from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import env_dims
 from metarobust.utils.seeding import episode_seed
+from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "adaptation.csv", "adaptation.png"
 
@@ -123,12 +124,14 @@ def evaluate_maml_run(
     seed: int = 12345,
     pretrained: Path | None = None,
     later_lr: float | None = None,
+    out: Path | None = None,
     progress: bool = True,
 ) -> str:
     """Adaptation curves of the run's meta-policy, of a random initialisation and of the
     ``pretrained`` run's policy on ``num_tasks`` tasks drawn with ``seed``; writes CSV and
-    PNG, returns a summary line. ``later_lr`` is every method's step size after the first
-    step (the MAML paper's evaluation used 0.05 after a first step of 0.1)."""
+    PNG into ``out`` (default the run directory), returns a summary line. ``later_lr`` is
+    every method's step size after the first step (the MAML paper's evaluation used 0.05
+    after a first step of 0.1)."""
     saved = SavedRun.load(run_dir)
     cfg, spec = saved.cfg, saved.nominal_spec  # no disturbance
     distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
@@ -164,29 +167,32 @@ def evaluate_maml_run(
                 later_step_size=later_lr,
                 progress=bar,
             )
-    run_dir = saved.path
-    _write_csv(run_dir / CSV_NAME, curves)
-    plot_adaptation(curves, run_dir / PNG_NAME, cfg.env.id)
+    out = saved.path if out is None else Path(out)
+    _write_csv(out / CSV_NAME, curves)
+    plot_adaptation(curves, out / PNG_NAME, cfg.env.id)
     maml = curves["MAML"].mean(1).tolist()
     steps = ", ".join(f"{k}: {r:.1f}" for k, r in enumerate(maml))
     return (
-        f"{cfg.env.id}, {num_tasks} held-out tasks x {episodes_per_task} episodes: MAML return "
-        f"after k steps {{{steps}}}; wrote {run_dir / CSV_NAME} and {run_dir / PNG_NAME}"
+        f"{cfg.env.id}, {count(num_tasks, 'held-out task')} x "
+        f"{count(episodes_per_task, 'episode')}: MAML return "
+        f"after k steps {{{steps}}}; wrote {out / CSV_NAME} and {out / PNG_NAME}"
     )
 
 
 def _write_csv(path: Path, curves: dict[str, Tensor]) -> None:
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        tail = f"return_cvar{round(100 * CVAR_ALPHA)}"
-        writer.writerow(
-            ["method", "gradient_steps", "return_mean", "return_std", tail, "return_worst", "tasks"]
-        )
-        for name, returns in curves.items():
-            for k, per_task in enumerate(returns):
-                std = per_task.std().item() if per_task.numel() > 1 else 0.0
-                numbers = (per_task.mean().item(), std, cvar(per_task), per_task.min().item())
-                writer.writerow([name, k, *(f"{x:.4f}" for x in numbers), per_task.numel()])
+    tail = f"return_cvar{round(100 * CVAR_ALPHA)}"
+    header = ["method", "gradient_steps", "return_mean", "return_std", tail, "return_worst",
+              "tasks"]  # fmt: skip
+
+    def row(name: str, k: int, per_task: Tensor) -> list:
+        std = per_task.std().item() if per_task.numel() > 1 else 0.0
+        numbers = (per_task.mean().item(), std, cvar(per_task), per_task.min().item())
+        return [name, k, *(f"{x:.4f}" for x in numbers), per_task.numel()]
+
+    rows = (
+        row(name, k, per_task) for name, curve in curves.items() for k, per_task in enumerate(curve)
+    )
+    write_csv(path, header, rows)
 
 
 def _pretrained_start(run_dir: Path, run: SavedRun) -> tuple[Params, StepSize]:

@@ -9,6 +9,7 @@ saves and loads its own state as tensors, numbers and strings.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -49,11 +50,19 @@ class Algorithm(ABC):
     """One training algorithm: state plus iteration body."""
 
     unit: Literal["step", "iteration"] = "step"  # what the progress bar counts
-    headline: ClassVar[str] = "charts/episodic_return"  # the metric shown beside the bar
+    # the metrics shown beside the bar, by short name
+    shown: ClassVar[dict[str, str]] = {"return": "charts/episodic_return"}
 
     def __init__(self, setup: Setup) -> None:
         self.cfg, self.spec = setup.cfg, setup.spec
         self.device, self.generator = setup.device, setup.generator
+        self.on_phase: Callable[[str], None] = _ignore  # the run layer's: shown beside the bar
+
+    def phase(self, name: str, index: int = 0, count: int = 1) -> None:
+        """Say what the iteration does next ("sampling", "updating adversary"; pass
+        ``index`` of ``count`` where it repeats): one phase of a large iteration can take
+        minutes."""
+        self.on_phase(name if count == 1 else f"{name} {index + 1}/{count}")
 
     @property
     def game(self) -> Game | None:
@@ -73,6 +82,17 @@ class Algorithm(ABC):
     def finished(self, iteration: int, env_steps: int) -> bool:
         """Whether the budget is spent after ``iteration`` iterations and ``env_steps`` steps."""
         return iteration >= self.num_iterations
+
+    @classmethod
+    def headline(cls, cfg: Config) -> str:
+        """The metric that says how training goes under ``cfg`` (``metarobust plot``'s
+        default): the first one shown beside the bar."""
+        return next(iter(cls.shown.values()))
+
+    @property
+    def budget(self) -> str:
+        """The config setting whose value ends the run (raised to continue a finished one)."""
+        return "train.total_steps"
 
     @abstractmethod
     def policies(self) -> Policies:
@@ -94,3 +114,7 @@ class Algorithm(ABC):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of ``state_dict``; settings come from the config in force, so a resume may
         change learning rates and budgets (``resume.CHANGEABLE``)."""
+
+
+def _ignore(phase: str) -> None:
+    pass

@@ -35,13 +35,16 @@ class TrainingRun:
         start_step: int = 0,
         resumed: bool = False,
         unit: Literal["step", "iteration"] = "step",
-        headline: str = "charts/episodic_return",
+        shown: dict[str, str] | None = None,
     ) -> None:
         """The progress bar counts ``unit``s (``done`` of ``total`` already); the logger
-        continues from env step ``start_step`` when ``resumed``; ``headline`` is the metric
-        shown beside the bar."""
-        self.cfg, self.run_dir = cfg, Path(run_dir)
-        self.unit, self.headline = unit, headline
+        continues from env step ``start_step`` when ``resumed``; beside the bar stand the
+        last values of the metrics ``shown`` maps short names to (default: the episodic
+        return as ``return``), then the phase the iteration is in (``set_phase``)."""
+        self.cfg, self.run_dir, self.unit = cfg, Path(run_dir), unit
+        self.shown = {"return": "charts/episodic_return"} if shown is None else shown
+        self._values: dict[str, str] = {}  # the shown metrics' last values
+        self._phase: str | None = None
         self.logger = Logger(self.run_dir, cfg.logging.tensorboard, start_step if resumed else None)
         self.progress = tqdm(
             total=total,
@@ -96,13 +99,26 @@ class TrainingRun:
         self._tic = now
         self.logger.log(env_steps, metrics)
         self.logger.log_media(env_steps, images or {}, histograms or {})
-        self.progress.update(new_steps if self.unit == "step" else 1)
-        ret = metrics.get(self.headline)
-        if ret is not None and math.isfinite(ret):
-            self.progress.set_postfix(ret=f"{ret:.1f}", refresh=False)
+        # a run that stops at the first iteration past a step budget (UED) ends at 100 %
+        room = max(0, self.progress.total - self.progress.n)
+        self.progress.update(min(new_steps if self.unit == "step" else 1, room))
+        for name, key in self.shown.items():
+            value = metrics.get(key)
+            if value is not None and math.isfinite(value):
+                self._values[name] = f"{value:.1f}"
+        self.progress.set_postfix(self._postfix(), refresh=False)
         self._snapshot = snapshot()
         if final or iteration % self.cfg.checkpoint.every == 0:
             self._write()
+
+    def set_phase(self, phase: str) -> None:
+        """Show what the iteration is doing now (``phase=sampling``, ...) beside the bar, at
+        once: one phase of a large iteration can take minutes."""
+        self._phase = phase
+        self.progress.set_postfix(self._postfix())
+
+    def _postfix(self) -> dict[str, str]:
+        return self._values if self._phase is None else {**self._values, "phase": self._phase}
 
     def _write(self) -> Path:
         assert self._snapshot is not None

@@ -109,9 +109,15 @@ def write_config(run_dir: Path, cfg: Config) -> None:
 
 def load_run_config(run_dir: Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The config a run was started with, plus ``--set`` overrides (e.g. a longer budget)."""
-    if not Path(run_dir).is_dir():
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: run directory not found")
-    return load_config(Path(run_dir) / CONFIG_NAME, overrides)
+    if not (run_dir / CONFIG_NAME).is_file():
+        runs = sorted(d.name for d in run_dir.iterdir() if (d / CONFIG_NAME).is_file())
+        shown = ", ".join(runs[:10]) + (f" and {len(runs) - 10} more" if len(runs) > 10 else "")
+        inside = f"; the runs in it: {shown}" if runs else ""
+        raise ConfigError(f"{run_dir} is not a run directory (it has no {CONFIG_NAME}){inside}")
+    return load_config(run_dir / CONFIG_NAME, overrides)
 
 
 def _timestamped(cfg: Config, default_name: str) -> str:

@@ -1,6 +1,7 @@
 """The run layer: one place that turns a ``Config`` into a ready run and drives an algorithm.
 
     device, env spec         from the config
+    batch size               refused if one batch cannot fit in the machine's memory
     run directory            claimed (locked) for this process; fresh: config + run info
     seeding                  random, NumPy and torch from the run seed
     algorithm                built from a Setup, then (resuming) its saved state
@@ -15,6 +16,7 @@ sampler's streams and every RNG state.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ import torch
 from metarobust.config import Config, validate
 from metarobust.errors import ConfigError
 from metarobust.runs.algorithm import Algorithm, Setup
+from metarobust.runs.batch_memory import check_batch_fits
 from metarobust.runs.records import TrainingRun
 from metarobust.runs.resume import resume_changes
 from metarobust.runs.run_dir import claim_run_dir, write_config
@@ -39,6 +42,18 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def finished_message(
+    run_dir: Path, cfg: Config, algo: Algorithm, iteration: int, env_steps: int
+) -> str:
+    """Why resuming a finished run does nothing, and the setting to raise."""
+    value = functools.reduce(getattr, algo.budget.split("."), cfg)
+    return (
+        f"{run_dir}: finished at iteration {iteration} ({env_steps:,} env steps) of "
+        f"{algo.budget}={value}; to continue, raise it: metarobust train --resume {run_dir} "
+        f"--set {algo.budget}=N"
+    )
+
+
 def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None = None) -> Path:
     """Train ``algorithm`` under ``cfg`` in a fresh run directory, or continue the run in
     ``run_dir`` under ``cfg`` (its saved config plus any changeable settings); returns the
@@ -46,6 +61,7 @@ def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None 
     exactly where its checkpoint left off."""
     device = resolve_device(cfg.device)
     spec = EnvSpec.from_config(cfg.env)
+    check_batch_fits(cfg, spec)  # before any run directory or sampling
     default_name = f"{cfg.env.id.replace('/', '-')}_{cfg.train.algorithm}"
     with claim_run_dir(cfg, run_dir, default_name=default_name) as claim:
         ckpt, changes = claim.checkpoint, {}
@@ -63,6 +79,8 @@ def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None 
                     algo.load_state_dict(ckpt["state"])
                     sampler.load_state(ckpt["sampler"])
                     set_rng_state(ckpt["rng"], generator)
+                if algo.finished(iteration, env_steps):
+                    raise ConfigError(finished_message(claim.path, cfg, algo, iteration, env_steps))
             if changes:
                 write_config(claim.path, cfg)  # the settings in force from here on
 
@@ -88,8 +106,9 @@ def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None 
                 start_step=env_steps,
                 resumed=ckpt is not None,
                 unit=algo.unit,
-                headline=algo.headline,
+                shown=algo.shown,
             )
+            algo.on_phase = records.set_phase
             with records:
                 while not algo.finished(iteration, env_steps):
                     result = algo.iteration(sampler, iteration)

@@ -2,9 +2,10 @@
 
 Gymnasium envs pickle by re-construction (``EzPickle``), which loses the simulator state, so
 this module captures what an episode in progress depends on, layer by layer:
-``TimeLimit``'s step counter, the env's RNG, a task (anything with ``task``/``set_task``) and
-the physics, or an env's own ``get_state``/``set_state`` if it has them. An env with none of
-these cannot be captured.
+``TimeLimit``'s step counter, the env's RNG, a task (anything with ``task``/``set_task``), a
+per-episode choice still to come (a dynamics adversary's ``first_step`` flag) and the physics,
+or an env's own ``get_state``/``set_state`` if it has them. An env with none of these cannot
+be captured.
 
 A captured state is data only: ints, floats, strings, dicts, lists and tensors, which
 ``torch.load(weights_only=True)`` reads without running code; nothing here unpickles. A state
@@ -55,6 +56,8 @@ def capture_env_state(env: gym.Env) -> dict[str, Any]:
             layer_state["elapsed_steps"] = layer._elapsed_steps
         if hasattr(layer, "task") and hasattr(layer, "set_task"):  # wrappers do not forward
             layer_state["task"] = layer.task
+        if hasattr(layer, "first_step"):
+            layer_state["first_step"] = bool(layer.first_step)
         state["layers"].append(layer_state)
         if not isinstance(layer, gym.Wrapper):
             break
@@ -100,6 +103,8 @@ def restore_env_state(env: gym.Env, state: Any) -> None:
             layer._elapsed_steps = layer_state["elapsed_steps"]
         if "task" in layer_state:
             layer.set_task(layer_state["task"])
+        if "first_step" in layer_state:
+            layer.first_step = layer_state["first_step"]
     if physics == "mujoco":
         _write_mujoco(core.model, core.data, integration, fields)
     else:
@@ -185,7 +190,7 @@ def _checked_array(value: Any, what: str, shape: tuple[int, ...], dtype: np.dtyp
 
 
 def _check_layer(layer: Any, layer_state: Any, what: str) -> None:
-    _check_keys(layer_state, what, optional={"elapsed_steps", "task"})
+    _check_keys(layer_state, what, optional={"elapsed_steps", "task", "first_step"})
     if "elapsed_steps" in layer_state:
         steps = layer_state["elapsed_steps"]
         if not hasattr(layer, "_elapsed_steps"):
@@ -198,6 +203,13 @@ def _check_layer(layer: Any, layer_state: Any, what: str) -> None:
         if not isinstance(layer_state["task"], Mapping):
             got = type(layer_state["task"]).__name__
             raise ConfigError(f"{what}.task: expected a mapping, got {got}")
+    if "first_step" in layer_state:
+        if not hasattr(layer, "first_step"):
+            raise ConfigError(f"{what}: {type(layer).__name__} has no first-step flag")
+        if type(layer_state["first_step"]) is not bool:
+            raise ConfigError(
+                f"{what}.first_step: expected true or false, got {layer_state['first_step']!r}"
+            )
 
 
 def _check_keys(
