@@ -206,6 +206,52 @@ def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys,
     assert main([*args, "--random-levels", "-1"]) == 2
 
 
+def linear_policy_run(tmp_path, name: str, gain: float):
+    """A saved obstacle-world run whose policy's mean action is ``gain * (goal - position)``
+    (one linear layer on the observation ``[position, goal, rays]``; 0 stands still)."""
+    from metarobust.envs.obstacles import OBS_DIM
+    from metarobust.utils.checkpoint import load_checkpoint, save_checkpoint
+
+    overrides = ["env.id=metarobust/Navigation2DObstacles-v0", "policy.hidden_sizes=[]",
+                 "ppo.num_steps=8", "ppo.minibatch_size=8", "ppo.num_epochs=1",
+                 "train.total_steps=8", "logging.progress=false", f"logging.log_dir={tmp_path}",
+                 f"logging.run_name={name}"]  # fmt: skip
+    run = train(load_config(None, overrides))
+    weight = torch.zeros(2, OBS_DIM)
+    weight[[0, 1], [0, 1]], weight[[0, 1], [2, 3]] = -gain, gain
+    checkpoint = load_checkpoint(run)
+    params = checkpoint["policy"]["params"]
+    params["mean_net.0.weight"], params["mean_net.0.bias"] = weight, torch.zeros(2)
+    save_checkpoint(run, checkpoint)
+    return run
+
+
+def test_held_out_solved_rates_of_known_policies(tmp_path):
+    """Heading straight for the goal (at full speed, 0.1 a step) solves the corridor in every
+    episode, in 18 steps, and no layout whose straight line a wall crosses; standing still
+    solves nothing, and is paid minus the start's distance to the goal at every step."""
+    import csv
+
+    def held_out(run) -> dict[str, dict]:
+        args = ["evaluate", str(run), "--episodes", "2", "--random-levels", "2"]
+        assert main(args) == 0
+        with (run / "held_out.csv").open() as f:
+            return {r["level"]: r for r in csv.DictReader(f)}
+
+    straight = held_out(linear_policy_run(tmp_path, "straight", gain=10.0))
+    corridor = straight["corridor"]
+    assert float(corridor["solved_rate"]) == 1.0
+    assert float(corridor["length_mean"]) == 18.0  # 1.8 from start to goal
+    # minus the distance after each move (1.7, 1.6, ..., 0.1, 0), plus the arrival bonus 10
+    assert float(corridor["return_mean"]) == pytest.approx(-15.3 + 10.0, abs=1e-3)
+    for blocked in ("wall_gap", "u_trap"):  # a wall across the straight line: stuck at it
+        assert float(straight[blocked]["solved_rate"]) == 0.0
+    still = held_out(linear_policy_run(tmp_path, "still", gain=0.0))
+    assert {float(r["solved_rate"]) for r in still.values()} == {0.0}
+    assert float(still["corridor"]["length_mean"]) == 200.0  # the time limit
+    assert float(still["corridor"]["return_mean"]) == pytest.approx(-1.8 * 200, abs=1e-3)
+
+
 def test_maml_task_selection_by_plr_replays_and_resumes(tiny_config, rows):
     """maml.task_selection=plr: some meta-batches are replayed tasks (their adapted policies
     did worst), every batch is trained on, and a resumed run equals an uninterrupted one."""

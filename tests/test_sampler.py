@@ -389,7 +389,8 @@ def ray_runtime():
     ray.shutdown()
 
 
-def test_backends_give_identical_data(ray_runtime):
+def test_local_and_subprocess_backends_give_identical_data():
+    """Runs without Ray: the in-process and worker-process backends agree to the bit."""
     policy = policy_for(PENDULUM)
     state = state_of(policy)
     with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as local:
@@ -401,15 +402,22 @@ def test_backends_give_identical_data(ray_runtime):
         sub_stream = sub.state()
         procs = list(sub._procs)
     assert not any(p.is_alive() for p in procs)  # closed cleanly, reaped
-    with RaySampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as ray_sampler:
-        for got, want in zip(sample_both_modes(ray_sampler, state), expected, strict=True):
-            assert_identical(got, want)
     # a stream saved in worker processes continues in-process exactly as it would have there
     with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as resumed:
         resumed.load_state(sub_stream)
         with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as local:
             local.load_state(local_stream)
             assert_identical(resumed.sample_steps(state, 10), local.sample_steps(state, 10))
+
+
+def test_ray_backend_gives_the_local_backends_data(ray_runtime):
+    policy = policy_for(PENDULUM)
+    state = state_of(policy)
+    with LocalSampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as local:
+        expected = sample_both_modes(local, state)
+    with RaySampler(PENDULUM, policy, seed=9, envs_per_worker=2, num_workers=2) as ray_sampler:
+        for got, want in zip(sample_both_modes(ray_sampler, state), expected, strict=True):
+            assert_identical(got, want)
 
 
 def test_worker_error_surfaces_in_parent_with_its_traceback():

@@ -133,12 +133,56 @@ def test_existing_run_is_not_overwritten(tiny_config, capsys):
     assert before == after
 
 
+def mean_action_episodes(run: Path, reset_seeds: list[int]) -> list[tuple[float, int]]:
+    """``(return, length)`` of the saved policy's mean action (``metarobust.load_policy``) on
+    a plain ``gymnasium.make`` of the run's env, one episode per reset seed."""
+    import gymnasium as gym
+
+    import metarobust
+
+    agent = metarobust.load_policy(run)
+    env = gym.make(agent.saved.cfg.env.id)
+    episodes = []
+    for seed in reset_seeds:
+        obs, _ = env.reset(seed=seed)
+        total, length, done = 0.0, 0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs))
+            total, length, done = total + float(reward), length + 1, terminated or truncated
+        episodes.append((total, length))
+    env.close()
+    return episodes
+
+
+def evaluation_reset_seeds(episodes: int, seed: int = 12345) -> list[int]:
+    """The reset seed of each episode ``metarobust evaluate`` plays: episode ``i`` is episode
+    ``i % 16`` of batch ``i // 16``, sampled with seed ``seed + i // 16``; an episode's reset
+    seed is the first of the two seeds its own (unit) seed spawns."""
+    import numpy as np
+
+    from metarobust.sampling.backends import EVALUATION_BATCH
+    from metarobust.sampling.episodes import unit_seed
+
+    batch = min(episodes, EVALUATION_BATCH)
+    units = [unit_seed(seed + i // batch, 0, i % batch) for i in range(episodes)]
+    return [int(np.random.SeedSequence([u]).spawn(2)[0].generate_state(1)[0]) for u in units]
+
+
 def test_evaluate_and_plot_write_files(tiny_config, tmp_path, capsys):
     run = train(tiny_config("ppo", "ev"))
     assert main(["evaluate", str(run), "--episodes", "20"]) == 0  # two batches of episodes
     lines = (run / "evaluation.csv").read_text().splitlines()
     assert lines[0] == "episode,return,length" and len(lines) == 21
     assert len({line.split(",")[1] for line in lines[1:]}) > 1  # distinct episodes
+    # the same seed gives the same file again
+    first = (run / "evaluation.csv").read_bytes()
+    assert main(["evaluate", str(run), "--episodes", "20"]) == 0
+    assert (run / "evaluation.csv").read_bytes() == first
+    # each row is the saved policy's mean action on the plain env from that episode's reset
+    rows = [(float(r), int(n)) for _, r, n in (line.split(",") for line in lines[1:])]
+    expected = mean_action_episodes(run, evaluation_reset_seeds(20))
+    assert [n for _, n in rows] == [n for _, n in expected]
+    assert [r for r, _ in rows] == pytest.approx([r for r, _ in expected], abs=1e-3)
     assert main(["plot", str(run)]) == 0
     png = run / "charts_episodic_return.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

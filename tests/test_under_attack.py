@@ -65,13 +65,40 @@ def test_a_fresh_attack_on_the_adaptation_beats_random_wind_of_its_strength(meta
     assert (attack_run / "under_attack.png").stat().st_size > 0
 
 
+def nominal_returns(run: Path, num_tasks: int, episodes: int, seed: int = 12345) -> torch.Tensor:
+    """Mean return per task of the run's policy, sampling its actions, on its own (nominal)
+    env, on the episodes the under-attack evaluation gives task ``i`` of ``num_tasks`` before
+    adapting: ``[task]``."""
+    from metarobust.runs.saved import SavedRun
+    from metarobust.sampling.acting import Acting
+    from metarobust.sampling.backends import make_sampler
+    from metarobust.utils.seeding import episode_seed
+
+    saved = SavedRun.load(run)
+    policy, state = saved.policy()
+    sampler_cfg = saved.cfg.sampler.model_copy(update={"envs_per_worker": episodes})
+    with make_sampler(sampler_cfg, saved.spec, policy, seed) as sampler:
+        step_0 = episode_seed(seed, 0, 0)
+        traj = sampler.sample_episodes(Acting.single(state), [None] * num_tasks, episodes, step_0)
+    return traj.episode_returns.view(num_tasks, episodes).mean(1)
+
+
 def test_under_attack_on_policies_that_do_not_meta_learn(tiny_config, tmp_path):
     ppo = train(tiny_config("ppo", "ppo", "train.total_steps=128"))
-    assert main(["evaluate", str(ppo), "--under-attack", "--episodes", "2"]) == 0
+    assert main(["evaluate", str(ppo), "--under-attack", "--episodes", "4"]) == 0
     rows = read_rows(ppo / "under_attack.csv")
     assert {int(r["gradient_steps"]) for r in rows} == {0}
     assert {r["condition"] for r in rows} == {"none", "grid"}  # InvertedPendulum has masses
     assert [int(r["tasks"]) for r in rows if r["condition"] == "grid"] == [9]  # 3 x 3 cells
+    # The grid's 1.0 x 1.0 cell is the nominal model: its return is the policy's on the plain
+    # env, on that cell's episodes. (Not the none condition's episodes: a cell's episodes are
+    # seeded by its place in the grid, and the none condition samples the two-player env.)
+    cells = read_rows(ppo / "under_attack_grid.csv")
+    assert [(c["mass_scale"], c["friction_scale"]) for c in cells][4] == ("1.0", "1.0")
+    nominal = nominal_returns(ppo, num_tasks=len(cells), episodes=4)
+    returns = [float(c["return_mean"]) for c in cells]
+    assert returns[4] == pytest.approx(nominal[4].item(), abs=1e-3)
+    assert returns[0] != pytest.approx(nominal[0].item(), abs=1e-3)  # half the mass and friction
     rarl = train(tiny_config("rarl", "rarl", "train.total_steps=128"))
     assert main(["evaluate", str(rarl), "--under-attack", "--episodes", "2", "--no-grid"]) == 0
     conditions = {r["condition"] for r in read_rows(rarl / "under_attack.csv")}
@@ -86,6 +113,10 @@ def test_robust_maml_runs_are_evaluated_against_their_own_adversary(tiny_config,
     rows = read_rows(run / "under_attack.csv")
     assert {r["condition"] for r in rows} == {"none", "own", "random"}
     assert len(rows) == 3 * 2
+    # even one adversary step learns a wind that costs the policy, before and after adapting
+    # (seeds 0-4: 5 to 15 below no wind)
+    own, none = means(rows, "own"), means(rows, "none")
+    assert all(o < n - 3.0 for o, n in zip(own, none, strict=True)), (own, none)
     assert main([*args, "--attacker", str(run)]) == 2  # not an attack run of itself
     assert "not an attack run" in capsys.readouterr().err
 

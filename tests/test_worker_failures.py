@@ -1,4 +1,8 @@
-"""A sampler worker that dies, hangs or raises is reported in one line: no traceback, no hang."""
+"""A sampler worker that dies, hangs or raises is reported in one line: no traceback, no hang.
+
+No test here bounds how long anything takes (a busy machine makes such bounds fail): each waits
+for the event itself, with ``HANG_GUARD`` seconds only to turn a hang into a failure.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ import torch
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.cli import main
 from metarobust.errors import ConfigError, WorkerError
+from metarobust.sampling import backends
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.backends import RaySampler, SubprocessSampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
@@ -27,6 +32,7 @@ from metarobust.utils.checkpoint import load_checkpoint
 PENDULUM = EnvSpec("InvertedPendulum-v5", {}, 40)
 NAV = EnvSpec("metarobust/Navigation2D-v0", {}, 20)
 KILLED = r"sampler worker 1 \(pid \d+\) died with signal SIGKILL during sample_steps"
+HANG_GUARD = 60.0  # seconds: far beyond any wait tested here, only so a hang fails
 
 
 def policy_for(spec: EnvSpec) -> GaussianPolicy:
@@ -69,58 +75,66 @@ def fails_after(seconds: float) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def assert_closes_within(sampler: SubprocessSampler, seconds: float) -> None:
+def assert_closes_without_its_grace(sampler: SubprocessSampler, monkeypatch) -> None:
+    """``close()`` ends every worker without waiting out its grace for any of them: the grace
+    is made longer than the hang guard, so a close that waited for a dead or stopped worker
+    fails instead of passing slowly."""
+    monkeypatch.setattr(backends, "_CLOSE_GRACE_S", 10 * HANG_GUARD)
     procs = list(sampler._procs)
-    tic = time.monotonic()
-    with fails_after(seconds + 5):
+    with fails_after(HANG_GUARD):
         sampler.close()
-    assert time.monotonic() - tic < seconds
     assert not any(proc.is_alive() for proc in procs)
 
 
-def test_worker_killed_between_calls(pendulum_workers):
+def test_worker_killed_between_calls(pendulum_workers, monkeypatch):
     sampler, state = pendulum_workers
     sampler.sample_steps(state, 4)
     os.kill(sampler._procs[1].pid, signal.SIGKILL)
-    with pytest.raises(WorkerError) as err:
+    with fails_after(HANG_GUARD), pytest.raises(WorkerError) as err:
         sampler.sample_steps(state, 4)
     # one line; not the hint about guarding __main__, which is for deaths at start-up
     assert re.fullmatch(KILLED, str(err.value)), str(err.value)
-    assert_closes_within(sampler, 1.0)
+    assert_closes_without_its_grace(sampler, monkeypatch)
 
 
 def test_worker_killed_during_a_call_is_reported_at_once(pendulum_workers):
+    """Worker 0 never answers (it is stopped), so the call can only end by reporting worker
+    1's death as it happens, not once every worker has answered."""
     sampler, state = pendulum_workers
     sampler.sample_steps(state, 4)
+    busy = sampler._procs[0]
+    os.kill(busy.pid, signal.SIGSTOP)
     kill = threading.Timer(0.5, os.kill, (sampler._procs[1].pid, signal.SIGKILL))
     kill.start()
-    tic = time.monotonic()
     try:
-        with pytest.raises(WorkerError, match=f"^{KILLED}$"):
-            sampler.sample_steps(state, 100_000)  # seconds of work for each worker
+        with fails_after(HANG_GUARD), pytest.raises(WorkerError, match=f"^{KILLED}$"):
+            sampler.sample_steps(state, 100_000)  # seconds of work for worker 1
     finally:
         kill.cancel()
-    assert time.monotonic() - tic < 2.0  # not once worker 0 has done its share
-    # worker 0 is still busy and does not read "close": killed after a short grace
-    assert_closes_within(sampler, 4.0)
+    assert busy.is_alive() and sampler._pending[0] == "sample_steps"  # still owes its reply
+    # worker 0 does not read "close" (it missed no deadline): killed after the grace
+    with fails_after(HANG_GUARD):
+        sampler.close()
+    assert busy.exitcode == -signal.SIGKILL
 
 
 @pytest.mark.parametrize("padding", [0, 4_000_000], ids=["small-request", "request-over-pipe"])
-def test_stopped_worker_times_out(pendulum_workers, padding):
+def test_stopped_worker_times_out(pendulum_workers, padding, monkeypatch):
     sampler, state = pendulum_workers
     sampler.timeout = 2.0  # start-up had the default
     # more than the pipe holds (a task the worker never reads): the write itself blocks
     task = {"padding": torch.zeros(padding)} if padding else None
     os.kill(sampler._procs[0].pid, signal.SIGSTOP)
     tic = time.monotonic()
-    with fails_after(10), pytest.raises(WorkerError) as err:
+    with fails_after(HANG_GUARD), pytest.raises(WorkerError) as err:
         sampler.sample_steps(state, 4, task)
-    assert 2.0 <= time.monotonic() - tic < 4.0
+    assert time.monotonic() - tic >= 2.0  # not before the timeout
     assert re.fullmatch(
         r"sampler worker 0 \(pid \d+\) did not finish sample_steps within 2 s \(sampler.timeout\)",
         str(err.value),
     ), str(err.value)
-    assert_closes_within(sampler, 1.0)  # SIGKILL at once: a stopped process ignores SIGTERM
+    # SIGKILL at once, with no grace: a stopped process ignores "close" and SIGTERM
+    assert_closes_without_its_grace(sampler, monkeypatch)
 
 
 def test_config_error_in_a_worker_arrives_as_config_error():
@@ -167,14 +181,14 @@ def test_ray_actor_failures():
             ]
             sampler.timeout = 2.0
             os.kill(pids[0], signal.SIGSTOP)
-            with fails_after(10), pytest.raises(WorkerError) as err:
+            with fails_after(HANG_GUARD), pytest.raises(WorkerError) as err:
                 sampler.sample_steps(state_of(policy), 4)
             assert str(err.value) == (
                 "sampler worker 0 (Ray actor) did not finish sample_steps within 2 s "
                 "(sampler.timeout)"
             )
             os.kill(pids[1], signal.SIGKILL)
-            with fails_after(10), pytest.raises(WorkerError) as err:
+            with fails_after(HANG_GUARD), pytest.raises(WorkerError) as err:
                 sampler.sample_steps(state_of(policy), 4)
             assert err.value.message.startswith(
                 "sampler worker 1 (Ray actor) died during sample_steps: ActorDiedError: "
