@@ -19,9 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from filelock import FileLock, Timeout
-
 from metarobust.errors import ConfigError
+from metarobust.runs.run_dir import acquire_now
 
 OUTPUT_LOCK_NAME = ".outputs.lock"
 
@@ -35,14 +34,11 @@ def output_dir(path: Path | str) -> Iterator[Path]:
         raise ConfigError(f"--out: {path} is a file, not a folder for the outputs")
     created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path / OUTPUT_LOCK_NAME, timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise ConfigError(
-            f"{path}: another metarobust command is writing its outputs here; wait for it to "
-            "finish or write elsewhere with --out DIR"
-        ) from None
+    lock = acquire_now(
+        path / OUTPUT_LOCK_NAME,
+        busy=f"{path}: another metarobust command is writing its outputs here; wait for it to "
+        "finish or write elsewhere with --out DIR",
+    )
     try:
         yield path
     finally:

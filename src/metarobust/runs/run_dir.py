@@ -59,13 +59,10 @@ def claim_run_dir(cfg: Config, run_dir: Path | None, *, default_name: str) -> It
         )
     created = fresh and not path.exists()
     path.mkdir(parents=True, exist_ok=True)
-    lock = FileLock(path / LOCK_NAME, timeout=0)
-    try:
-        lock.acquire()
-    except Timeout:
-        raise ConfigError(
-            f"{path}: another process is training this run; wait for it to end or stop it"
-        ) from None
+    lock = acquire_now(
+        path / LOCK_NAME,
+        busy=f"{path}: another process is training this run; wait for it to end or stop it",
+    )
     discard = False
     try:
         if fresh:
@@ -82,6 +79,17 @@ def claim_run_dir(cfg: Config, run_dir: Path | None, *, default_name: str) -> It
         lock.release()
         if discard:
             _discard(path, created)
+
+
+def acquire_now(path: Path, *, busy: str) -> FileLock:
+    """The lock file ``path``, acquired without waiting: a ConfigError saying ``busy`` if
+    another process holds it (released, with the process, if that one dies)."""
+    lock = FileLock(path, timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise ConfigError(busy) from None
+    return lock
 
 
 def write_run_info(run_dir: Path, cfg: Config) -> None:
