@@ -359,7 +359,8 @@ def _plot(args: argparse.Namespace) -> None:
     from metarobust.runs.outputs import output_dir
     from metarobust.runs.run_dir import load_run_config
 
-    first = [load_run_config(run_dir) for run_dir in args.run_dirs][0]
+    # every RUN_DIR is checked before any folder is claimed
+    first, *_ = [load_run_config(run_dir) for run_dir in args.run_dirs]
     metric = args.metric or algorithm_class(first).headline(first)
     with output_dir(args.out or args.run_dirs[0]) as out:
         path = out / f"{metric.replace('/', '_')}.png"
