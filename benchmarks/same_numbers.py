@@ -1,7 +1,9 @@
 """Same seed, same numbers: the working tree's training loops against a reference commit.
 
-What it proves: for each case (a tiny seeded run of PPO, TRPO, MAML-TRPO, MAML-PPO, RARL and
-RARL with an adversary population, and a stop-then-``--resume`` run of each loop family), the
+What it proves: for each case (a tiny seeded run of PPO, TRPO, MAML-TRPO, MAML-PPO, MAML with
+PLR task selection, RARL and RARL with an adversary population, robust MAML alone and with a
+population, UED with Robust PLR and with PAIRED, and a stop-then-``--resume`` run of each loop
+family), the
 ``metarobust train`` CLI of the working tree writes the same ``metrics.jsonl``, row by row and
 key by key (floats compared with ==), as the reference commit's, and the same final checkpoint
 (every tensor bit for bit, every RNG and sampler state, the resolved config). Only what the
@@ -99,6 +101,33 @@ RARL = Case(
 )
 
 
+# 2D navigation with wind: the meta-policy, then one adversary update, 8 tasks x 8 episodes
+ROBUST_MAML = Case(
+    "configs/robust_maml/navigation.yaml",
+    (
+        "maml.meta_batch_size=8",
+        "maml.episodes_per_task=8",
+        "sampler.envs_per_worker=64",
+        "maml.num_iterations=3",
+    ),
+)
+# the obstacle world: 8 levels of 30 steps per iteration, PPO on them
+UED = Case(
+    "configs/ued/obstacles.yaml",
+    (
+        "env.max_episode_steps=30",
+        "ued.total_steps=null",
+        "ued.num_iterations=4",
+        "ued.levels_per_iteration=8",
+        "ued.buffer_size=8",
+        "ued.replay_prob=0.6",
+        "sampler.envs_per_worker=8",
+        "ppo.minibatch_size=64",
+        "ppo.num_epochs=2",
+    ),
+)
+
+
 def but(case: Case, *overrides: str, resume: tuple[str, ...] = ()) -> Case:
     """``case`` with more --set overrides (a later one wins) and, given, a resume."""
     return Case(case.config, (*case.overrides, *overrides), resume)
@@ -124,6 +153,17 @@ CASES = {
     "ppo_resume": but(PPO, "train.total_steps=256", resume=("train.total_steps=512",)),
     "maml_resume": but(MAML, "maml.num_iterations=2", resume=("maml.num_iterations=4",)),
     "rarl_resume": but(RARL, "train.total_steps=256", resume=("train.total_steps=512",)),
+    "maml_plr": but(MAML, "maml.task_selection=plr"),
+    "robust_maml": ROBUST_MAML,
+    "robust_maml_population": but(
+        ROBUST_MAML, "adversarial.population=2", "adversarial.population_mode=worst"
+    ),
+    "robust_maml_resume": but(
+        ROBUST_MAML, "maml.num_iterations=2", resume=("maml.num_iterations=4",)
+    ),
+    "ued_plr": UED,
+    "ued_paired": but(UED, "ued.generator=paired"),
+    "ued_resume": but(UED, "ued.num_iterations=2", resume=("ued.num_iterations=4",)),
 }
 
 
