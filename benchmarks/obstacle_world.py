@@ -19,12 +19,9 @@ import time
 
 import numpy as np
 
-from metarobust.envs.obstacles import (
-    ACTION_LIMIT,
-    MAX_WALLS,
-    Navigation2DObstaclesVectorEnv,
-    RandomLevels,
-)
+from metarobust.envs.geometry import ACTION_LIMIT, MAX_WALLS
+from metarobust.envs.level_generation import RandomLevels
+from metarobust.envs.obstacles import Navigation2DObstaclesVectorEnv
 
 LEVELS = {"default (0-8 walls)": (0, 8), "cluttered (8-16 walls)": (MAX_WALLS // 2, MAX_WALLS)}
 BLOCK = 50  # steps between clock reads

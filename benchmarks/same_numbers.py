@@ -25,7 +25,8 @@ the logging paths in the saved config agree.
     python benchmarks/same_numbers.py --reference HEAD~3 --cases ppo maml_resume
     python benchmarks/same_numbers.py --keep /tmp/same       # keep both trees' run dirs
 
-About 2 minutes on 2 cores for all cases (4-5 s per run, most of it imports; 24 runs).
+About 4 minutes on 2 cores for all 16 cases (231 s on the 2-core VM; 8-25 s per case, most of it
+imports and start-up).
 Exit code: 0 when every case is identical, 1 when one differs or a run fails, 2 when the
 tool cannot run (unknown revision, wrong tree imported, --keep directory not empty).
 """

@@ -23,8 +23,8 @@ from metarobust.agents.policy import GaussianPolicy
 from metarobust.config import SamplerConfig
 from metarobust.envs import default_task_distribution
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
+from metarobust.sampling.sampler_factory import make_sampler
 
 ENV_ID = "metarobust/HalfCheetahVel-v0"
 

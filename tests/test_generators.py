@@ -11,14 +11,14 @@ import torch
 from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
-from metarobust.envs.obstacles import MAX_WALLS, RandomLevels, edit_level, level_row
+from metarobust.envs.geometry import MAX_WALLS
+from metarobust.envs.level_generation import RandomLevels, edit_level
+from metarobust.envs.levels import level_row
 from metarobust.envs.tasks import UniformGoal
 from metarobust.generators.base import DomainRandomization, Proposal
-from metarobust.generators.curriculum import make_generator
+from metarobust.generators.factory import make_generator
 from metarobust.generators.plr import ACCEL, PLR
 from metarobust.maml.algorithm import task_selection
-from metarobust.runs.algorithm import Setup
-from metarobust.sampling.env_factory import EnvSpec
 
 
 def plr_with(scores, last_scored, batches, **kwargs) -> PLR:
@@ -427,10 +427,16 @@ def test_env_task_distribution_settings_reach_the_generators(tiny_args, capsys):
     cfg = load_config(
         None, [*TINY_UED, 'env.task_distribution={"num_walls": [0, 0], "trap_prob": 0}']
     )
-    setup = Setup(cfg, EnvSpec.from_config(cfg.env), torch.device("cpu"), torch.Generator())
-    levels = make_generator(setup).propose(16).tasks
+
+    def ued_generator(cfg):
+        u = cfg.ued
+        return make_generator(
+            cfg, u.generator, np.random.default_rng(0), score=u.score, robust=True
+        )
+
+    levels = ued_generator(cfg).propose(16).tasks
     assert all(level["walls"] == [] for level in levels)
-    default = make_generator(replace(setup, cfg=load_config(None, TINY_UED)))
+    default = ued_generator(load_config(None, TINY_UED))
     assert any(level["walls"] for level in default.propose(16).tasks)
 
     nav = ["env.id=metarobust/Navigation2D-v0", 'env.task_distribution={"low": 0.4}']

@@ -28,8 +28,8 @@ from metarobust.agents.returns import discounted_returns
 from metarobust.agents.trpo import TRPO
 from metarobust.config import PPOConfig, SamplerConfig, TRPOConfig
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
+from metarobust.sampling.sampler_factory import make_sampler
 
 LENGTH = 5  # steps per episode in every variant
 GAMMA = 0.9
@@ -156,16 +156,17 @@ def expected_targets(variant: str, lam: float, num_steps: int) -> torch.Tensor:
 
 
 def capture_gae(monkeypatch, module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Record what ``module``'s own ``gae`` call returns (advantages, value targets)."""
+    """Record what ``module``'s own ``trajectory_gae`` call returns (advantages, value
+    targets)."""
     calls = []
-    original = module.gae
+    original = module.trajectory_gae
 
     def spy(*args, **kwargs):
         out = original(*args, **kwargs)
         calls.append(out)
         return out
 
-    monkeypatch.setattr(module, "gae", spy)
+    monkeypatch.setattr(module, "trajectory_gae", spy)
     return calls
 
 

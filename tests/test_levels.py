@@ -5,12 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from metarobust.envs.geometry import ACTION_LIMIT
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels, shortest_path
-from metarobust.envs.obstacles import (
-    ACTION_LIMIT,
-    MAX_EPISODE_STEPS,
-    Navigation2DObstaclesEnv,
-)
+from metarobust.envs.obstacles import MAX_EPISODE_STEPS, Navigation2DObstaclesEnv
 from metarobust.errors import ConfigError
 
 NAMED = ("corridor", "wall_gap", "u_trap", "two_rooms", "four_rooms", "zigzag", "spiral",

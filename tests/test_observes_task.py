@@ -12,17 +12,18 @@ from metarobust.adversarial.game import ZeroSumGame
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.api import train
 from metarobust.cli import main
+from metarobust.envs.task_defaults import default_task_distribution
 from metarobust.envs.tasks import (
     DiskGoal,
     DynamicsScales,
     RandomDirection,
     UniformGoal,
     UniformVelocity,
-    default_task_distribution,
 )
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import LocalSampler, SubprocessSampler
 from metarobust.sampling.env_factory import EnvSpec
+from metarobust.sampling.sampler import LocalSampler
+from metarobust.sampling.subprocess_backend import SubprocessSampler
 from metarobust.utils.checkpoint import load_checkpoint
 
 NAV = EnvSpec("metarobust/Navigation2DAdv-v0")

@@ -8,24 +8,25 @@ import pytest
 from gymnasium.vector import AutoresetMode
 
 from metarobust.envs import default_task_distribution
-from metarobust.envs.obstacles import (
+from metarobust.envs.geometry import (
     ACTION_LIMIT,
     ARENA,
-    ARRIVAL_BONUS,
     GOAL_RADIUS,
     MAX_WALLS,
     NUM_RAYS,
     RAY_RANGE,
     LevelGeometry,
-    Navigation2DObstaclesEnv,
-    Navigation2DObstaclesVectorEnv,
-    RandomLevels,
-    box_walls,
     first_hit,
-    level_row,
     move_point,
     ray_readings,
     segment_distance,
+)
+from metarobust.envs.level_generation import RandomLevels
+from metarobust.envs.levels import box_walls, level_row
+from metarobust.envs.obstacles import (
+    ARRIVAL_BONUS,
+    Navigation2DObstaclesEnv,
+    Navigation2DObstaclesVectorEnv,
 )
 from metarobust.errors import ConfigError
 from metarobust.sampling.env_factory import EnvSpec, make_vector_env

@@ -12,8 +12,8 @@ from metarobust.api import train
 from metarobust.cli import main
 from metarobust.errors import ConfigError
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import LocalSampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
+from metarobust.sampling.sampler import LocalSampler
 from metarobust.utils.checkpoint import load_checkpoint
 
 

@@ -14,8 +14,8 @@ from metarobust.cli import main
 from metarobust.maml.outer import MetaTRPO
 from metarobust.policy_gradient import Learner
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import LocalSampler
 from metarobust.sampling.env_factory import EnvSpec
+from metarobust.sampling.sampler import LocalSampler
 from metarobust.utils.checkpoint import load_checkpoint
 
 META = ("meta/",)
@@ -23,7 +23,9 @@ META = ("meta/",)
 
 def snapshot(algo: robust_maml.RobustMAML) -> dict[str, dict[str, torch.Tensor]]:
     players = {"meta": algo.outer.params}
-    players |= {f"adversary{k}": m.update_rule.params for k, m in enumerate(algo.adversaries)}
+    players |= {
+        f"adversary{k}": m.update_rule.params for k, m in enumerate(algo.population.members)
+    }
     return {n: {k: v.detach().clone() for k, v in p.items()} for n, p in players.items()}
 
 

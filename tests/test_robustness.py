@@ -20,7 +20,7 @@ from metarobust.cli import main
 from metarobust.config import SamplerConfig, load_config
 from metarobust.errors import ConfigError
 from metarobust.runs.saved import SavedRun
-from metarobust.sampling.backends import make_sampler
+from metarobust.sampling.sampler_factory import make_sampler
 
 SEED = 7
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

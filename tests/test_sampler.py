@@ -14,16 +14,13 @@ import torch
 from metarobust.agents.policy import GaussianPolicy, distribution_params, gaussian_log_prob
 from metarobust.cli import main
 from metarobust.config import SamplerConfig, load_config
-from metarobust.errors import ConfigError
+from metarobust.errors import ConfigError, WorkerError
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import (
-    LocalSampler,
-    RaySampler,
-    SubprocessSampler,
-    WorkerError,
-    make_sampler,
-)
 from metarobust.sampling.env_factory import EnvSpec, env_dims, make_env, make_vector_env
+from metarobust.sampling.ray_backend import RaySampler
+from metarobust.sampling.sampler import LocalSampler
+from metarobust.sampling.sampler_factory import make_sampler
+from metarobust.sampling.subprocess_backend import SubprocessSampler
 from metarobust.sampling.worker import RolloutWorker
 from metarobust.trajectories import Trajectories
 

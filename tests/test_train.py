@@ -57,10 +57,10 @@ def test_run_dir_records(tiny_config, rows):
 
 def on_third_sample(monkeypatch, act: Callable[[], None]) -> None:
     """Patch the local sampler to call ``act()`` before its third ``sample_steps``."""
-    from metarobust.sampling import backends
+    from metarobust.sampling import sampler
 
     calls = {"n": 0}
-    original = backends.LocalSampler.sample_steps
+    original = sampler.LocalSampler.sample_steps
 
     def patched(self, *args, **kwargs):
         calls["n"] += 1
@@ -68,7 +68,7 @@ def on_third_sample(monkeypatch, act: Callable[[], None]) -> None:
             act()
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(backends.LocalSampler, "sample_steps", patched)
+    monkeypatch.setattr(sampler.LocalSampler, "sample_steps", patched)
 
 
 def test_ctrl_c_then_resume_equals_uninterrupted(tiny_config, rows, tmp_path, monkeypatch):
@@ -160,8 +160,8 @@ def evaluation_reset_seeds(episodes: int, seed: int = 12345) -> list[int]:
     seed is the first of the two seeds its own (unit) seed spawns."""
     import numpy as np
 
-    from metarobust.sampling.backends import EVALUATION_BATCH
     from metarobust.sampling.episodes import unit_seed
+    from metarobust.sampling.sampler_factory import EVALUATION_BATCH
 
     batch = min(episodes, EVALUATION_BATCH)
     units = [unit_seed(seed + i // batch, 0, i % batch) for i in range(episodes)]

@@ -71,7 +71,7 @@ def nominal_returns(run: Path, num_tasks: int, episodes: int, seed: int = 12345)
     adapting: ``[task]``."""
     from metarobust.runs.saved import SavedRun
     from metarobust.sampling.acting import Acting
-    from metarobust.sampling.backends import make_sampler
+    from metarobust.sampling.sampler_factory import make_sampler
     from metarobust.utils.seeding import episode_seed
 
     saved = SavedRun.load(run)

@@ -23,10 +23,11 @@ import torch
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.cli import main
 from metarobust.errors import ConfigError, WorkerError
-from metarobust.sampling import backends
+from metarobust.sampling import subprocess_backend
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import RaySampler, SubprocessSampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
+from metarobust.sampling.ray_backend import RaySampler
+from metarobust.sampling.subprocess_backend import SubprocessSampler
 from metarobust.utils.checkpoint import load_checkpoint
 
 PENDULUM = EnvSpec("InvertedPendulum-v5", {}, 40)
@@ -79,7 +80,7 @@ def assert_closes_without_its_grace(sampler: SubprocessSampler, monkeypatch) -> 
     """``close()`` ends every worker without waiting out its grace for any of them: the grace
     is made longer than the hang guard, so a close that waited for a dead or stopped worker
     fails instead of passing slowly."""
-    monkeypatch.setattr(backends, "_CLOSE_GRACE_S", 10 * HANG_GUARD)
+    monkeypatch.setattr(subprocess_backend, "_CLOSE_GRACE_S", 10 * HANG_GUARD)
     procs = list(sampler._procs)
     with fails_after(HANG_GUARD):
         sampler.close()

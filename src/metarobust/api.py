@@ -30,8 +30,8 @@ from metarobust.runs.run_dir import load_run_config
 from metarobust.runs.saved import SavedRun
 from metarobust.runs.training import run_algorithm
 from metarobust.sampling.acting import PolicyState
-from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import make_env
+from metarobust.sampling.sampler_factory import make_sampler
 
 __all__ = ["Agent", "load_policy", "resume", "train"]
 
@@ -160,7 +160,7 @@ class Agent:
         from metarobust.maml.meta_test import adapt_on_task
 
         saved = self.saved
-        if saved.algorithm not in ("maml", "robust_maml"):
+        if not saved.cfg.train.meta_learns:
             raise ConfigError(f"{saved.path}: a {saved.algorithm} run; only MAML runs adapt")
         if episodes < 1 or steps < 1:
             raise ConfigError(f"adapt: episodes and steps must be >= 1, got {episodes}, {steps}")

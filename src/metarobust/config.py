@@ -166,6 +166,16 @@ class TrainConfig(Section):
         1_000_000, description="env steps to train for (ppo, trpo; rarl: protagonist steps)"
     )
 
+    @property
+    def meta_learns(self) -> bool:
+        """Whether the run trains a meta-policy that adapts (MAML, robust MAML)."""
+        return self.algorithm in ("maml", "robust_maml")
+
+    @property
+    def has_adversaries(self) -> bool:
+        """Whether the run trains adversaries beside its policy (RARL, robust MAML)."""
+        return self.algorithm in ("rarl", "robust_maml")
+
 
 class MAMLConfig(Section):
     """Model-agnostic meta-learning (outer step settings: the trpo or ppo group)."""

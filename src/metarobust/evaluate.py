@@ -21,7 +21,7 @@ from metarobust.errors import ConfigError
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting
-from metarobust.sampling.backends import EVALUATION_BATCH, make_sampler
+from metarobust.sampling.sampler_factory import EVALUATION_BATCH, make_sampler
 from metarobust.utils.wording import count
 
 EVALUATION_NAME = "evaluation.csv"
@@ -56,7 +56,7 @@ def evaluate(
     ``random_levels`` harder random levels (``metarobust.generators.held_out``). The outputs
     go into ``out`` (default ``run_dir``)."""
     run = SavedRun.load(run_dir)
-    meta = run.algorithm in ("maml", "robust_maml")
+    meta = run.cfg.train.meta_learns
     if later_lr is not None and not meta:
         raise ConfigError(f"--later-lr: only for MAML runs ({run_dir} is {run.algorithm})")
     out = Path(run_dir if out is None else out)

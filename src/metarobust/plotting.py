@@ -316,7 +316,7 @@ def plot_under_attack(runs: UnderAttack, out: Path, title: str, alpha: float) ->
 def draw_level(ax: Axes, level: dict, paths: Sequence[np.ndarray] = ()) -> None:
     """An obstacle-world level on ``ax``: arena, walls, start (circle), goal (star, with its
     radius) and ``paths`` (``[steps, 2]`` positions each)."""
-    from metarobust.envs.obstacles import ARENA, GOAL_RADIUS
+    from metarobust.envs.geometry import ARENA, GOAL_RADIUS
 
     ax.add_patch(Rectangle((-ARENA, -ARENA), 2 * ARENA, 2 * ARENA, fill=False, lw=2))
     for x1, y1, x2, y2 in level.get("walls", []):

@@ -23,8 +23,8 @@ from metarobust.config import Config
 from metarobust.errors import ConfigError
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims, env_players
+from metarobust.sampling.sampler import Sampler
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
 

@@ -31,8 +31,8 @@ from metarobust.runs.run_dir import load_run_config
 from metarobust.runs.saved import SavedRun
 from metarobust.runs.training import run_algorithm
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import EVALUATION_BATCH, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players, episode_horizon
+from metarobust.sampling.sampler_factory import EVALUATION_BATCH, make_sampler
 from metarobust.utils.wording import count
 
 ATTACK_NAME = "attack.csv"
@@ -54,11 +54,11 @@ def attack(
     which is otherwise the victim's (the adversary uses the victim's update rule)."""
     victim_dir = Path(victim_dir).resolve()
     victim = load_run_config(victim_dir)
-    if victim.train.algorithm in ("maml", "robust_maml"):
+    if victim.train.meta_learns:
         if epsilon is not None:
             raise ConfigError("--epsilon: observation attacks take PPO/TRPO/RARL victims")
         return attack_meta_policy(victim_dir, victim, steps, seed, overrides)
-    rarl = victim.train.algorithm == "rarl"
+    rarl = victim.train.has_adversaries  # meta-learners (robust MAML too) went above
     env_id, kwargs = victim.env.id, dict(victim.env.kwargs)
     if epsilon is not None:
         # a RARL victim's env kwargs describe its force adversary, not the base env

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from metarobust.envs.tasks import default_task_distribution
+from metarobust.envs.task_defaults import default_task_distribution
 from metarobust.errors import ConfigError
 from metarobust.sampling.batched_policy import BatchedPolicy
 from metarobust.sampling.env_factory import EnvSpec, make_env

@@ -22,81 +22,42 @@ trained against a saved policy that stays frozen and acts with its mean action.
 from __future__ import annotations
 
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from metarobust.adversarial.game import ZeroSumGame
+from metarobust.adversarial.population import AdversaryPopulation, make_player
 from metarobust.agents.factories import make_policy
-from metarobust.agents.policy import GaussianPolicy
 from metarobust.config import Config
 from metarobust.errors import ConfigError
-from metarobust.policy_gradient import Learner, make_learner
+from metarobust.policy_gradient import Learner
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims
+from metarobust.sampling.sampler import Sampler
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
 from metarobust.utils.checkpoint import checkpoint_errors
 
 
-def make_player(
+def make_protagonist(
     cfg: Config,
-    name: str,
-    policy: GaussianPolicy,
+    obs_dim: int,
+    game: ZeroSumGame,
     *,
     device: torch.device,
     generator: torch.Generator,
 ) -> Learner:
-    """A player with ``policy`` and the update ``cfg`` gives it (``adversarial.<name>``)."""
-    algorithm = getattr(cfg.adversarial, name)
-    return make_learner(cfg, name, algorithm, policy, device=device, generator=generator)
-
-
-def make_players(
-    cfg: Config,
-    obs_dim: int,
-    game: ZeroSumGame,
-    *,
-    device: torch.device,
-    generator: torch.Generator,
-) -> tuple[Learner, list[Learner]]:
-    """The protagonist and the ``adversarial.population`` adversaries of ``cfg`` on
-    ``device``: freshly initialised, except an attack's protagonist, which is the victim run's
-    saved policy."""
+    """The protagonist of ``cfg`` on ``device``: freshly initialised, or in an attack the
+    victim run's saved policy, frozen."""
     policy = make_policy(cfg, obs_dim, game.protagonist_dim).to(device)
     protagonist = make_player(cfg, "protagonist", policy, device=device, generator=generator)
-    adversaries = make_adversaries(cfg, obs_dim, game, device=device, generator=generator)
     if cfg.adversarial.victim is not None:
         load_victim(protagonist, Path(cfg.adversarial.victim), cfg)
-    return protagonist, adversaries
-
-
-def make_adversaries(
-    cfg: Config,
-    obs_dim: int,
-    game: ZeroSumGame,
-    *,
-    device: torch.device,
-    generator: torch.Generator,
-) -> list[Learner]:
-    """The ``adversarial.population`` adversaries. They share one module, so one observation
-    normaliser (fed by all of them), each with its own parameters and update."""
-    shared = make_policy(cfg, obs_dim, game.adversary_dim).to(device)
-    adversaries = []
-    for k in range(cfg.adversarial.population):
-        member = make_player(cfg, "adversary", shared, device=device, generator=generator)
-        if k > 0:  # every member from its own random initialisation
-            fresh = make_policy(cfg, obs_dim, game.adversary_dim).init_params()
-            with torch.no_grad():
-                for name, p in member.update_rule.params.items():
-                    p.copy_(fresh[name])
-        adversaries.append(member)
-    return adversaries
+    return protagonist
 
 
 def load_victim(player: Learner, victim_dir: Path, cfg: Config) -> None:
@@ -148,8 +109,12 @@ class RARL(Algorithm):
         super().__init__(setup)
         cfg = self.cfg
         self._game = ZeroSumGame.for_env(self.spec)
-        self.protagonist, self.adversaries = make_players(
-            cfg, env_dims(self.spec)[0], self._game, device=self.device, generator=self.generator
+        obs_dim, device, generator = env_dims(self.spec)[0], self.device, self.generator
+        self.protagonist = make_protagonist(
+            cfg, obs_dim, self._game, device=device, generator=generator
+        )
+        self.population = AdversaryPopulation(
+            cfg, obs_dim, self._game, device=device, generator=generator
         )
         self.n_mu, self.n_nu = (
             cfg.adversarial.protagonist_updates,
@@ -157,13 +122,11 @@ class RARL(Algorithm):
         )
         num_envs = cfg.sampler.workers * cfg.sampler.envs_per_worker
         self.protagonist_steps = self.n_mu * self.protagonist.num_steps * num_envs
-        self.adversary_steps = (
-            len(self.adversaries) * self.n_nu * self.adversaries[0].num_steps * num_envs
-        )
+        members = self.population.members
+        self.adversary_steps = len(members) * self.n_nu * members[0].num_steps * num_envs
         # The step axis counts the trained protagonist's steps (an attack's: the adversary's).
         self.axis_steps = self.protagonist_steps or self.adversary_steps
         self._num_iterations = math.ceil(cfg.train.total_steps / self.axis_steps)
-        self.worst = 0  # the member with the highest adversary return in the last adversary phase
 
     @property
     def game(self) -> ZeroSumGame:
@@ -178,7 +141,7 @@ class RARL(Algorithm):
         return self.num_iterations * self.axis_steps
 
     def policies(self) -> Policies:
-        return {"protagonist": self.protagonist.policy, "adversary": self.adversaries[0].policy}
+        return {"protagonist": self.protagonist.policy, "adversary": self.population.policy}
 
     def acting_policy(self) -> PolicyState:
         return self.protagonist.state()
@@ -187,9 +150,7 @@ class RARL(Algorithm):
         task, metrics = self.cfg.env.task, {}
         # N_mu protagonist updates against the frozen adversaries (reward r): one drawn per
         # episode (RAP; one adversary = RARL), or the worst of them
-        opponent = PolicyState.population([member.state() for member in self.adversaries])
-        if self.cfg.adversarial.population_mode == "worst":
-            opponent = self.adversaries[self.worst].state()
+        opponent = self.population.opponent()
         for j in range(self.n_mu):
             self.phase("sampling protagonist", j, self.n_mu)
             traj = collect(sampler, self.protagonist, opponent, task).to(self.device)
@@ -197,35 +158,20 @@ class RARL(Algorithm):
             metrics |= {f"losses/{k}": v for k, v in self.protagonist.update(traj).items()}
             metrics |= _returns(traj, "charts/episodic_return")
         # N_nu updates of each adversary against the frozen protagonist (reward -r)
-        member_returns: dict[int, float] = {}  # of the members' last updates
-        for k, member in enumerate(self.adversaries):
-            who = f"adversary {k}" if len(self.adversaries) > 1 else "adversary"
-            for j in range(self.n_nu):
-                self.phase(f"sampling {who}", j, self.n_nu)
-                traj = collect(sampler, member, self.protagonist.state(), task).to(self.device)
-                self.phase(f"updating {who}", j, self.n_nu)
-                losses = member.update(traj)
-            metrics |= {f"adversary/{k}": v for k, v in losses.items()}  # the last's
-            if traj.episode_returns.numel() > 0:
-                member_returns[k] = traj.episode_returns.mean().item()
-        if member_returns:
-            self.worst = max(member_returns, key=member_returns.__getitem__)
-            metrics["adversary/return"] = statistics.fmean(member_returns.values())
+        protagonist = self.protagonist.state()
+        adversary_metrics, _ = self.population.train(
+            lambda member: collect(sampler, member, protagonist, task).to(self.device), self.phase
+        )
+        metrics |= adversary_metrics
         sampled = self.protagonist_steps + self.adversary_steps
         return Iteration(metrics, new_steps=self.axis_steps, sampled_steps=sampled)
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "protagonist": self.protagonist.state_dict(),
-            "adversaries": [member.state_dict() for member in self.adversaries],
-            "worst": self.worst,
-        }
+        return {"protagonist": self.protagonist.state_dict(), **self.population.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.protagonist.load_state_dict(state["protagonist"])
-        for member, saved in zip(self.adversaries, state["adversaries"], strict=True):
-            member.load_state_dict(saved)
-        self.worst = int(state["worst"])
+        self.population.load_state_dict(state)
 
 
 def _returns(traj: Trajectories, key: str) -> dict[str, float]:

@@ -33,8 +33,9 @@ from metarobust.plotting import (
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims
+from metarobust.sampling.sampler import Sampler
+from metarobust.sampling.sampler_factory import make_sampler
 from metarobust.utils.wording import count
 
 CSV_NAME = "robustness.csv"

@@ -47,13 +47,13 @@ from metarobust.risk import CVAR_ALPHA, cvar
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
+from metarobust.sampling.sampler import Sampler
+from metarobust.sampling.sampler_factory import make_sampler
 from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "under_attack.csv", "under_attack.png"
 GRID_CSV_NAME, GRID_PNG_NAME = "under_attack_grid.csv", "under_attack_grid.png"
-META_ALGORITHMS = ("maml", "robust_maml")
 # Mass and friction scales of the grid condition: coarser than the robustness command's
 # 11 x 11, since every cell adapts on every task.
 DEFAULT_GRID = (0.5, 1.5, 3)
@@ -95,14 +95,14 @@ def evaluate_under_attack(
     CSVs and PNGs into ``out`` (default the run directory), returns a summary."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
-    meta = run.algorithm in META_ALGORITHMS
+    meta = run.cfg.train.meta_learns
     spec = attack_spec(run)
     policy, state = run.policy()
     params, step_size = saved_meta_policy(run) if meta else (state.params, 0.0)
     steps = num_steps if meta else 0
     trained: dict[str, PolicyState] = {}
     observes: dict[str, bool] = {}  # whether each trained adversary sees the task
-    if run.algorithm in ("robust_maml", "rarl"):
+    if run.cfg.train.has_adversaries:
         trained["own"] = saved_adversary(run)
         observes["own"] = run.cfg.adversarial.observes_task
     if attacker is not None:
@@ -114,7 +114,7 @@ def evaluate_under_attack(
         observes["fresh"] = attack.cfg.adversarial.observes_task
     if shared is not None:
         other = SavedRun.load(shared)
-        if other.algorithm not in ("rarl", "robust_maml"):
+        if not other.cfg.train.has_adversaries:
             raise ConfigError(f"shared adversary {shared}: a {other.algorithm} run has none")
         if other.cfg.env.id != spec.id:
             raise ConfigError(

@@ -23,7 +23,7 @@ from metarobust.agents.policy import (
     gaussian_entropy,
     gaussian_log_prob,
 )
-from metarobust.agents.returns import explained_variance, gae
+from metarobust.agents.returns import explained_variance, trajectory_gae
 from metarobust.config import PPOConfig
 from metarobust.trajectories import Trajectories
 
@@ -71,15 +71,8 @@ class PPO:
         with torch.no_grad():
             values = self.value_fn(traj.obs)  # [task, rollout, time]
             next_values = self.value_fn(traj.next_obs)
-            adv, returns = gae(
-                traj.rewards,
-                values,
-                next_values,
-                terminated=traj.terminated,
-                dones=traj.dones,
-                mask=traj.mask,
-                gamma=cfg.gamma,
-                lam=cfg.gae_lambda,
+            adv, returns = trajectory_gae(
+                traj, values, next_values, gamma=cfg.gamma, lam=cfg.gae_lambda
             )
             real = traj.mask.bool()
             obs, actions, old_log_prob = traj.obs[real], traj.actions[real], traj.log_probs[real]

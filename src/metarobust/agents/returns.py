@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from metarobust.trajectories import Trajectories
+
 
 def discounted_returns(rewards: Tensor, dones: Tensor, mask: Tensor, gamma: float) -> Tensor:
     """Reward-to-go ``G_t = r_t + gamma * (1 - done_t) * G_{t+1}``, restarting at every episode
@@ -63,6 +65,23 @@ def gae(
         out.append(running)
     advantages = torch.stack(out[::-1], dim=-1) * mask
     return advantages, (advantages + values) * mask
+
+
+def trajectory_gae(
+    traj: Trajectories, values: Tensor, next_values: Tensor, *, gamma: float, lam: float
+) -> tuple[Tensor, Tensor]:
+    """``gae`` over ``traj``'s rewards, episode ends and mask, ``values`` and ``next_values``
+    being the values of its observations and next observations (``[task, rollout, time]``)."""
+    return gae(
+        traj.rewards,
+        values,
+        next_values,
+        terminated=traj.terminated,
+        dones=traj.dones,
+        mask=traj.mask,
+        gamma=gamma,
+        lam=lam,
+    )
 
 
 def explained_variance(pred: Tensor, target: Tensor) -> float:

@@ -24,7 +24,7 @@ from metarobust.agents.policy import (
     gaussian_kl,
     gaussian_log_prob,
 )
-from metarobust.agents.returns import explained_variance, gae
+from metarobust.agents.returns import explained_variance, trajectory_gae
 from metarobust.config import TRPOConfig
 from metarobust.trajectories import Trajectories
 
@@ -205,15 +205,8 @@ class TRPO:
         cfg = self.cfg
         values, next_values, linear_loss = self._baseline_values(traj)  # [task, rollout, time]
         with torch.no_grad():
-            adv, returns = gae(
-                traj.rewards,
-                values,
-                next_values,
-                terminated=traj.terminated,
-                dones=traj.dones,
-                mask=traj.mask,
-                gamma=cfg.gamma,
-                lam=cfg.gae_lambda,
+            adv, returns = trajectory_gae(
+                traj, values, next_values, gamma=cfg.gamma, lam=cfg.gae_lambda
             )
         real = traj.mask.bool()
         obs, actions, adv, returns = traj.obs[real], traj.actions[real], adv[real], returns[real]
@@ -294,16 +287,7 @@ class TRPO:
         else:
             prev_v = self.linear.predict(traj.obs, mask, dones)
             prev_next = self.linear.predict(traj.next_obs, mask, dones, step_offset=1)
-        _, targets = gae(
-            traj.rewards,
-            prev_v,
-            prev_next,
-            terminated=traj.terminated,
-            dones=dones,
-            mask=mask,
-            gamma=self.cfg.gamma,
-            lam=1.0,
-        )
+        _, targets = trajectory_gae(traj, prev_v, prev_next, gamma=self.cfg.gamma, lam=1.0)
         self.linear.fit(traj.obs, targets, mask, dones)
         values = self.linear.predict(traj.obs, mask, dones)
         real = mask.bool()

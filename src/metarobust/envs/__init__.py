@@ -60,6 +60,7 @@ from metarobust.envs.locomotion_vector import (
 )
 from metarobust.envs.mujoco_warnings import route_mujoco_warnings
 from metarobust.envs.navigation import PLATFORM_RADIUS, Navigation2DEnv, Navigation2DVectorEnv
+from metarobust.envs.task_defaults import default_task_distribution
 from metarobust.envs.tasks import (
     DiskGoal,
     DynamicsScales,
@@ -68,7 +69,6 @@ from metarobust.envs.tasks import (
     TaskDistribution,
     UniformGoal,
     UniformVelocity,
-    default_task_distribution,
 )
 from metarobust.errors import ConfigError
 

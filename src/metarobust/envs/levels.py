@@ -1,9 +1,14 @@
-"""Levels of the obstacle world as files, and a planner that finds a way through one.
+"""Levels of the obstacle world: their format, as files, and a planner that finds a way through one.
 
-A level file is YAML: a mapping from names to levels (``{"start", "goal", "walls"}``, see
-``metarobust.envs.obstacles``), e.g. ``DEFAULT_LEVELS``, the named held-out layouts shipped
-with the package. A file is data: it is read with a safe loader, and every level is checked
-before use; a bad one is a one-line ConfigError naming the file and the level.
+A level is the task ``{"start": [x, y], "goal": [x, y], "walls": [[x1, y1, x2, y2], ...]}``
+(at most ``MAX_WALLS`` segments; ``box_walls`` gives a box's four); ``level_row`` checks one and
+makes it the row the envs step on, ``level_dict`` makes the task back. Random levels and
+ACCEL's edits are ``metarobust.envs.level_generation``'s.
+
+A level file is YAML: a mapping from names to levels, e.g. ``DEFAULT_LEVELS``, the named
+held-out layouts shipped with the package. A file is data: it is read with a safe loader, and
+every level is checked before use; a bad one is a one-line ConfigError naming the file and the
+level.
 
 ``shortest_path`` plans on a grid of free points (8 neighbours, every edge tested against
 the walls like a move) and straightens the result, so a point that follows its waypoints at
@@ -13,17 +18,80 @@ the speed limit reaches the goal without meeting a wall.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import yaml
 
-from metarobust.envs.obstacles import ARENA, first_hit, level_row, level_walls, segment_distance
+from metarobust.envs.geometry import (
+    ARENA,
+    MARGIN,
+    MAX_WALLS,
+    first_hit,
+    level_walls,
+    segment_distance,
+)
+from metarobust.envs.tasks import check_task_keys, read_goal
 from metarobust.errors import ConfigError
 
+_NAME = "Navigation2DObstacles"
+ROW_LENGTH = 4 + 4 * MAX_WALLS  # one level as a row: start, goal, walls (NaN where there is none)
 DEFAULT_LEVELS = Path(__file__).with_name("held_out_levels.yaml")  # shipped with the package
+
+
+def box_walls(x_min: float, y_min: float, x_max: float, y_max: float) -> list[list[float]]:
+    """The four segments of an axis-aligned box."""
+    return [
+        [x_min, y_min, x_max, y_min],
+        [x_max, y_min, x_max, y_max],
+        [x_max, y_max, x_min, y_max],
+        [x_min, y_max, x_min, y_min],
+    ]
+
+
+def _read_point(level: Mapping[str, Any], key: str) -> list[float]:
+    point = read_goal(level, key)
+    if max(abs(point[0]), abs(point[1])) >= ARENA:
+        raise ConfigError(f"level key {key!r} must lie inside the arena (-1, 1)^2, got {point}")
+    return point
+
+
+def level_row(level: Any) -> np.ndarray:
+    """A checked level as one row ``[start, goal, walls...]`` (float64, NaN padding), or a
+    one-line ConfigError naming what is wrong."""
+    level = check_task_keys(level, _NAME, required=("start", "goal"), optional=("walls",))
+    row = np.full(ROW_LENGTH, np.nan)
+    row[:2], row[2:4] = _read_point(level, "start"), _read_point(level, "goal")
+    walls = level.get("walls", [])
+    try:
+        segments = np.asarray(walls, dtype=np.float64).reshape(-1, 4)
+    except (TypeError, ValueError):
+        segments = None
+    if (
+        isinstance(walls, (str, bytes, Mapping))
+        or segments is None
+        or (len(walls) and np.ndim(walls) != 2)
+    ):
+        raise ConfigError(f"level key 'walls' expected a list of [x1, y1, x2, y2], got {walls!r}")
+    if len(segments) > MAX_WALLS or not np.isfinite(segments).all():
+        raise ConfigError(
+            f"level key 'walls' expected at most {MAX_WALLS} segments of finite numbers, got "
+            f"{len(segments)}"
+        )
+    row[4 : 4 + segments.size] = segments.ravel()
+    start = row[None, :2]
+    if (segment_distance(start, segments[None]) <= MARGIN).any():
+        raise ConfigError(f"level: the start {row[:2].tolist()} lies on a wall")
+    return row
+
+
+def level_dict(row: Sequence[float]) -> dict[str, Any]:
+    """The level of a row (as ``level_row`` makes it), as a task dict."""
+    walls = np.asarray(row[4:], dtype=np.float64).reshape(-1, 4)
+    walls = walls[~np.isnan(walls).any(axis=1)]
+    return {"start": list(row[:2]), "goal": list(row[2:4]), "walls": walls.tolist()}
 
 
 def load_levels(path: Path) -> dict[str, dict[str, Any]]:

@@ -31,54 +31,22 @@ from torch import Tensor
 
 from metarobust.agents.baselines import ValueFunction
 from metarobust.agents.factories import make_policy
-from metarobust.agents.returns import gae
-from metarobust.envs import default_task_distribution
-from metarobust.envs.obstacles import RandomLevels, edit_level
+from metarobust.agents.returns import trajectory_gae
+from metarobust.envs.level_generation import RandomLevels
 from metarobust.errors import ConfigError
-from metarobust.generators.base import DomainRandomization, Generator
-from metarobust.generators.cvar import CVaRSampler
-from metarobust.generators.designer import LevelDesigner, regret
-from metarobust.generators.plr import ACCEL, PLR
+from metarobust.generators.designer import regret
+from metarobust.generators.factory import make_generator
+from metarobust.generators.plr import PLR
 from metarobust.policy_gradient import Learner, make_learner
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims, env_players
+from metarobust.sampling.sampler import Sampler
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
 from metarobust.utils.seeding import episode_seed
 
 IMAGE_LEVELS = 8
-
-
-def make_generator(setup: Setup) -> Generator:
-    """The generator ``ued.generator`` names, over the env's task distribution."""
-    cfg = setup.cfg
-    u = cfg.ued
-    distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
-    rng = np.random.default_rng([cfg.seed, 1])  # the generator's own stream
-    if u.generator == "dr":
-        return DomainRandomization(distribution, rng)
-    if u.generator == "cvar":
-        return CVaRSampler(distribution, rng, alpha=u.cvar_alpha)
-    plr = {
-        "buffer_size": u.buffer_size,
-        "replay_prob": u.replay_prob,
-        "temperature": u.temperature,
-        "staleness_coef": u.staleness_coef,
-        "score": u.score,
-    }
-    if u.generator == "plr":
-        return PLR(distribution, rng, **plr)
-    if not isinstance(distribution, RandomLevels):
-        raise ConfigError(
-            f"ued.generator: {u.generator} makes obstacle levels; {cfg.env.id} has none "
-            "(use metarobust/Navigation2DObstacles-v0)"
-        )
-    if u.generator == "accel":
-        return ACCEL(distribution, rng, edit_level, **plr)
-    score = "negative_return" if u.generator == "minimax" else "regret"
-    return LevelDesigner(distribution, rng, score=score, lr=u.designer_lr, seed=cfg.seed)
 
 
 def _value_fn(learner: Learner) -> ValueFunction:
@@ -94,15 +62,8 @@ def positive_value_loss(traj: Trajectories, learner: Learner, gamma: float, lam:
     """Each level's (task's) mean over its real steps of ``max(GAE advantage, 0)``: ``[task]``."""
     value_fn = _value_fn(learner)
     with torch.no_grad():
-        adv, _ = gae(
-            traj.rewards,
-            value_fn(traj.obs),
-            value_fn(traj.next_obs),
-            terminated=traj.terminated,
-            dones=traj.dones,
-            mask=traj.mask,
-            gamma=gamma,
-            lam=lam,
+        adv, _ = trajectory_gae(
+            traj, value_fn(traj.obs), value_fn(traj.next_obs), gamma=gamma, lam=lam
         )
     positive = adv.clamp(min=0.0) * traj.mask
     return positive.sum(dim=(1, 2)) / traj.mask.sum(dim=(1, 2)).clamp(min=1.0)
@@ -128,7 +89,10 @@ class UED(Algorithm):
         self.learner = make_learner(
             cfg, "policy", cfg.ued.learner, policy, device=self.device, generator=self.generator
         )
-        self.level_generator = make_generator(setup)
+        rng = np.random.default_rng([cfg.seed, 1])  # the generator's own stream
+        self.level_generator = make_generator(
+            cfg, cfg.ued.generator, rng, score=cfg.ued.score, robust=True
+        )
         self.antagonist: Learner | None = None  # PAIRED's
         if self.level_generator.score == "regret":
             module = make_policy(cfg, *env_dims(self.spec)).to(self.device)

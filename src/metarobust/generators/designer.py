@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from metarobust.envs.obstacles import GOAL_RADIUS, level_row, segment_distance
+from metarobust.envs.geometry import GOAL_RADIUS, segment_distance
+from metarobust.envs.levels import level_row
 from metarobust.envs.tasks import TaskDistribution
 from metarobust.generators.base import Generator, Proposal, Task
 

@@ -19,14 +19,14 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from metarobust.config import SamplerConfig
+from metarobust.envs.level_generation import RandomLevels
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels, shortest_path
-from metarobust.envs.obstacles import RandomLevels
 from metarobust.errors import ConfigError
 from metarobust.plotting import plot_level
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting
-from metarobust.sampling.backends import make_sampler
+from metarobust.sampling.sampler_factory import make_sampler
 from metarobust.utils.wording import count
 
 ENV_ID = "metarobust/Navigation2DObstacles-v0"

@@ -102,5 +102,33 @@ def adapt(
     return vmap(adapt_one, in_dims=in_dims)(params, traj.obs, traj.actions, adv, traj.mask)
 
 
+def adapt_to_episodes(
+    policy: nn.Module,
+    params: Params,
+    traj: Trajectories,
+    *,
+    gamma: float,
+    step_size: StepSize,
+    num_steps: int = 1,
+    per_task_params: bool = False,
+) -> tuple[Params, Tensor]:
+    """Every task's parameters after ``num_steps`` inner steps on its episodes in ``traj``
+    (``reinforce_advantages``, first order), as values to sample with, and the advantages
+    used: what training's pre-adaptation pass and meta-testing's every step do."""
+    with torch.no_grad():  # torch.func.grad inside still differentiates
+        adv = reinforce_advantages(traj, gamma)
+        adapted = adapt(
+            policy,
+            params,
+            traj,
+            adv,
+            step_size=step_size,
+            num_steps=num_steps,
+            first_order=True,
+            per_task_params=per_task_params,
+        )
+    return adapted, adv
+
+
 def _alpha(step_size: StepSize, name: str) -> float | Tensor:
     return step_size if isinstance(step_size, float | int) else step_size[name]

@@ -15,10 +15,10 @@ With zero inner steps the same loop is multi-task TRPO, the paper's "pretrained"
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -26,25 +26,34 @@ import torch
 from metarobust.agents.factories import make_policy
 from metarobust.agents.policy import Params
 from metarobust.config import Config
-from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
 from metarobust.generators.base import DomainRandomization, Generator
-from metarobust.generators.cvar import CVaRSampler
-from metarobust.generators.plr import PLR
-from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
+from metarobust.generators.factory import make_generator
+from metarobust.maml.adapt import StepSize, adapt_to_episodes
 from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective, split_meta_params
 from metarobust.maml.outer import MetaPPO, MetaTRPO
 from metarobust.runs.algorithm import Algorithm, Iteration, Setup
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import env_dims, env_players
+from metarobust.sampling.sampler import Sampler
 from metarobust.sampling.worker import Policies
 from metarobust.trajectories import Trajectories
 from metarobust.utils.checkpoint import checkpoint_errors
 from metarobust.utils.seeding import episode_seed
 
-TRAIN_PHASE, VALID_PHASE = 0, 1
+Stage = Literal["pre", "post"]  # the pre- or post-adaptation pass of a meta-update
+# The episode-seed offsets a meta-update takes (offset + k for its k-th pass: pre, post), so
+# that algorithms sampling more in one iteration start after them.
+SEED_OFFSETS_PER_META_UPDATE = 2
+# What the sampler acts with when the meta-policy acts as a state in a stage: the policy
+# alone, or facing what it meets there (robust MAML's adversaries).
+ActsAgainst = Callable[[PolicyState, Stage], Acting]
+
+
+def alone(state: PolicyState, stage: Stage) -> Acting:
+    """The meta-policy acting by itself, in either stage."""
+    return Acting.single(state)
 
 
 def task_selection(cfg: Config, rng: np.random.Generator) -> Generator:
@@ -52,21 +61,8 @@ def task_selection(cfg: Config, rng: np.random.Generator) -> Generator:
     task distribution; by PLR scored by each task's post-adaptation shortfall (every batch
     trained on; the ued group's buffer_size, replay_prob, temperature, staleness_coef); or by
     RoML's CVaR sampler of the worst ``ued.cvar_alpha`` of tasks."""
-    distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
-    u = cfg.ued
-    if cfg.maml.task_selection == "uniform":
-        return DomainRandomization(distribution, rng)
-    if cfg.maml.task_selection == "cvar":
-        return CVaRSampler(distribution, rng, alpha=u.cvar_alpha)
-    return PLR(
-        distribution,
-        rng,
-        buffer_size=u.buffer_size,
-        replay_prob=u.replay_prob,
-        temperature=u.temperature,
-        staleness_coef=u.staleness_coef,
-        robust=False,
-    )
+    name = {"uniform": "dr"}.get(cfg.maml.task_selection, cfg.maml.task_selection)
+    return make_generator(cfg, name, rng, score="value_loss", robust=False)
 
 
 def initial_meta_params(cfg: Config, params: Params) -> Params:
@@ -79,7 +75,7 @@ def initial_meta_params(cfg: Config, params: Params) -> Params:
 
 def saved_meta_policy(run: SavedRun) -> tuple[Params, StepSize]:
     """A saved MAML run's policy parameters and inner step size (Meta-SGD's, or fast_lr)."""
-    if run.algorithm not in ("maml", "robust_maml"):
+    if not run.cfg.train.meta_learns:
         raise ConfigError(f"{run.path}: a {run.algorithm} run, not a MAML run")
     with checkpoint_errors(run.path):
         return split_meta_params(run.state["outer"]["meta_params"], run.cfg.maml.fast_lr)
@@ -116,26 +112,25 @@ class MAML(Algorithm):
     unit = "iteration"
     shown = {"pre": "meta/pre_adapt_return", "post": "meta/post_adapt_return"}
 
-    def __init__(self, setup: Setup) -> None:
+    def __init__(self, setup: Setup, *, act_dim: int | None = None) -> None:
+        """``act_dim``: the meta-policy's action size on a two-player env (its protagonist's
+        part; robust MAML); None: a one-player env's."""
         super().__init__(setup)
         cfg, m = self.cfg, self.cfg.maml
         if cfg.policy.normalize_obs:
             raise ConfigError("policy.normalize_obs: not supported with train.algorithm=maml")
+        obs_dim, env_act_dim = env_dims(self.spec)
+        if act_dim is None and env_players(self.spec) is not None:
+            raise ConfigError(
+                f"env.id: {self.cfg.env.id} is a two-player env; use train.algorithm=robust_maml"
+            )
         self.task_rng = np.random.default_rng(cfg.seed)
         self.task_selection = task_selection(cfg, self.task_rng)
-        self.policy = make_policy(cfg, *self.policy_dims())
+        self.policy = make_policy(cfg, obs_dim, env_act_dim if act_dim is None else act_dim)
         meta = initial_meta_params(cfg, self.policy.init_params())
         meta = {k: v.to(self.device) for k, v in meta.items()}
         self.policy.to(self.device)
         self.outer = MetaPPO(meta, cfg.ppo) if m.outer == "ppo" else MetaTRPO(meta, cfg)
-
-    def policy_dims(self) -> tuple[int, int]:
-        """``(obs_dim, act_dim)`` of the meta-policy."""
-        if env_players(self.spec) is not None:
-            raise ConfigError(
-                f"env.id: {self.cfg.env.id} is a two-player env; use train.algorithm=robust_maml"
-            )
-        return env_dims(self.spec)
 
     @property
     def num_iterations(self) -> int:
@@ -167,17 +162,26 @@ class MAML(Algorithm):
         return Iteration(batch.metrics, new_steps=batch.new_steps)
 
     def meta_update(
-        self, sampler: Sampler, index: int, phase: int = 0, *, update: bool = True
+        self,
+        sampler: Sampler,
+        index: int,
+        *,
+        seed_offset: int = 0,
+        against: ActsAgainst = alone,
+        update: bool = True,
     ) -> MetaBatch:
-        """One meta-batch and outer step (episode seeds from ``index`` and ``phase``); without
-        ``update`` only the pre-adaptation episodes and the adaptation (a frozen meta-policy)."""
+        """One meta-batch and outer step, the meta-policy acting as ``against`` makes it in
+        each stage; episode seeds from ``index`` and ``seed_offset`` (+0 pre-adaptation, +1
+        post-adaptation). Without ``update`` only the pre-adaptation episodes and the
+        adaptation (a frozen meta-policy)."""
         m, clock = self.cfg.maml, Stopwatch("sampling", "adaptation", "outer_step")
         self.phase("sampling pre-adaptation")
         with clock("sampling"):
             proposal = self.task_selection.propose(m.meta_batch_size)
             tasks = proposal.tasks
             # D_i: pre-adaptation episodes of every task with the meta-parameters
-            train = self._episodes(sampler, self.acting_policy(), tasks, index, phase + TRAIN_PHASE)
+            acting = against(self.acting_policy(), "pre")
+            train = self._episodes(sampler, acting, tasks, index, seed_offset)
         valid, inner, per_task = train, {}, None  # 0 inner steps: multi-task TRPO
         if m.num_inner_steps > 0:
             self.phase("adapting")
@@ -190,7 +194,8 @@ class MAML(Algorithm):
         if m.num_inner_steps > 0:
             self.phase("sampling post-adaptation")
             with clock("sampling"):  # D'_i: each task with its own adapted parameters
-                valid = self._episodes(sampler, per_task, tasks, index, phase + VALID_PHASE)
+                acting = against(per_task, "post")
+                valid = self._episodes(sampler, acting, tasks, index, seed_offset + 1)
         self.phase("outer step")
         with clock("outer_step"):  # theta <- step on the post-adaptation surrogate
             objective = MetaObjective(
@@ -222,36 +227,22 @@ class MAML(Algorithm):
         return MetaBatch(tasks, per_task, metrics, new_steps)
 
     def _adapt(self, train: Trajectories) -> dict[str, Any]:
-        """Every task's adapted parameters from its pre-adaptation episodes, for sampling
-        (``torch.func.grad`` inside still differentiates under ``no_grad``)."""
+        """Every task's adapted parameters from its pre-adaptation episodes, for sampling,
+        and their advantages (the outer step reuses both)."""
         m = self.cfg.maml
         params, alpha = split_meta_params(self.outer.params, m.fast_lr)
-        with torch.no_grad():
-            adv_train = reinforce_advantages(train, m.gamma)
-            adapted = adapt(
-                self.policy,
-                params,
-                train,
-                adv_train,
-                step_size=alpha,
-                num_steps=m.num_inner_steps,
-                first_order=True,
-            )
+        adapted, adv_train = adapt_to_episodes(
+            self.policy, params, train, gamma=m.gamma, step_size=alpha, num_steps=m.num_inner_steps
+        )
         return {"adv_train": adv_train, "adapted": adapted}
 
     def _episodes(
-        self, sampler: Sampler, state: PolicyState, tasks: list, index: int, phase: int
+        self, sampler: Sampler, acting: Acting, tasks: list, index: int, seed_offset: int
     ) -> Trajectories:
-        """``maml.episodes_per_task`` episodes of every task with the meta-policy's ``state``."""
-        seed = episode_seed(self.cfg.seed, index, phase)
-        acting = self.acting(state, phase)
-        return sampler.sample_episodes(acting, tasks, self.cfg.maml.episodes_per_task, seed).to(
-            self.device
-        )
-
-    def acting(self, state: PolicyState, phase: int) -> Acting:
-        """What the sampler acts with when the meta-policy acts as ``state``."""
-        return Acting.single(state)
+        """``maml.episodes_per_task`` episodes of every task with ``acting``."""
+        seed = episode_seed(self.cfg.seed, index, seed_offset)
+        episodes = sampler.sample_episodes(acting, tasks, self.cfg.maml.episodes_per_task, seed)
+        return episodes.to(self.device)
 
     def state_dict(self) -> dict[str, Any]:
         state = {"outer": self.outer.state_dict(), "task_rng": self.task_rng.bit_generator.state}

@@ -28,15 +28,16 @@ from metarobust.agents.factories import make_policy
 from metarobust.agents.policy import Params
 from metarobust.envs import default_task_distribution
 from metarobust.errors import ConfigError
-from metarobust.maml.adapt import StepSize, adapt, reinforce_advantages
+from metarobust.maml.adapt import StepSize, adapt_to_episodes
 from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.plotting import plot_adaptation
 from metarobust.risk import CVAR_ALPHA, cvar
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.backends import Sampler, make_sampler
 from metarobust.sampling.env_factory import env_dims
+from metarobust.sampling.sampler import Sampler
+from metarobust.sampling.sampler_factory import make_sampler
 from metarobust.utils.seeding import episode_seed
 from metarobust.utils.wording import count
 
@@ -77,13 +78,12 @@ def adaptation_curve(
             progress.update(1)
         if k < num_steps:
             alpha = step_size if k == 0 or later_step_size is None else later_step_size
-            adapted = adapt(
+            adapted, _ = adapt_to_episodes(
                 policy,
                 state.params,
                 traj,
-                reinforce_advantages(traj, gamma),
+                gamma=gamma,
                 step_size=alpha,
-                first_order=True,
                 per_task_params=state.stack == "task",
             )
             state = PolicyState.of(adapted, policy, stack="task")
@@ -109,9 +109,10 @@ def adapt_on_task(
     for k in range(steps):
         acting = Acting.single(PolicyState.of(params, policy))
         traj = sampler.sample_episodes(acting, [task], episodes, episode_seed(seed, k, 0))
-        adv = reinforce_advantages(traj, saved.cfg.maml.gamma)
-        adapted = adapt(policy, params, traj, adv, step_size=alpha, first_order=True)
-        params = {k: v[0].detach() for k, v in adapted.items()}
+        adapted, _ = adapt_to_episodes(
+            policy, params, traj, gamma=saved.cfg.maml.gamma, step_size=alpha
+        )
+        params = {k: v[0] for k, v in adapted.items()}
     return params
 
 

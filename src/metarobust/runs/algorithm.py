@@ -18,9 +18,9 @@ import torch
 
 from metarobust.config import Config
 from metarobust.sampling.acting import PolicyState
-from metarobust.sampling.backends import Sampler
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.game import Game
+from metarobust.sampling.sampler import Sampler
 from metarobust.sampling.worker import Policies
 
 

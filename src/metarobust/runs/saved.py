@@ -43,7 +43,7 @@ class SavedRun:
     def finished(self) -> bool:
         """Whether the run has reached its config's budget."""
         iteration = int(self.checkpoint["iteration"])
-        if self.algorithm in ("maml", "robust_maml"):
+        if self.cfg.train.meta_learns:
             return iteration >= self.cfg.maml.num_iterations
         if self.algorithm == "ued":
             return self.cfg.ued.budget_spent(iteration, self.env_steps)

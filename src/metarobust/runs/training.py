@@ -29,8 +29,8 @@ from metarobust.runs.batch_memory import check_batch_fits
 from metarobust.runs.records import TrainingRun
 from metarobust.runs.resume import resume_changes
 from metarobust.runs.run_dir import claim_run_dir, write_config
-from metarobust.sampling.backends import make_sampler
 from metarobust.sampling.env_factory import EnvSpec
+from metarobust.sampling.sampler_factory import make_sampler
 from metarobust.utils.checkpoint import CHECKPOINT_FORMAT, checkpoint_errors, detached_copy
 from metarobust.utils.seeding import rng_state, seed_everything, set_rng_state
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from gymnasium.vector import SyncVectorEnv
 
-from metarobust.envs.tasks import default_task_distribution
+from metarobust.envs.task_defaults import default_task_distribution
 from metarobust.errors import EnvError
 from metarobust.sampling.acting import Acting
 from metarobust.sampling.batched_policy import BatchedPolicy
