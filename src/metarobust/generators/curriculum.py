@@ -34,6 +34,7 @@ from metarobust.agents.factories import make_policy
 from metarobust.agents.returns import trajectory_gae
 from metarobust.envs.level_generation import RandomLevels
 from metarobust.errors import ConfigError
+from metarobust.generators.base import Proposal
 from metarobust.generators.designer import regret
 from metarobust.generators.factory import make_generator
 from metarobust.generators.plr import PLR
@@ -138,29 +139,14 @@ class UED(Algorithm):
         shape = (len(proposal.tasks), u.episodes_per_level)
         returns = traj.episode_returns.view(shape).double().cpu().numpy()
         new_steps, metrics = traj.num_steps, {}
-        kind, observed = self.level_generator.score, {}
-        if kind == "value_loss":
-            scores = positive_value_loss(traj, learner, self._gamma, self._lam).cpu().numpy()
-        elif kind == "max_regret":
-            assert isinstance(self.level_generator, PLR)
-            best = self.level_generator.best_returns_of(proposal, returns.mean(axis=1))
-            scores = best - mean_value(traj, learner).double().cpu().numpy()
-            observed = {"best_returns": best}
-        elif kind == "negative_return":
-            scores = -returns.mean(axis=1)
-        else:
-            assert self.antagonist is not None
-            self.phase("sampling antagonist")
-            acting = Acting.single(self.antagonist.collecting())
-            seed = episode_seed(self.cfg.seed, index, 1)
-            antagonist = sampler.sample_episodes(acting, proposal.tasks, u.episodes_per_level, seed)
-            antagonist = antagonist.to(self.device)
-            scores = regret(antagonist.episode_returns.view(shape).double().cpu().numpy(), returns)
-            self.phase("updating antagonist")
-            losses = self.antagonist.update(antagonist)
-            metrics |= {f"antagonist/{k}": float(v) for k, v in losses.items()}
-            metrics["antagonist/episodic_return"] = antagonist.episode_returns.mean().item()
-            new_steps += antagonist.num_steps
+        antagonist_returns = None
+        if self.antagonist is not None:  # PAIRED: the antagonist plays the same levels first
+            antagonist_returns, antagonist_metrics, antagonist_steps = self._antagonist_plays(
+                sampler, proposal.tasks, index
+            )
+            metrics |= antagonist_metrics
+            new_steps += antagonist_steps
+        scores, observed = self._scores(proposal, traj, returns, antagonist_returns)
         metrics |= {
             "charts/episodic_return": traj.episode_returns.mean().item(),
             "charts/episodic_length": traj.episode_lengths.float().mean().item(),
@@ -180,6 +166,45 @@ class UED(Algorithm):
             shown = proposal.tasks[:IMAGE_LEVELS]
             images["generator/levels"] = levels_image(shown, scores[:IMAGE_LEVELS].tolist())
         return Iteration(metrics, new_steps, images=images, histograms=histograms)
+
+    def _antagonist_plays(
+        self, sampler: Sampler, levels: list, index: int
+    ) -> tuple[np.ndarray, dict[str, float], int]:
+        """PAIRED's antagonist on ``levels`` (the next episode seeds), then its update: its
+        returns ``[level, episode]``, its metrics and env steps."""
+        assert self.antagonist is not None
+        episodes = self.cfg.ued.episodes_per_level
+        self.phase("sampling antagonist")
+        acting = Acting.single(self.antagonist.collecting())
+        seed = episode_seed(self.cfg.seed, index, 1)
+        traj = sampler.sample_episodes(acting, levels, episodes, seed).to(self.device)
+        returns = traj.episode_returns.view(len(levels), episodes).double().cpu().numpy()
+        self.phase("updating antagonist")
+        losses = self.antagonist.update(traj)
+        metrics = {f"antagonist/{k}": float(v) for k, v in losses.items()}
+        metrics["antagonist/episodic_return"] = traj.episode_returns.mean().item()
+        return returns, metrics, traj.num_steps
+
+    def _scores(
+        self,
+        proposal: Proposal,
+        traj: Trajectories,
+        returns: np.ndarray,
+        antagonist_returns: np.ndarray | None,
+    ) -> tuple[np.ndarray, dict[str, Any]]:
+        """Each proposed level's score by the generator's kind (``returns``: the agent's,
+        ``[level, episode]``), and what the generator keeps beside it."""
+        kind, learner = self.level_generator.score, self.learner
+        if kind == "value_loss":
+            return positive_value_loss(traj, learner, self._gamma, self._lam).cpu().numpy(), {}
+        if kind == "max_regret":  # MaxMC: the best return seen on a level minus the mean value
+            assert isinstance(self.level_generator, PLR)
+            best = self.level_generator.best_returns_of(proposal, returns.mean(axis=1))
+            return best - mean_value(traj, learner).double().cpu().numpy(), {"best_returns": best}
+        if kind == "negative_return":  # minimax
+            return -returns.mean(axis=1), {}
+        assert antagonist_returns is not None  # PAIRED's regret
+        return regret(antagonist_returns, returns), {}
 
     def state_dict(self) -> dict[str, Any]:
         state = {
