@@ -15,8 +15,12 @@ from conftest import rollout
 from gymnasium.utils.env_checker import check_env
 from gymnasium.wrappers import TimeLimit
 
-from metarobust.adversarial.env import FORCE_PRESETS, AdversarialForceEnv, adversarial_entry_point
 from metarobust.envs import ADVERSARIAL_ENV_IDS
+from metarobust.envs.two_player.force import (
+    FORCE_PRESETS,
+    AdversarialForceEnv,
+    adversarial_entry_point,
+)
 from metarobust.errors import ConfigError
 
 # check_env's advice about Gymnasium's own v5 spaces or about checking a wrapper.

@@ -10,7 +10,6 @@ import pytest
 from conftest import rollout
 from gymnasium.utils.env_checker import check_env
 
-from metarobust.adversarial.env import FORCE_PRESETS, AdversarialForceEnv
 from metarobust.envs import (
     ADVERSARIAL_ENV_IDS,
     ADVERSARIAL_TASK_ENV_IDS,
@@ -19,6 +18,7 @@ from metarobust.envs import (
     default_task_distribution,
     variant_env_id,
 )
+from metarobust.envs.two_player.force import FORCE_PRESETS, AdversarialForceEnv
 from metarobust.errors import ConfigError
 
 # check_env's advice about Gymnasium's own v5 spaces or about checking a wrapper.

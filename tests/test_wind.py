@@ -10,13 +10,13 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-from metarobust.adversarial.wind import (
+from metarobust.envs import UniformGoal
+from metarobust.envs.navigation import ACTION_LIMIT
+from metarobust.envs.two_player.wind import (
     DEFAULT_WIND,
     Navigation2DWindEnv,
     Navigation2DWindVectorEnv,
 )
-from metarobust.envs import UniformGoal
-from metarobust.envs.navigation import ACTION_LIMIT
 from metarobust.errors import ConfigError
 from metarobust.sampling.env_factory import EnvSpec, make_vector_env
 

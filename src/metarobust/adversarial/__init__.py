@@ -1,1 +1,3 @@
-"""Robust adversarial RL (Pinto et al. 2017): two-player MuJoCo envs and their presets."""
+"""The adversarial side: the two-player game the sampler plays (``game.py``), the adversary
+population, RARL (Pinto et al. 2017) and robust MAML, attacks and robustness evaluations. The
+two-player envs themselves are in ``metarobust.envs.two_player``."""

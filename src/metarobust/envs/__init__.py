@@ -17,16 +17,16 @@ Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
 Every env above takes its task through ``reset(options={"task": task})``; the bare env (or,
 through wrappers, ``env.get_wrapper_attr("set_task")``) also has ``set_task`` and ``task``.
 
-Two-player ids for RARL (``ADVERSARIAL_ENV_IDS``, see ``metarobust.adversarial.env``):
+Two-player ids for RARL (``ADVERSARIAL_ENV_IDS``, see ``metarobust.envs.two_player.force``):
 
 - ``metarobust/<Name>Adv-v0`` for InvertedPendulum, HalfCheetah, Swimmer, Hopper and Walker2d
   (v5 models and time limits): one action ``[protagonist, adversary forces]``, split by
   ``metadata["players"]``. They take no task of their own; ``gymnasium.make(id,
   base_id="metarobust/HopperDynamics-v0")`` builds one on a task-settable base instead.
 - ``metarobust/<Name>DynamicsAdv-v0`` for the same five: the adversary picks the mass and
-  friction scales at each episode's first step (``metarobust.adversarial.dynamics_adversary``).
+  friction scales at each episode's first step (``metarobust.envs.two_player.dynamics``).
 - ``metarobust/<Name>ObsAdv-v0`` for the same five: the adversary shifts the protagonist's
-  observation by at most ``epsilon`` per component (``metarobust.adversarial.observation``).
+  observation by at most ``epsilon`` per component (``metarobust.envs.two_player.observation``).
 
 Two-player task envs (``ADVERSARIAL_TASK_ENV_IDS``, also in ``ADVERSARIAL_ENV_IDS``): they take
 the task of the env they are built on, through the same ``reset(options={"task": task})``, with
@@ -38,7 +38,7 @@ its time limit and its default task distribution (robust MAML):
   env; the task (velocity, direction, goal) stays, the adversary picks the scales.
 - ``metarobust/Navigation2DAdv-v0`` (100 steps; also ``gymnasium.make_vec`` natively
   vectorized): the adversary blows a wind of at most ``wind`` (default 0.05, half the point's
-  speed limit) per component (``metarobust.adversarial.wind``); and
+  speed limit) per component (``metarobust.envs.two_player.wind``); and
   ``metarobust/Navigation2DCliffAdv-v0``, the same wind on the cliff platform.
 """
 
@@ -187,14 +187,14 @@ def register_envs() -> None:
     )
     _register(
         "metarobust/Navigation2DAdv-v0",
-        entry_point="metarobust.adversarial.wind:Navigation2DWindEnv",
-        vector_entry_point="metarobust.adversarial.wind:Navigation2DWindVectorEnv",
+        entry_point="metarobust.envs.two_player.wind:Navigation2DWindEnv",
+        vector_entry_point="metarobust.envs.two_player.wind:Navigation2DWindVectorEnv",
         max_episode_steps=100,
     )
     _register(
         "metarobust/Navigation2DCliffAdv-v0",
-        entry_point="metarobust.adversarial.wind:Navigation2DWindEnv",
-        vector_entry_point="metarobust.adversarial.wind:Navigation2DWindVectorEnv",
+        entry_point="metarobust.envs.two_player.wind:Navigation2DWindEnv",
+        vector_entry_point="metarobust.envs.two_player.wind:Navigation2DWindVectorEnv",
         max_episode_steps=100,
         kwargs=cliff,
     )
@@ -218,11 +218,11 @@ def register_envs() -> None:
             max_episode_steps=gym.spec(base_id).max_episode_steps,
             kwargs={"base_id": base_id},
         )
-    # String entry points: importing metarobust.envs must not import metarobust.adversarial.
+    # String entry points: a two-player module is imported when one of its ids is first made.
     adversary = {
-        "Adv": "metarobust.adversarial.env:adversarial_entry_point",
-        "DynamicsAdv": "metarobust.adversarial.dynamics_adversary:dynamics_adversary_entry_point",
-        "ObsAdv": "metarobust.adversarial.observation:observation_adversary_entry_point",
+        "Adv": "metarobust.envs.two_player.force:adversarial_entry_point",
+        "DynamicsAdv": "metarobust.envs.two_player.dynamics:dynamics_adversary_entry_point",
+        "ObsAdv": "metarobust.envs.two_player.observation:observation_adversary_entry_point",
     }
     bases = [(base, f"{base}-v5", ("Adv", "DynamicsAdv", "ObsAdv")) for base in _ADVERSARIAL_BASES]
     # On a task env the force preset is its v5 model's (found by adversarial_entry_point).

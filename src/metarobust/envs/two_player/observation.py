@@ -16,8 +16,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarobust.adversarial.env import make_bare
 from metarobust.envs.tasks import is_positive_number
+from metarobust.envs.two_player.force import make_bare
 from metarobust.errors import ConfigError
 
 DEFAULT_EPSILON = 0.05  # in raw observation units

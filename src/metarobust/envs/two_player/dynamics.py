@@ -19,9 +19,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarobust.adversarial.env import make_bare
 from metarobust.envs.dynamics import DynamicsTask
 from metarobust.envs.tasks import DYNAMICS_KEYS
+from metarobust.envs.two_player.force import make_bare
 from metarobust.errors import ConfigError
 
 # The RARL code's grid: 0.5 to 1.5 of nominal mass and friction.
