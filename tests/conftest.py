@@ -124,3 +124,49 @@ def rollout(env: gym.Env, actions: np.ndarray, seed: int = 0, options: dict | No
         if terminated or truncated:
             break
     return np.array(observations), np.array(rewards), infos
+
+
+def step_in_lockstep(
+    vec: gym.vector.VectorEnv,
+    ref: gym.vector.VectorEnv,
+    act: Callable[[np.ndarray], np.ndarray],
+    *,
+    steps: int,
+    reset_by_mask: bool,
+    check: Callable[[dict, dict, np.ndarray], None] | None = None,
+) -> tuple[int, int]:
+    """Step a native vector env ``vec`` and its reference ``ref`` (Gymnasium's sync vector env
+    over the single envs) with the same actions ``act(obs)`` for ``steps`` steps, resetting
+    finished envs by mask if ``reset_by_mask`` (autoreset disabled), and assert that they agree
+    to the bit: observations, rewards, ending flags and final observations; ``check(info,
+    ref_info, rewards)`` adds an env's own checks. Returns the terminations and truncations
+    seen."""
+    obs, _ = vec.reset(seed=0)
+    ref_obs, _ = ref.reset(seed=0)
+    np.testing.assert_array_equal(obs, ref_obs)
+    seen_terminated = seen_truncated = 0
+    for _ in range(steps):
+        actions = act(obs)
+        obs, rew, term, trunc, info = vec.step(actions)
+        ref_obs, ref_rew, ref_term, ref_trunc, ref_info = ref.step(actions)
+        assert obs.dtype == ref_obs.dtype and rew.dtype == ref_rew.dtype
+        np.testing.assert_array_equal(obs, ref_obs)
+        np.testing.assert_array_equal(rew, ref_rew)
+        np.testing.assert_array_equal(term, ref_term)
+        np.testing.assert_array_equal(trunc, ref_trunc)
+        if "final_obs" in ref_info:
+            np.testing.assert_array_equal(info["_final_obs"], ref_info["_final_obs"])
+            for i in np.flatnonzero(ref_info["_final_obs"]):
+                np.testing.assert_array_equal(info["final_obs"][i], ref_info["final_obs"][i])
+        else:
+            assert "final_obs" not in info
+        if check is not None:
+            check(info, ref_info, rew)
+        seen_terminated += term.sum()
+        seen_truncated += trunc.sum()
+        done = term | trunc
+        if reset_by_mask and done.any():
+            obs, _ = vec.reset(options={"reset_mask": done})
+            ref_obs, _ = ref.reset(options={"reset_mask": done.copy()})
+            np.testing.assert_array_equal(obs, ref_obs)
+    return seen_terminated, seen_truncated

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY, tiny_overrides
 
 from metarobust.adversarial.robustness import (
     grid_returns,
@@ -29,21 +30,9 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def tiny_run(log_dir: Path, name: str, seed: int) -> Path:
     """Two envs x 64 steps, two iterations on InvertedPendulum: an almost untrained policy,
     whose episodes end within a few dozen steps (so cells of other masses differ)."""
-    cfg = load_config(
-        None,
-        [
-            "env.id=InvertedPendulum-v5",
-            "sampler.envs_per_worker=2",
-            "ppo.num_steps=64",
-            "ppo.minibatch_size=32",
-            "ppo.num_epochs=2",
-            "train.total_steps=256",
-            "logging.progress=false",
-            f"logging.log_dir={log_dir}",
-            f"logging.run_name={name}",
-            f"seed={seed}",
-        ],
-    )
+    path, _ = TINY["ppo"]
+    overrides = tiny_overrides("ppo", log_dir, name, "train.total_steps=256", f"seed={seed}")
+    cfg = load_config(path, overrides)
     return train(cfg)
 
 
@@ -136,20 +125,8 @@ def test_cli_replaces_its_own_grid_and_refuses_bad_flags(runs, tmp_path, capsys)
 
 
 def test_evaluate_runs_the_grid_on_a_rarl_run(tmp_path, capsys):
-    cfg = load_config(
-        "configs/adversarial_config.yaml",
-        [
-            "env.id=metarobust/InvertedPendulumAdv-v0",
-            "sampler.envs_per_worker=2",
-            "ppo.num_steps=64",
-            "ppo.minibatch_size=32",
-            "ppo.num_epochs=2",
-            "train.total_steps=128",
-            "logging.progress=false",
-            f"logging.log_dir={tmp_path}",
-            "logging.run_name=rarl",
-        ],
-    )
+    path, _ = TINY["rarl"]
+    cfg = load_config(path, tiny_overrides("rarl", tmp_path, "rarl", "train.total_steps=128"))
     run = train(cfg)
     assert main(["evaluate", str(run), "--episodes", "1"]) == 0
     assert "InvertedPendulumDynamics-v0: 11 masses x 11 frictions" in capsys.readouterr().out
