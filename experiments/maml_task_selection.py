@@ -18,9 +18,8 @@ import csv
 import sys
 from pathlib import Path
 
-from metarobust.errors import ConfigError
 from metarobust.maml.meta_test import CSV_NAME, evaluate_maml_run
-from metarobust.studies import trained_run, write_summary
+from metarobust.studies import run_study, trained_run
 
 SELECTIONS = ("uniform", "cvar", "plr")
 
@@ -72,18 +71,18 @@ def main() -> int:
     args = parser.parse_args()
     if args.tasks < 1 or args.episodes < 1:
         parser.error("--tasks and --episodes: expected positive integers")
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        rows = [row for seed in args.seeds for row in compare_seed(args, seed)]
-    except ConfigError as err:
-        print(f"maml_task_selection: error: {err}", file=sys.stderr)
-        return 2
     title = (
         f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}; {args.tasks} held-out "
         f"tasks x {args.episodes} episodes, return before and after one inner step"
     )
-    print(write_summary(args.out, rows, title, args.selections))
-    return 0
+    return run_study(
+        "maml_task_selection",
+        args.out,
+        args.seeds,
+        lambda seed: compare_seed(args, seed),
+        title=title,
+        methods=args.selections,
+    )
 
 
 if __name__ == "__main__":

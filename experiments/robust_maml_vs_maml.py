@@ -44,7 +44,7 @@ from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
 from metarobust.plotting import plot_under_attack
 from metarobust.risk import CVAR_ALPHA
-from metarobust.studies import finished_run, write_summary
+from metarobust.studies import finished_run, run_study
 
 METHODS = ("robust_maml", "maml", "multitask_rarl", "multitask_trpo")
 CONDITIONS = ("none", "fresh", "shared", "random", "grid")  # what the summary reports
@@ -179,19 +179,19 @@ def main() -> int:
     parser.add_argument("--eval-seed", type=int, default=12345, help="held-out tasks' seed")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        rows = [row for seed in args.seeds for row in compare_seed(args, seed)]
-    except ConfigError as err:
-        print(f"robust_maml_vs_maml: error: {err}", file=sys.stderr)
-        return 2
     title = (
         f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}, attacks of "
         f"{args.attack_steps} steps {' '.join(args.attack_overrides)}, {args.tasks} held-out "
         f"tasks x {args.episodes} episodes; return after one inner step"
     )
-    print(write_summary(args.out, rows, title, ("robust_maml", *args.baselines)))
-    return 0
+    return run_study(
+        "robust_maml_vs_maml",
+        args.out,
+        args.seeds,
+        lambda seed: compare_seed(args, seed),
+        title=title,
+        methods=("robust_maml", *args.baselines),
+    )
 
 
 if __name__ == "__main__":

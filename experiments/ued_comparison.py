@@ -25,9 +25,8 @@ import sys
 from pathlib import Path
 
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
-from metarobust.errors import ConfigError
 from metarobust.generators.held_out import CSV_NAME, evaluate_held_out
-from metarobust.studies import trained_run, write_summary
+from metarobust.studies import run_study, trained_run
 
 GENERATORS = ("dr", "minimax", "paired", "plr", "accel")
 
@@ -107,20 +106,20 @@ def main() -> int:
     parser.add_argument("--eval-seed", type=int, default=12345)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:
-        rows = [row for seed in args.seeds for row in compare_seed(args, seed)]
-    except ConfigError as err:
-        print(f"ued_comparison: error: {err}", file=sys.stderr)
-        return 2
     title = (
         f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}; "
         f"{'sampled actions' if args.stochastic else 'mean action'}, "
         f"{args.episodes} episodes per held-out level, {args.random_levels} harder random "
         "levels; solved rates in percent"
     )
-    print(write_summary(args.out, rows, title, args.generators))
-    return 0
+    return run_study(
+        "ued_comparison",
+        args.out,
+        args.seeds,
+        lambda seed: compare_seed(args, seed),
+        title=title,
+        methods=args.generators,
+    )
 
 
 if __name__ == "__main__":

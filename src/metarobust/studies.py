@@ -3,14 +3,15 @@ resumed when cut off, and per-seed summaries."""
 
 from __future__ import annotations
 
-import csv
 import statistics
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from metarobust.api import resume, train
 from metarobust.config import load_config
 from metarobust.errors import ConfigError
+from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.utils.checkpoint import CHECKPOINT_NAME
 
@@ -34,13 +35,32 @@ def finished_run(run_dir: Path, start: Callable[[], Path]) -> Path:
     return run_dir if SavedRun.load(run_dir).finished else resume(run_dir)
 
 
+def run_study(
+    name: str,
+    out: Path,
+    seeds: Sequence[int],
+    compare_seed: Callable[[int], list[dict]],
+    *,
+    title: str,
+    methods: Sequence[str],
+) -> int:
+    """Every seed's rows of the study ``name`` (``compare_seed(seed)``), then its summary in
+    ``out``, printed (``write_summary``); the exit code: 0, or 2 with one line on a
+    ConfigError."""
+    out.mkdir(parents=True, exist_ok=True)
+    try:
+        rows = [row for seed in seeds for row in compare_seed(seed)]
+    except ConfigError as err:
+        print(f"{name}: error: {err}", file=sys.stderr)
+        return 2
+    print(write_summary(out, rows, title, methods))
+    return 0
+
+
 def write_summary(out: Path, rows: list[dict], title: str, methods: Sequence[str]) -> str:
     """``summary.csv`` (a row per method and seed) and ``summary.md`` (mean ± std over seeds
     per method, in ``methods``' order) in ``out``; returns the table."""
-    with (out / "summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(out / "summary.csv", list(rows[0]), ([r[k] for k in rows[0]] for r in rows))
     columns = [k for k in rows[0] if k not in ("method", "seed")]
     lines = [
         title,
