@@ -51,9 +51,11 @@ def test_plr_scores_new_levels_for_the_buffer_and_trains_only_on_replays():
     assert all(plr.scores[i] == 2.0 and plr.last_scored[i] == 2 for i in replay.replayed)
     # a full buffer keeps the highest-scored levels
     plr.scores = [0.5, 0.1, 0.9]
-    plr._insert({"goal": [0.0, 0.3]}, 0.2, 0.0)
-    plr._insert({"goal": [0.0, 0.4]}, 0.3, 0.0)  # evicts the 0.1 one
-    plr._insert({"goal": [0.0, 0.5]}, 0.01, 0.0)  # lower than every score: left out
+    plr._insert({"goal": [0.0, 0.3]}, 0.2, {"best_returns": 0.0})
+    plr._insert({"goal": [0.0, 0.4]}, 0.3, {"best_returns": 0.0})  # evicts the 0.1 one
+    plr._insert(
+        {"goal": [0.0, 0.5]}, 0.01, {"best_returns": 0.0}
+    )  # lower than every score: left out
     assert sorted(plr.scores) == [0.2, 0.3, 0.5, 0.9]
     assert {"goal": [0.0, 0.5]} not in plr.levels
 
@@ -61,15 +63,15 @@ def test_plr_scores_new_levels_for_the_buffer_and_trains_only_on_replays():
 def test_max_regret_keeps_the_best_return_seen_on_each_level():
     plr = PLR(UniformGoal(), np.random.default_rng(1), buffer_size=4, replay_prob=1.0)
     first = plr.propose(3)
-    best = plr.best_returns_of(first, np.array([1.0, 5.0, 3.0]))  # new levels: their own
+    best = plr.combined(first, "best_returns", np.array([1.0, 5.0, 3.0]))  # new levels: their own
     np.testing.assert_array_equal(best, [1.0, 5.0, 3.0])
     plr.observe(first, best - 0.5, best_returns=best)
-    assert plr.best_returns == [1.0, 5.0, 3.0]
+    assert plr.extras["best_returns"] == [1.0, 5.0, 3.0]
     replay = Proposal([plr.levels[i] for i in (1, 2, 1)], train=True, replayed=(1, 2, 1))
-    best = plr.best_returns_of(replay, np.array([4.0, 4.0, 6.0]))
+    best = plr.combined(replay, "best_returns", np.array([4.0, 4.0, 6.0]))
     np.testing.assert_array_equal(best, [5.0, 4.0, 6.0])  # the stored 5 beats a 4 now
     plr.observe(replay, best - 1.0, best_returns=best)
-    assert plr.best_returns == [1.0, 6.0, 4.0]  # level 1 drawn twice keeps its best, 6
+    assert plr.extras["best_returns"] == [1.0, 6.0, 4.0]  # level 1 drawn twice keeps its best, 6
     assert plr.scores == [0.5, 5.0, 3.0]
 
 

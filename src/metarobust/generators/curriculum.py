@@ -199,7 +199,7 @@ class UED(Algorithm):
             return positive_value_loss(traj, learner, self._gamma, self._lam).cpu().numpy(), {}
         if kind == "max_regret":  # MaxMC: the best return seen on a level minus the mean value
             assert isinstance(self.level_generator, PLR)
-            best = self.level_generator.best_returns_of(proposal, returns.mean(axis=1))
+            best = self.level_generator.combined(proposal, "best_returns", returns.mean(axis=1))
             return best - mean_value(traj, learner).double().cpu().numpy(), {"best_returns": best}
         if kind == "negative_return":  # minimax
             return -returns.mean(axis=1), {}

@@ -23,8 +23,9 @@ nothing is waiting to be evaluated and no replay is drawn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -35,6 +36,13 @@ from metarobust.generators.base import Generator, Proposal, Task
 class PLR(Generator):
     """Prioritized Level Replay over ``distribution``'s tasks, robust (new levels only scored)
     or not (new levels trained on too); see the module doc."""
+
+    # What the buffer keeps beside each level's score, by name, as jaxued's level sampler
+    # keeps its level extras: the value a level starts with, and how a newly observed value
+    # combines with the kept one. MaxMC (score max_regret) needs each level's best return.
+    EXTRAS: ClassVar[dict[str, tuple[float, Callable[[float, float], float]]]] = {
+        "best_returns": (-math.inf, max),
+    }
 
     def __init__(
         self,
@@ -55,7 +63,7 @@ class PLR(Generator):
         self.levels: list[Task] = []
         self.scores: list[float] = []
         self.last_scored: list[int] = []  # the batch count when each level was last scored
-        self.best_returns: list[float] = []  # the best return seen on each level (max_regret)
+        self.extras: dict[str, list[float]] = {name: [] for name in self.EXTRAS}
         self.batches = 0  # batches observed so far
 
     def replay_probabilities(self) -> np.ndarray:
@@ -78,50 +86,58 @@ class PLR(Generator):
             return Proposal([self.levels[i] for i in picks], train=True, replayed=tuple(picks))
         return Proposal(self.distribution.sample(n, self.rng), train=not self.robust)
 
-    def best_returns_of(self, proposal: Proposal, returns: np.ndarray) -> np.ndarray:
-        """Each proposed level's best return: its ``returns`` now, or the buffer's best
-        for it if that is higher."""
-        best = np.asarray(returns, np.float64).copy()
+    def combined(self, proposal: Proposal, name: str, values: np.ndarray) -> np.ndarray:
+        """Each proposed level's extra ``name``: its observed ``values``, combined with the
+        buffer's for a replayed level (``best_returns``: the better of the two)."""
+        out = np.asarray(values, np.float64).copy()
         if proposal.replayed is not None:
-            best = np.maximum(best, [self.best_returns[i] for i in proposal.replayed])
-        return best
+            _, combine = self.EXTRAS[name]
+            kept = self.extras[name]
+            out = np.array(
+                [combine(v, kept[i]) for v, i in zip(out, proposal.replayed, strict=True)]
+            )
+        return out
 
     def observe(
-        self, proposal: Proposal, scores: np.ndarray, best_returns: np.ndarray | None = None
+        self, proposal: Proposal, scores: np.ndarray, **extras: np.ndarray
     ) -> dict[str, float]:
-        """``best_returns`` (``best_returns_of``'s) are kept with the levels for max_regret."""
+        """``extras`` (by ``EXTRAS`` name, one value per proposed level; ``combined``'s) are
+        kept with the levels; an extra not given starts at its initial value."""
         self.batches += 1
         scores = np.asarray(scores, np.float64)
-        best = np.full(len(scores), -np.inf) if best_returns is None else best_returns
+        values = {
+            name: extras[name].tolist() if name in extras else [start] * len(scores)
+            for name, (start, _) in self.EXTRAS.items()
+        }
         if proposal.replayed is not None:
-            for i, score, top in zip(
-                proposal.replayed, scores.tolist(), best.tolist(), strict=True
-            ):
+            for k, (i, score) in enumerate(zip(proposal.replayed, scores.tolist(), strict=True)):
                 self.scores[i], self.last_scored[i] = score, self.batches
-                self.best_returns[i] = max(self.best_returns[i], top)  # a level drawn twice
+                for name, (_, combine) in self.EXTRAS.items():  # a level drawn twice
+                    self.extras[name][i] = combine(self.extras[name][i], values[name][k])
         else:
-            for level, score, top in zip(
-                proposal.tasks, scores.tolist(), best.tolist(), strict=True
-            ):
-                self._insert(level, score, top)
+            for k, (level, score) in enumerate(zip(proposal.tasks, scores.tolist(), strict=True)):
+                self._insert(level, score, {name: v[k] for name, v in values.items()})
         return {
             "generator/buffer_size": float(len(self.levels)),
             "generator/buffer_mean_score": float(np.mean(self.scores)) if self.scores else 0.0,
             "generator/replayed": float(proposal.replayed is not None),
         }
 
-    def _insert(self, level: Task, score: float, best_return: float) -> None:
-        """Add a scored level, evicting the lowest-scored one if the buffer is full."""
+    def _insert(self, level: Task, score: float, extras: dict[str, float]) -> None:
+        """Add a scored level with its extras, evicting the lowest-scored one if the buffer
+        is full."""
         if len(self.levels) < self.buffer_size:
             self.levels.append(level)
             self.scores.append(score)
             self.last_scored.append(self.batches)
-            self.best_returns.append(best_return)
+            for name, value in extras.items():
+                self.extras[name].append(value)
             return
         low = int(np.argmin(self.scores))
         if score > self.scores[low]:
             self.levels[low], self.scores[low], self.last_scored[low] = level, score, self.batches
-            self.best_returns[low] = best_return
+            for name, value in extras.items():
+                self.extras[name][low] = value
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -129,7 +145,7 @@ class PLR(Generator):
             "levels": self.levels,
             "scores": self.scores,
             "last_scored": self.last_scored,
-            "best_returns": self.best_returns,
+            **self.extras,
             "batches": self.batches,
         }
 
@@ -138,10 +154,11 @@ class PLR(Generator):
         self.levels = [dict(level) for level in state["levels"]]
         self.scores = [float(s) for s in state["scores"]]
         self.last_scored = [int(c) for c in state["last_scored"]]
-        # a checkpoint from before max_regret kept no best returns (its scores need none)
-        self.best_returns = [
-            float(r) for r in state.get("best_returns", [-np.inf] * len(self.levels))
-        ]
+        # a checkpoint from before an extra existed starts its levels at the initial value
+        self.extras = {
+            name: [float(v) for v in state.get(name, [start] * len(self.levels))]
+            for name, (start, _) in self.EXTRAS.items()
+        }
         self.batches = int(state["batches"])
 
 
@@ -169,9 +186,9 @@ class ACCEL(PLR):
         return super().propose(n)
 
     def observe(
-        self, proposal: Proposal, scores: np.ndarray, best_returns: np.ndarray | None = None
+        self, proposal: Proposal, scores: np.ndarray, **extras: np.ndarray
     ) -> dict[str, float]:
-        metrics = super().observe(proposal, scores, best_returns)
+        metrics = super().observe(proposal, scores, **extras)
         if proposal.replayed is not None:
             self.pending += [self.edit(level, self.rng) for level in proposal.tasks]
         return metrics
