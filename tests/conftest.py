@@ -60,6 +60,22 @@ TINY: dict[str, tuple[str | None, tuple[str, ...]]] = {
             "checkpoint.every=2",
         ),
     ),
+    "ued": (  # the obstacle world: 6 iterations of 8 levels of 30 steps, PPO on them
+        None,
+        (
+            "train.algorithm=ued",
+            "env.id=metarobust/Navigation2DObstacles-v0",
+            "env.max_episode_steps=30",
+            "ued.levels_per_iteration=8",
+            "ued.num_iterations=6",
+            "ued.buffer_size=8",
+            "ued.replay_prob=0.6",
+            "sampler.envs_per_worker=8",
+            "ppo.minibatch_size=64",
+            "ppo.num_epochs=2",
+            "checkpoint.every=3",
+        ),
+    ),
 }
 
 TinyConfig = Callable[..., Config]

@@ -94,13 +94,10 @@ SMALL_MAML = (  # one meta-iteration of 2 tasks x 2 episodes, a cheap outer step
     "trpo.line_search_steps=2",
 )
 TINY_UED = (  # one batch of 4 obstacle levels
-    "train.algorithm=ued",
-    "env.id=metarobust/Navigation2DObstacles-v0",
-    "env.max_episode_steps=30",
+    *TINY["ued"][1],
     "ued.levels_per_iteration=4",
     "ued.num_iterations=1",
     "sampler.envs_per_worker=4",
-    "ppo.minibatch_size=64",
     "ppo.num_epochs=1",
 )
 # kind -> (config file, overrides, the env its agent acts in)

@@ -7,6 +7,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
+from conftest import TINY
 
 from metarobust.api import train
 from metarobust.cli import main
@@ -19,6 +20,8 @@ from metarobust.generators.base import DomainRandomization, Proposal
 from metarobust.generators.factory import make_generator
 from metarobust.generators.plr import ACCEL, PLR
 from metarobust.maml.algorithm import task_selection
+
+TINY_UED = TINY["ued"][1]  # the tiny obstacle-world UED run of conftest
 
 
 def plr_with(scores, last_scored, batches, **kwargs) -> PLR:
@@ -124,21 +127,6 @@ def test_every_generators_proposals_are_valid_levels():
             for level in proposal.tasks:
                 level_row(level)
             generator.observe(proposal, np.random.default_rng(5).random(8))
-
-
-TINY_UED = (
-    "train.algorithm=ued",
-    "env.id=metarobust/Navigation2DObstacles-v0",
-    "env.max_episode_steps=30",
-    "ued.levels_per_iteration=8",
-    "ued.num_iterations=6",
-    "ued.buffer_size=8",
-    "ued.replay_prob=0.6",
-    "sampler.envs_per_worker=8",
-    "ppo.minibatch_size=64",
-    "ppo.num_epochs=2",
-    "checkpoint.every=3",
-)
 
 
 @pytest.mark.parametrize(
