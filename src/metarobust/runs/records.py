@@ -35,14 +35,14 @@ class TrainingRun:
         start_step: int = 0,
         resumed: bool = False,
         unit: Literal["step", "iteration"] = "step",
-        shown: dict[str, str] | None = None,
+        shown: dict[str, str],
     ) -> None:
         """The progress bar counts ``unit``s (``done`` of ``total`` already); the logger
         continues from env step ``start_step`` when ``resumed``; beside the bar stand the
-        last values of the metrics ``shown`` maps short names to (default: the episodic
-        return as ``return``), then the phase the iteration is in (``set_phase``)."""
+        last values of the metrics ``shown`` maps short names to (``Algorithm.shown``), then
+        the phase the iteration is in (``set_phase``)."""
         self.cfg, self.run_dir, self.unit = cfg, Path(run_dir), unit
-        self.shown = {"return": "charts/episodic_return"} if shown is None else shown
+        self.shown = shown
         self._values: dict[str, str] = {}  # the shown metrics' last values
         self._phase: str | None = None
         self.logger = Logger(self.run_dir, cfg.logging.tensorboard, start_step if resumed else None)
