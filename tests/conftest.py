@@ -37,6 +37,18 @@ TINY: dict[str, tuple[str | None, tuple[str, ...]]] = {
             "checkpoint.every=2",
         ),
     ),
+    "maml_levels": (  # MAML in the obstacle world: 4 levels x 4 episodes of 30 steps per phase
+        "configs/maml/obstacles.yaml",
+        (
+            "maml.meta_batch_size=4",
+            "maml.episodes_per_task=4",
+            "maml.num_iterations=4",
+            "env.max_episode_steps=30",
+            "sampler.envs_per_worker=16",
+            "ued.buffer_size=8",
+            "checkpoint.every=2",
+        ),
+    ),
     "rarl": (  # InvertedPendulum with a force on the pole: 2 envs x 64 steps per update
         "configs/adversarial_config.yaml",
         (

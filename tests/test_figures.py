@@ -173,8 +173,19 @@ def test_held_out_level_has_a_key():
     level = load_levels(DEFAULT_LEVELS)["four_rooms"]
     rng = np.random.default_rng(0)
     paths = [np.cumsum(rng.normal(scale=0.05, size=(30, 2)), axis=0) for _ in range(3)]
-    fig = plotting.level_figure(level, paths, "four_rooms: solved 67%")
+    fig = plotting.level_figure(level, {"": paths}, "four_rooms: solved 67%")
     assert_laid_out(fig)
+    assert legend_entries(fig) == ["start", "goal", "paths"]
+
+
+def test_level_before_and_after_adapting_side_by_side():
+    level = load_levels(DEFAULT_LEVELS)["spiral"]
+    rng = np.random.default_rng(0)
+    paths = [np.cumsum(rng.normal(scale=0.05, size=(30, 2)), axis=0) for _ in range(3)]
+    panels = {"before adapting": paths, "after 3 inner steps": paths[:1]}
+    fig = plotting.level_figure(level, panels, "spiral: solved 0%, 10%, 40%, 60% after 0..3 steps")
+    assert_laid_out(fig)
+    assert [ax.get_title() for ax in fig.axes] == list(panels)
     assert legend_entries(fig) == ["start", "goal", "paths"]
 
 
@@ -183,7 +194,7 @@ def test_figures_are_written(tmp_path):
     out = plotting.plot_under_attack(runs, tmp_path / "u.png", "metarobust/HopperAdv-v0", 0.1)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     level = load_levels(DEFAULT_LEVELS)["corridor"]
-    out = plotting.plot_level(level, [], tmp_path / "level.png", "corridor: solved 0%")
+    out = plotting.plot_level(level, {"": []}, tmp_path / "level.png", "corridor: solved 0%")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

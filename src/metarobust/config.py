@@ -199,11 +199,14 @@ class MAMLConfig(Section):
     fisher_subsample: Annotated[Float, Field(gt=0, le=1)] = Field(
         1.0, description="share of episodes in the outer Fisher-vector products (1 = exact)"
     )
-    task_selection: Literal["uniform", "plr", "cvar"] = Field(
+    task_selection: Literal["uniform", "plr", "accel", "cvar", "minimax", "paired"] = Field(
         "uniform",
         description="the meta-batch's tasks: uniform from the env's distribution; plr "
-        "(replayed by post-adaptation shortfall); cvar (RoML's cross-entropy sampler of the "
-        "worst ued.cvar_alpha of tasks); settings in the ued group",
+        "(replayed by post-adaptation shortfall); accel (plr plus edits of replayed levels); "
+        "cvar (RoML's cross-entropy sampler of the worst ued.cvar_alpha of tasks); minimax / "
+        "paired (a learned level designer paid minus the post-adaptation return / the regret "
+        "against an antagonist trained on the same levels, ued.learner); settings in the ued "
+        "group",
     )
     gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
 

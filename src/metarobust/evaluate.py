@@ -3,7 +3,9 @@
 - PPO/TRPO: episodes of its policy, returns to ``evaluation.csv``;
 - RARL: the robustness grid of its protagonist (``robustness.csv`` and its two plots);
 - an attack run: the victim's return with no, random and trained disturbance (``attack.csv``);
-- MAML: the return after 0..K adaptation steps on held-out tasks (``adaptation.csv/.png``).
+- MAML: the return after 0..K adaptation steps on held-out tasks (``adaptation.csv/.png``);
+- a run in the obstacle world: the solved rate on held-out layouts (``held_out.csv``), a MAML
+  run's after 0..K adaptation steps.
 
 The files go into the run directory, or ``out``, by the rule of ``metarobust.runs.outputs``.
 """
@@ -53,7 +55,8 @@ def evaluate(
     (``metarobust.adversarial.under_attack``), with ``grid`` (``LOW, HIGH, POINTS`` of mass
     and friction scales) as its model-mismatch condition. A run in the obstacle world plays
     the held-out ``levels`` (a level file; default the shipped ``DEFAULT_LEVELS``) and
-    ``random_levels`` harder random levels (``metarobust.generators.held_out``). The outputs
+    ``random_levels`` harder random levels (``metarobust.generators.held_out``), a MAML run
+    after 0..``steps`` inner steps on each. The outputs
     go into ``out`` (default ``run_dir``)."""
     run = SavedRun.load(run_dir)
     meta = run.cfg.train.meta_learns
@@ -90,6 +93,7 @@ def evaluate(
             levels_path=DEFAULT_LEVELS if levels is None else levels,
             episodes=episodes,
             random_levels=random_levels,
+            steps=steps,
             seed=seed,
             deterministic=deterministic,
             out=out,

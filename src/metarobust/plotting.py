@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import textwrap
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -333,27 +333,33 @@ def draw_level(ax: Axes, level: dict, paths: Sequence[np.ndarray] = ()) -> None:
     ax.set_yticks([])
 
 
-def level_figure(level: dict, paths: Sequence[np.ndarray], title: str) -> Figure:
-    """One level with the paths a policy took in it, and a key to its markers below."""
-    fig = _new_figure(4, 4.5)
-    ax = fig.subplots()
-    draw_level(ax, level, paths)
-    ax.set_title(_wrap(title, 3.6, 9), fontsize=9)
+def level_figure(level: dict, panels: Mapping[str, Sequence[np.ndarray]], title: str) -> Figure:
+    """One level per panel, each with the paths a policy took in it (e.g. before and after
+    adapting; a panel's name is its title), and a key to the markers below."""
+    fig = _new_figure(4 * len(panels), 4.5)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (name, paths) in zip(axes, panels.items(), strict=True):
+        draw_level(ax, level, paths)
+        if name:
+            ax.set_title(name, fontsize=9)
+    fig.suptitle(_wrap(title, 3.6 * len(panels), 9), fontsize=9)
     handles = [
         Line2D([], [], color="C2", marker="o", linestyle="none", ms=7),
         Line2D([], [], color="C3", marker="*", linestyle="none", ms=12),
     ]
     names = ["start", "goal"]
-    if len(paths):
+    if any(len(paths) for paths in panels.values()):
         handles.append(Line2D([], [], color="C0", alpha=0.5, lw=1))
         names.append("paths")
     _legend_below(fig, handles, names)
     return fig
 
 
-def plot_level(level: dict, paths: Sequence[np.ndarray], out: Path, title: str) -> Path:
+def plot_level(
+    level: dict, panels: Mapping[str, Sequence[np.ndarray]], out: Path, title: str
+) -> Path:
     """``level_figure`` as a PNG at ``out``."""
-    return _save(level_figure(level, paths, title), out, dpi=100)
+    return _save(level_figure(level, panels, title), out, dpi=100)
 
 
 def levels_image(levels: Sequence[dict], scores: Sequence[float] | None = None) -> np.ndarray:

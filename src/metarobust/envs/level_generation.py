@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from metarobust.envs.geodesic import reachable
 from metarobust.envs.geometry import ARENA, GOAL_RADIUS, MAX_WALLS, level_walls, segment_distance
 from metarobust.envs.levels import level_row
 from metarobust.envs.tasks import TaskDistribution, read_goal
@@ -23,7 +24,8 @@ class RandomLevels(TaskDistribution):
     or the goal. With probability ``trap_prob`` the level is built around a trap first (see
     ``trap_walls``: a barrier with one gap, or a cup around the start), and its random walls
     are cut to leave room for the trap's within ``num_walls``. Levels may be unsolvable (a
-    wall can close a passage); generators that need solvable ones check them."""
+    wall can close a passage) unless ``solvable``: then a level whose goal cannot be walked to
+    from its start (``metarobust.envs.geodesic``) is drawn again."""
 
     def __init__(
         self,
@@ -32,6 +34,7 @@ class RandomLevels(TaskDistribution):
         min_distance: float = 0.5,
         clearance: float = 2 * GOAL_RADIUS,
         trap_prob: float = 0.0,
+        solvable: bool = False,
     ) -> None:
         low, high = num_walls
         if not (0 <= low <= high <= MAX_WALLS):
@@ -47,10 +50,16 @@ class RandomLevels(TaskDistribution):
         self.num_walls = (int(low), int(high))
         self.wall_length = (float(wall_length[0]), float(wall_length[1]))
         self.min_distance, self.clearance = float(min_distance), float(clearance)
-        self.trap_prob = float(trap_prob)
+        self.trap_prob, self.solvable = float(trap_prob), bool(solvable)
 
     def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
-        return [self._one(rng) for _ in range(n)]
+        return [self._solvable(rng) if self.solvable else self._one(rng) for _ in range(n)]
+
+    def _solvable(self, rng: np.random.Generator) -> dict[str, Any]:
+        while True:
+            level = self._one(rng)
+            if reachable(level_row(level)):
+                return level
 
     def _one(self, rng: np.random.Generator) -> dict[str, Any]:
         while True:

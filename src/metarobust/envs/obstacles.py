@@ -10,7 +10,10 @@ world angles, each divided by ``RAY_RANGE`` and capped at 1 (a policy can read a
 from them). Reward: minus ``distance_weight`` (default 1) times the distance to the goal after
 the move, plus ``ARRIVAL_BONUS`` on arrival (within ``GOAL_RADIUS``), which terminates the
 episode; ``distance_weight=0`` leaves only the arrival bonus, as in dcd's mazes, where the
-discount is what makes a shorter way pay.
+discount is what makes a shorter way pay. The distance is the straight line (``distance=
+"straight"``, the default), which pays a policy for waiting at a wall between it and the goal,
+or the walking distance around the walls (``distance="walking"``,
+``metarobust.envs.geodesic``), which falls along every way to the goal and nowhere else.
 
 A level is the task ``{"start": [x, y], "goal": [x, y], "walls": [[x1, y1, x2, y2], ...]}``
 (``metarobust.envs.levels``; random levels and ACCEL's edits in
@@ -22,6 +25,7 @@ to the bit.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -30,6 +34,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from metarobust.envs.geodesic import walking_distance
 from metarobust.envs.geometry import (
     ACTION_LIMIT,
     ARENA,
@@ -60,22 +65,40 @@ def observe(pos: np.ndarray, geometry: LevelGeometry) -> np.ndarray:
     return np.concatenate([pos, geometry.goals, readings], axis=1, dtype=np.float32)
 
 
+@dataclass(frozen=True)
+class Reward:
+    """What a step pays (module doc): the arrival bonus, minus ``distance_weight`` times the
+    ``distance`` (``"straight"`` or ``"walking"``) to the goal."""
+
+    distance_weight: float = 1.0
+    distance: str = "straight"
+
+    @classmethod
+    def checked(cls, distance_weight: Any, distance: Any) -> Reward:
+        """The reward of the env's keyword arguments, or a one-line ConfigError."""
+        if not is_nonnegative_number(distance_weight):
+            raise ConfigError(
+                f"distance_weight expected a finite number >= 0, got {distance_weight!r}"
+            )
+        if distance not in DISTANCES:
+            raise ConfigError(f"distance expected one of {', '.join(DISTANCES)}, got {distance!r}")
+        return cls(float(distance_weight), distance)
+
+
+DISTANCES = ("straight", "walking")
+
+
 def step_points(
-    pos: np.ndarray, actions: np.ndarray, geometry: LevelGeometry, distance_weight: float
+    pos: np.ndarray, actions: np.ndarray, geometry: LevelGeometry, reward: Reward
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step of a batch: new positions, rewards (float64), arrived ``[n]``."""
     _, new_pos = move_point(pos, actions, geometry.walls)
     diff = new_pos - geometry.goals
     distance = np.sqrt(diff[:, 0] * diff[:, 0] + diff[:, 1] * diff[:, 1])
     arrived = distance < GOAL_RADIUS
-    return new_pos, ARRIVAL_BONUS * arrived - distance_weight * distance, arrived
-
-
-def check_distance_weight(weight: Any) -> float:
-    """``weight`` as a float >= 0, or a one-line ConfigError."""
-    if not is_nonnegative_number(weight):
-        raise ConfigError(f"distance_weight expected a finite number >= 0, got {weight!r}")
-    return float(weight)
+    if reward.distance == "walking" and reward.distance_weight:
+        distance = walking_distance(new_pos, geometry.goals, geometry.maps, geometry.walls)
+    return new_pos, ARRIVAL_BONUS * arrived - reward.distance_weight * distance, arrived
 
 
 def _spaces() -> tuple[spaces.Box, spaces.Box]:
@@ -91,9 +114,14 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
 
     metadata: dict[str, Any] = {"render_modes": []}
 
-    def __init__(self, task: Mapping[str, Any] | None = None, distance_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        task: Mapping[str, Any] | None = None,
+        distance_weight: float = 1.0,
+        distance: str = "straight",
+    ) -> None:
         self.observation_space, self.action_space = _spaces()
-        self.distance_weight = check_distance_weight(distance_weight)
+        self.reward = Reward.checked(distance_weight, distance)
         self._pos = np.zeros((1, 2))
         self.set_task(DEFAULT_LEVEL if task is None else task)
 
@@ -130,9 +158,7 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
 
     def step(self, action: np.ndarray) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         actions = np.asarray(action, dtype=np.float32).reshape(1, 2)
-        self._pos, reward, arrived = step_points(
-            self._pos, actions, self._geometry, self.distance_weight
-        )
+        self._pos, reward, arrived = step_points(self._pos, actions, self._geometry, self.reward)
         return observe(self._pos, self._geometry)[0], float(reward[0]), bool(arrived[0]), False, {}
 
 
@@ -147,9 +173,10 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         task: Mapping[str, Any] | None = None,
         distance_weight: float = 1.0,
+        distance: str = "straight",
     ) -> None:
         super().__init__(num_envs, max_episode_steps, autoreset_mode)
-        self.distance_weight = check_distance_weight(distance_weight)
+        self.reward = Reward.checked(distance_weight, distance)
         self.single_observation_space, self.single_action_space = _spaces()
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
@@ -178,9 +205,7 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         self._pos[mask] = self._task_values[mask, :2]
 
     def _step_envs(self, actions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        self._pos, rewards, arrived = step_points(
-            self._pos, actions, self.geometry, self.distance_weight
-        )
+        self._pos, rewards, arrived = step_points(self._pos, actions, self.geometry, self.reward)
         return rewards, arrived
 
     def _observe(self) -> np.ndarray:

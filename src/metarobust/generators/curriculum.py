@@ -34,6 +34,7 @@ from metarobust.agents.factories import make_policy
 from metarobust.agents.returns import trajectory_gae
 from metarobust.envs.level_generation import RandomLevels
 from metarobust.errors import ConfigError
+from metarobust.generators.antagonist import Antagonist
 from metarobust.generators.base import Proposal
 from metarobust.generators.designer import regret
 from metarobust.generators.factory import make_generator
@@ -94,13 +95,11 @@ class UED(Algorithm):
         self.level_generator = make_generator(
             cfg, cfg.ued.generator, rng, score=cfg.ued.score, robust=True
         )
-        self.antagonist: Learner | None = None  # PAIRED's
+        self.antagonist: Antagonist | None = None  # PAIRED's
         if self.level_generator.score == "regret":
-            module = make_policy(cfg, *env_dims(self.spec)).to(self.device)
-            self.antagonist = make_learner(
-                cfg, "antagonist", cfg.ued.learner, module, device=self.device,
-                generator=self.generator,
-            )  # fmt: skip
+            self.antagonist = Antagonist(
+                cfg, cfg.ued.learner, self.spec, self.device, self.generator
+            )
         self.unit = "iteration" if cfg.ued.total_steps is None else "step"
         group = cfg.ppo if cfg.ued.learner == "ppo" else cfg.trpo
         self._gamma, self._lam = group.gamma, group.gae_lambda
@@ -141,8 +140,12 @@ class UED(Algorithm):
         new_steps, metrics = traj.num_steps, {}
         antagonist_returns = None
         if self.antagonist is not None:  # PAIRED: the antagonist plays the same levels first
-            antagonist_returns, antagonist_metrics, antagonist_steps = self._antagonist_plays(
-                sampler, proposal.tasks, index
+            antagonist_returns, antagonist_metrics, antagonist_steps = self.antagonist.plays(
+                sampler,
+                proposal.tasks,
+                u.episodes_per_level,
+                episode_seed(self.cfg.seed, index, 1),
+                self.phase,
             )
             metrics |= antagonist_metrics
             new_steps += antagonist_steps
@@ -166,24 +169,6 @@ class UED(Algorithm):
             shown = proposal.tasks[:IMAGE_LEVELS]
             images["generator/levels"] = levels_image(shown, scores[:IMAGE_LEVELS].tolist())
         return Iteration(metrics, new_steps, images=images, histograms=histograms)
-
-    def _antagonist_plays(
-        self, sampler: Sampler, levels: list, index: int
-    ) -> tuple[np.ndarray, dict[str, float], int]:
-        """PAIRED's antagonist on ``levels`` (the next episode seeds), then its update: its
-        returns ``[level, episode]``, its metrics and env steps."""
-        assert self.antagonist is not None
-        episodes = self.cfg.ued.episodes_per_level
-        self.phase("sampling antagonist")
-        acting = Acting.single(self.antagonist.collecting())
-        seed = episode_seed(self.cfg.seed, index, 1)
-        traj = sampler.sample_episodes(acting, levels, episodes, seed).to(self.device)
-        returns = traj.episode_returns.view(len(levels), episodes).double().cpu().numpy()
-        self.phase("updating antagonist")
-        losses = self.antagonist.update(traj)
-        metrics = {f"antagonist/{k}": float(v) for k, v in losses.items()}
-        metrics["antagonist/episodic_return"] = traj.episode_returns.mean().item()
-        return returns, metrics, traj.num_steps
 
     def _scores(
         self,

@@ -16,11 +16,17 @@ from metarobust.generators.plr import ACCEL, PLR
 
 
 def make_generator(
-    cfg: Config, name: str, rng: np.random.Generator, *, score: str, robust: bool
+    cfg: Config,
+    name: str,
+    rng: np.random.Generator,
+    *,
+    score: str,
+    robust: bool,
+    field: str = "ued.generator",
 ) -> Generator:
     """The generator ``name`` (``dr``, ``cvar``, ``plr``, ``accel``, ``minimax``, ``paired``)
     drawing with ``rng``; PLR and ACCEL keep their buffer by ``score`` and, ``robust``, train
-    only on replayed levels."""
+    only on replayed levels. ``field``: the config key that named it, for errors."""
     u = cfg.ued
     distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
     if name == "dr":
@@ -39,7 +45,7 @@ def make_generator(
         return PLR(distribution, rng, **plr)
     if not isinstance(distribution, RandomLevels):
         raise ConfigError(
-            f"ued.generator: {name} makes obstacle levels; {cfg.env.id} has none "
+            f"{field}: {name} makes obstacle levels; {cfg.env.id} has none "
             "(use metarobust/Navigation2DObstacles-v0)"
         )
     if name == "accel":

@@ -27,7 +27,9 @@ from metarobust.agents.factories import make_policy
 from metarobust.agents.policy import Params
 from metarobust.config import Config
 from metarobust.errors import ConfigError
+from metarobust.generators.antagonist import Antagonist
 from metarobust.generators.base import DomainRandomization, Generator
+from metarobust.generators.designer import regret
 from metarobust.generators.factory import make_generator
 from metarobust.maml.adapt import StepSize, adapt_to_episodes
 from metarobust.maml.objective import ALPHA_PREFIX, MetaObjective, split_meta_params
@@ -44,7 +46,8 @@ from metarobust.utils.seeding import episode_seed
 
 Stage = Literal["pre", "post"]  # the pre- or post-adaptation pass of a meta-update
 # The episode-seed offsets a meta-update takes (offset + k for its k-th pass: pre, post), so
-# that algorithms sampling more in one iteration start after them.
+# that what samples more in one iteration (PAIRED's antagonist, robust MAML's adversaries;
+# never both: PAIRED designs obstacle levels, robust MAML plays two-player envs) starts after.
 SEED_OFFSETS_PER_META_UPDATE = 2
 # What the sampler acts with when the meta-policy acts as a state in a stage: the policy
 # alone, or facing what it meets there (robust MAML's adversaries).
@@ -58,11 +61,15 @@ def alone(state: PolicyState, stage: Stage) -> Acting:
 
 def task_selection(cfg: Config, rng: np.random.Generator) -> Generator:
     """How the meta-batch's tasks are drawn (``maml.task_selection``): uniformly from the env's
-    task distribution; by PLR scored by each task's post-adaptation shortfall (every batch
-    trained on; the ued group's buffer_size, replay_prob, temperature, staleness_coef); or by
-    RoML's CVaR sampler of the worst ``ued.cvar_alpha`` of tasks."""
+    task distribution; by PLR (or ACCEL, which edits what it replays) scored by each task's
+    post-adaptation shortfall (every batch trained on; the ued group's buffer_size,
+    replay_prob, temperature, staleness_coef); by RoML's CVaR sampler of the worst
+    ``ued.cvar_alpha`` of tasks; or by a learned level designer paid the shortfall (minimax)
+    or the regret against an antagonist (PAIRED)."""
     name = {"uniform": "dr"}.get(cfg.maml.task_selection, cfg.maml.task_selection)
-    return make_generator(cfg, name, rng, score="value_loss", robust=False)
+    return make_generator(
+        cfg, name, rng, score="value_loss", robust=False, field="maml.task_selection"
+    )
 
 
 def initial_meta_params(cfg: Config, params: Params) -> Params:
@@ -126,6 +133,11 @@ class MAML(Algorithm):
             )
         self.task_rng = np.random.default_rng(cfg.seed)
         self.task_selection = task_selection(cfg, self.task_rng)
+        self.antagonist: Antagonist | None = None  # PAIRED's reference for the regret
+        if m.task_selection == "paired":
+            self.antagonist = Antagonist(
+                cfg, cfg.ued.learner, self.spec, self.device, self.generator
+            )
         self.policy = make_policy(cfg, obs_dim, env_act_dim if act_dim is None else act_dim)
         meta = initial_meta_params(cfg, self.policy.init_params())
         meta = {k: v.to(self.device) for k, v in meta.items()}
@@ -211,16 +223,25 @@ class MAML(Algorithm):
             )
             info = self.outer.step(objective)
 
-        # each task's score for the task selection: minus its adapted policy's return
+        # each task's score for the task selection: what adaptation left undone, minus the
+        # adapted policy's return or (PAIRED) the regret against the antagonist's best
         # (one finished-episode record per rollout, task-major, as the sampler returns them)
-        shortfall = -valid.episode_returns.view(len(tasks), -1).mean(1).cpu()
-        metrics = {
+        returns = valid.episode_returns.view(len(tasks), -1).cpu()
+        metrics, new_steps = {}, train.num_steps
+        if self.antagonist is None:
+            scores = -returns.mean(1).numpy()
+        else:  # it plays the tasks next, with the episode seeds after this meta-update's
+            seed = episode_seed(self.cfg.seed, index, seed_offset + SEED_OFFSETS_PER_META_UPDATE)
+            best, metrics, steps = self.antagonist.plays(
+                sampler, tasks, m.episodes_per_task, seed, self.phase
+            )
+            scores, new_steps = regret(best, returns.double().numpy()), new_steps + steps
+        metrics |= {
             "meta/pre_adapt_return": train.episode_returns.mean().item(),
             **{f"meta/{k}": v for k, v in info.items()},
-            **self.task_selection.observe(proposal, shortfall.numpy()),
+            **self.task_selection.observe(proposal, scores),
             **{f"time/{k}": v for k, v in clock.totals.items()},
         }
-        new_steps = train.num_steps
         if m.num_inner_steps > 0:
             metrics["meta/post_adapt_return"] = valid.episode_returns.mean().item()
             new_steps += valid.num_steps
@@ -248,6 +269,8 @@ class MAML(Algorithm):
         state = {"outer": self.outer.state_dict(), "task_rng": self.task_rng.bit_generator.state}
         if not isinstance(self.task_selection, DomainRandomization):
             state["task_selection"] = self.task_selection.state_dict()
+        if self.antagonist is not None:
+            state["antagonist"] = self.antagonist.state_dict()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -255,3 +278,5 @@ class MAML(Algorithm):
         self.task_rng.bit_generator.state = state["task_rng"]
         if not isinstance(self.task_selection, DomainRandomization):
             self.task_selection.load_state_dict(state["task_selection"])
+        if self.antagonist is not None:
+            self.antagonist.load_state_dict(state["antagonist"])
