@@ -9,6 +9,7 @@ import pickle
 import warnings
 
 import gymnasium as gym
+import mujoco
 import numpy as np
 import pytest
 from conftest import rollout, step_in_lockstep
@@ -29,6 +30,7 @@ from metarobust.envs import (
     default_task_distribution,
     make_dynamics_env,
 )
+from metarobust.envs.dynamics import PUSHED_BODY
 from metarobust.envs.tasks import DYNAMICS_KEYS
 from metarobust.errors import ConfigError
 
@@ -320,6 +322,47 @@ def test_dynamics_wrapper_composes_with_a_task_env():
     }
     with pytest.raises(ConfigError, match="velocity"):
         env.set_task({"velocity": "fast"})
+
+
+def _x_momentum(env: gym.Env) -> float:
+    """The x momentum of everything below the pushed body (the cart and its pole)."""
+    model, data = env.unwrapped.model, env.unwrapped.data
+    mujoco.mj_subtreeVel(model, data)
+    return float(model.body_subtreemass[PUSHED_BODY] * data.subtree_linvel[PUSHED_BODY, 0])
+
+
+def test_a_constant_force_changes_momentum_by_force_times_time_every_episode():
+    """On the pendulum's frictionless rail (joint damping scaled away) the only horizontal
+    force on cart and pole is the task's: their x momentum grows by F t, in every episode (a
+    reset clears MuJoCo's applied forces; the task sets it again)."""
+    task = {"force_x": 2.0, "damping_scale": 1e-9}
+    env = gym.make("metarobust/InvertedPendulumDynamics-v0", task=task)
+    still = gym.make("metarobust/InvertedPendulumDynamics-v0", task={"damping_scale": 1e-9})
+    for seed in (0, 1):
+        gains = []
+        for e in (env, still):
+            e.reset(seed=seed)
+            before = _x_momentum(e)
+            for _ in range(5):
+                e.step(np.zeros(1))
+            gains.append(_x_momentum(e) - before)
+        assert gains[0] - gains[1] == pytest.approx(2.0 * 5 * env.unwrapped.dt, rel=1e-4)
+    assert task_env(env).task == {"mass_scale": 1.0, "friction_scale": 1.0, **task}
+
+
+def test_a_force_round_trips_through_the_task_and_a_saved_state():
+    env = make_dynamics_env("metarobust/HalfCheetahVel-v0")
+    task = {"velocity": 1.0, "mass_scale": 0.8, "force_x": -30.0, "force_z": 5.0}
+    env.reset(seed=0, options={"task": task})
+    assert env.task == {**task, "friction_scale": 1.0, "damping_scale": 1.0}
+    np.testing.assert_array_equal(
+        env.unwrapped.data.xfrc_applied[PUSHED_BODY], [-30, 0, 5, 0, 0, 0]
+    )
+    env.set_task({"velocity": 1.0})  # a task without a force: none
+    assert "force_x" not in env.task
+    np.testing.assert_array_equal(env.unwrapped.data.xfrc_applied, 0.0)
+    with pytest.raises(ConfigError, match="task key 'force_x' expected a finite number"):
+        env.set_task({"force_x": float("nan")})
 
 
 # --------------------------------------------------------------------------- navigation

@@ -20,6 +20,7 @@ from metarobust.generators.base import DomainRandomization, Proposal
 from metarobust.generators.factory import make_generator
 from metarobust.generators.plr import ACCEL, PLR
 from metarobust.maml.algorithm import task_selection
+from metarobust.runs.saved import SavedRun
 
 TINY_UED = TINY["ued"][1]  # the tiny obstacle-world UED run of conftest
 
@@ -152,11 +153,19 @@ def test_ued_resume_equals_uninterrupted(tmp_path, generator, score, rows):
         assert all("antagonist/episodic_return" in r for r in rows(straight))
 
 
-@pytest.mark.parametrize("generator", ["accel", "minimax", "paired"])
-def test_level_makers_need_the_obstacle_world(tiny_args, capsys, generator):
-    args = tiny_args("maml", "m", "train.algorithm=ued", f"ued.generator={generator}")
+def test_accel_needs_the_obstacle_world(tiny_args, capsys):
+    args = tiny_args("maml", "m", "train.algorithm=ued", "ued.generator=accel")
     assert main(args) == 2
-    assert f"ued.generator: {generator} makes obstacle levels" in capsys.readouterr().err
+    assert "ued.generator: accel edits obstacle levels" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("generator", ["minimax", "paired"])
+def test_designers_need_levels_or_a_box_of_task_parameters(tiny_args, capsys, generator):
+    env = "env.id=metarobust/HalfCheetahDir-v0"  # forward or backward: no box
+    args = tiny_args("maml", "m", "train.algorithm=ued", f"ued.generator={generator}", env)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert f"ued.generator: {generator} designs obstacle levels or tasks in a box" in err
 
 
 def test_held_out_evaluation_and_the_curriculum_in_tensorboard(tmp_path, capsys, monkeypatch):
@@ -296,6 +305,29 @@ def test_a_designer_moves_towards_the_levels_it_is_paid_for():
         designer.observe(proposal, np.zeros(64))
 
 
+def test_a_box_designer_stays_in_the_box_and_moves_to_the_tasks_it_is_paid_for():
+    """Over velocities x mass scales x forces, paid the force: every proposal inside the
+    box, and the forces move up while nothing pays for the rest."""
+    from metarobust.envs.tasks import DynamicsScales, UniformVelocity, WithDynamics
+    from metarobust.generators.designer import BoxDesigner
+
+    ranges = {"mass_scale": (0.5, 2.0), "friction_scale": None, "damping_scale": None,
+              "force_x": (-30.0, 30.0)}  # fmt: skip
+    box = WithDynamics(UniformVelocity(0.0, 2.0), DynamicsScales(**ranges))
+    designer = BoxDesigner(box, np.random.default_rng(3), score="negative_return", lr=0.05)
+    forces = []
+    for _ in range(80):
+        proposal = designer.propose(32)
+        for task in proposal.tasks:
+            assert set(task) == {"velocity", "mass_scale", "force_x"}
+            assert 0 <= task["velocity"] <= 2 and 0.5 <= task["mass_scale"] <= 2
+            assert -30 <= task["force_x"] <= 30
+        forces.append(np.mean([task["force_x"] for task in proposal.tasks]))
+        metrics = designer.observe(proposal, np.array([t["force_x"] for t in proposal.tasks]))
+    assert abs(forces[0]) < 5 and forces[-1] > 20, forces
+    assert metrics["generator/mean_2"] == pytest.approx(forces[-1])
+
+
 def test_the_cvar_sampler_moves_to_the_worst_tasks_of_a_toy_distribution():
     """Velocities uniform in [0, 2], the agent worse the faster: the worst tenth is [1.8, 2],
     whose mean is 1.9. The sampler starts uniform (likelihood ratio 1), then concentrates
@@ -328,6 +360,29 @@ def test_maml_task_selection_by_cvar_resumes(tiny_config, rows):
     assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
     assert rows(split) == rows(straight)
     assert "generator/tail_score" in rows(straight)[-1]
+
+
+@pytest.mark.parametrize("selection", ["minimax", "paired", "cvar", "plr"])
+def test_maml_selects_tasks_with_their_dynamics_and_resumes(tiny_config, rows, selection):
+    """HalfCheetahVel with each task's mass, friction and constant push drawn with it
+    (env.task_distribution's dynamics ranges): every selection proposes tasks inside the box
+    and a resumed run equals an uninterrupted one."""
+    ranges = '{"dynamics": {"mass_scale": [0.5, 2.0], "friction_scale": [0.5, 2.0], ' \
+        '"force_x": [-20.0, 20.0]}}'  # fmt: skip
+    extra = ("env.id=metarobust/HalfCheetahVelDynamics-v0", "env.max_episode_steps=10",
+             f"env.task_distribution={ranges}", f"maml.task_selection={selection}",
+             "maml.meta_batch_size=4", "maml.episodes_per_task=2", "ued.buffer_size=4")  # fmt: skip
+    straight = train(tiny_config("maml", "straight", *extra))
+    split = train(tiny_config("maml", "split", *extra, "maml.num_iterations=2"))
+    assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
+    assert rows(split) == rows(straight)
+    tasks = SavedRun.load(straight).state.get("task_selection", {}).get("levels", [])
+    for task in tasks:  # PLR's buffer: whole tasks, dynamics included
+        assert set(task) == {"velocity", "mass_scale", "friction_scale", "force_x"}
+    if selection in ("minimax", "paired"):  # the designer's mean task, inside the box
+        means = [rows(straight)[-1][f"generator/mean_{k}"] for k in range(4)]
+        assert 0 <= means[0] <= 2 and 0.5 <= means[1] <= 2 and 0.5 <= means[2] <= 2
+        assert -20 <= means[3] <= 20
 
 
 def test_plr_drives_a_dynamics_env(tmp_path, rows):

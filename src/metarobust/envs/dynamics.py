@@ -1,8 +1,10 @@
-"""Dynamics tasks for any Gymnasium MuJoCo env: scaled masses, friction and joint damping.
+"""Dynamics tasks for any Gymnasium MuJoCo env: scaled masses, friction and joint damping, and a
+constant push.
 
-A dynamics task is ``{"mass_scale": s_m, "friction_scale": s_f, "damping_scale": s_d}``, each
-key optional (missing = 1.0), each scale relative to the model's values when the wrapper was
-built. What each scale touches:
+A dynamics task is ``{"mass_scale": s_m, "friction_scale": s_f, "damping_scale": s_d,
+"force_x": f_x, "force_y": f_y, "force_z": f_z}``, each key optional (a missing scale is 1.0,
+a missing force 0.0), each scale relative to the model's values when the wrapper was built.
+What each key touches:
 
 - ``mass_scale``: ``model.body_mass`` and ``model.body_inertia`` of every body. Scaling the
   inertia with the mass keeps each body a rigid body of the same shape (a density change, as
@@ -11,6 +13,10 @@ built. What each scale touches:
   rolling columns stay nominal: they only act for contacts with ``condim`` >= 4, which none of
   Gymnasium's v5 models use.
 - ``damping_scale``: ``model.dof_damping``.
+- ``force_x/y/z``: a force in newtons, in the world frame, on the first body after the world
+  (the torso of the locomotion models, the cart of the pendulum) at its centre of mass, held
+  through the whole episode (``data.xfrc_applied``, set again after every reset, which clears
+  it): a wind or a slope the policy cannot see but can adapt to.
 """
 
 from __future__ import annotations
@@ -22,18 +28,21 @@ import gymnasium as gym
 import mujoco
 from gymnasium.envs.registration import load_env_creator
 
-from metarobust.envs.tasks import DYNAMICS_KEYS, check_task_keys, read_number
+from metarobust.envs.tasks import DYNAMICS_KEYS, FORCE_KEYS, check_task_keys, read_number
 from metarobust.errors import ConfigError
+
+PUSHED_BODY = 1  # the body a task's force acts on: the first after the world
 
 
 class DynamicsTask(gym.Wrapper):
-    """Wrap a MuJoCo env so its task sets mass / friction / damping scales (see module doc).
+    """Wrap a MuJoCo env so its task sets mass / friction / damping scales and a constant
+    force (see module doc).
 
     Takes its task through ``reset(options={"task": task})`` or ``set_task``. Scales always
     apply to the nominal values recorded at construction, so tasks never compound, and persist
-    across resets (MuJoCo keeps model edits) until the next task. Keys other than the three
-    scales are forwarded to the wrapped env's own ``set_task`` if it has one (so a
-    ``HalfCheetahVel`` env can take ``{"velocity": 1.0, "mass_scale": 0.8}``).
+    across resets (MuJoCo keeps model edits) until the next task; so does the force. Other keys
+    are forwarded to the wrapped env's own ``set_task`` if it has one (so a ``HalfCheetahVel``
+    env can take ``{"velocity": 1.0, "mass_scale": 0.8, "force_x": -20.0}``).
     """
 
     def __init__(self, env: gym.Env, task: Mapping[str, Any] | None = None) -> None:
@@ -49,26 +58,38 @@ class DynamicsTask(gym.Wrapper):
         self._nominal_friction = model.geom_friction[:, 0].copy()
         self._nominal_damping = model.dof_damping.copy()
         self._scales = dict.fromkeys(DYNAMICS_KEYS, 1.0)
+        self._forces: dict[str, float] = {}  # the force keys the task gave
         self._forwards_tasks = env.has_wrapper_attr("set_task")
         self.set_task({} if task is None else task)
 
     @property
     def task(self) -> dict[str, Any]:
-        """The current task: the three scales, plus the wrapped env's task if it has one."""
+        """The current task: the three scales, the force keys it gave, plus the wrapped env's
+        task if it has one."""
         inner = self.env.get_wrapper_attr("task") if self._forwards_tasks else {}
-        return {**inner, **self._scales}
+        return {**inner, **self._scales, **self._forces}
 
     def set_task(self, task: Mapping[str, Any]) -> None:
-        """Switch to ``task`` (missing scales = 1.0); it takes effect from the next step."""
+        """Switch to ``task`` (missing scales = 1.0, forces 0.0); it takes effect from the next
+        step."""
+        own = DYNAMICS_KEYS + FORCE_KEYS
         if not (self._forwards_tasks and isinstance(task, Mapping)):
-            check_task_keys(task, self._name(), required=(), optional=DYNAMICS_KEYS)
-        rest = {k: v for k, v in task.items() if k not in DYNAMICS_KEYS}
+            check_task_keys(task, self._name(), required=(), optional=own)
+        rest = {k: v for k, v in task.items() if k not in own}
         scales = {
             k: read_number(task, k, positive=True) if k in task else 1.0 for k in DYNAMICS_KEYS
         }
+        forces = {k: read_number(task, k) for k in FORCE_KEYS if k in task}
         if rest:
             self.env.get_wrapper_attr("set_task")(rest)
         self._apply(scales)
+        self._forces = forces
+        self._push()
+
+    def _push(self) -> None:
+        """Hold the task's force on the pushed body (zero without one)."""
+        force = [self._forces.get(k, 0.0) for k in FORCE_KEYS]
+        self.env.unwrapped.data.xfrc_applied[PUSHED_BODY, :3] = force
 
     def _name(self) -> str:
         spec = self.env.unwrapped.spec
@@ -98,6 +119,7 @@ class DynamicsTask(gym.Wrapper):
         self._model = self.env.unwrapped.model
         self._scratch = mujoco.MjData(self._model)
         self._apply(self._scales)
+        self._push()
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -106,7 +128,9 @@ class DynamicsTask(gym.Wrapper):
         if options is not None and "task" in options:
             self.set_task(options["task"])
             options = {k: v for k, v in options.items() if k != "task"}
-        return self.env.reset(seed=seed, options=options)
+        observation, info = self.env.reset(seed=seed, options=options)
+        self._push()  # MuJoCo's reset cleared it
+        return observation, info
 
 
 def dynamics_entry_point(

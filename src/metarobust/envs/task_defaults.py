@@ -14,6 +14,8 @@ from typing import Any
 from metarobust.envs.level_generation import RandomLevels
 from metarobust.envs.navigation import GOAL_RING_RADIUS
 from metarobust.envs.tasks import (
+    DYNAMICS_KEYS,
+    FORCE_KEYS,
     DiskGoal,
     DynamicsScales,
     RandomDirection,
@@ -21,6 +23,7 @@ from metarobust.envs.tasks import (
     TaskDistribution,
     UniformGoal,
     UniformVelocity,
+    WithDynamics,
 )
 from metarobust.errors import ConfigError
 
@@ -46,7 +49,8 @@ def _defaults() -> dict[str, Callable[..., TaskDistribution]]:
         table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales
     table["metarobust/Navigation2DObstacles-v0"] = partial(RandomLevels, trap_prob=0.5)
     # A two-player task env (robust MAML) draws the tasks of the task env it is built on, and
-    # so does a task env's Dynamics variant (at nominal scales unless a task names them).
+    # so does a task env's Dynamics variant: at nominal dynamics, or with the ``dynamics``
+    # setting (DynamicsScales' ranges) each task with its own (WithDynamics).
     for name in (
         "Navigation2D",
         "Navigation2DCliff",
@@ -58,8 +62,30 @@ def _defaults() -> dict[str, Callable[..., TaskDistribution]]:
     ):
         kinds = ("Adv",) if name.startswith("Navigation2D") else ("Adv", "DynamicsAdv", "Dynamics")
         for kind in kinds:
-            table[f"metarobust/{name}{kind}-v0"] = table[f"metarobust/{name}-v0"]
+            task = table[f"metarobust/{name}-v0"]
+            table[f"metarobust/{name}{kind}-v0"] = (
+                partial(_with_dynamics, task) if kind == "Dynamics" else task
+            )
     return table
+
+
+def _with_dynamics(
+    make_task: Callable[..., TaskDistribution],
+    dynamics: Mapping[str, Any] | None = None,
+    **settings: Any,
+) -> TaskDistribution:
+    """The task distribution of ``settings``, each task with dynamics drawn from the ranges
+    in ``dynamics`` (only the keys it names) if given."""
+    task = make_task(**settings)
+    if dynamics is None:
+        return task
+    if not isinstance(dynamics, Mapping):
+        raise ConfigError(f"dynamics expected a mapping of ranges, got {dynamics!r}")
+    keys = DYNAMICS_KEYS + FORCE_KEYS
+    unknown = sorted(set(dynamics) - set(keys))
+    if unknown:
+        raise ConfigError(f"dynamics: unknown keys {unknown}; expected some of {list(keys)}")
+    return WithDynamics(task, DynamicsScales(**(dict.fromkeys(keys) | dict(dynamics))))
 
 
 def default_task_distribution(

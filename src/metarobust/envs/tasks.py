@@ -18,6 +18,7 @@ import numpy as np
 from metarobust.errors import ConfigError
 
 DYNAMICS_KEYS = ("mass_scale", "friction_scale", "damping_scale")
+FORCE_KEYS = ("force_x", "force_y", "force_z")  # a constant push, newtons (envs.dynamics)
 
 
 # --------------------------------------------------------------------------- task checks
@@ -242,11 +243,13 @@ class RandomDirection(TaskDistribution):
 
 
 class DynamicsScales(TaskDistribution):
-    """Dynamics tasks with each scale uniform in its own ``(low, high)`` range.
+    """Dynamics tasks with each scale, and each force given a range, uniform in its own
+    ``(low, high)`` range.
 
-    A scale given as ``None`` is left out of the tasks (it then stays at its nominal 1.0).
-    The defaults (0.5 to 1.5 times nominal for mass, friction and damping) are this
-    project's choice, not a published setting.
+    A scale given as ``None`` is left out of the tasks (it then stays at its nominal 1.0); so
+    is a force (0.0), the default. The scales' defaults (0.5 to 1.5 times nominal for mass,
+    friction and damping) are this project's choice, not a published setting. Forces are in
+    newtons on the env's first body (``metarobust.envs.dynamics``).
     """
 
     def __init__(
@@ -254,9 +257,13 @@ class DynamicsScales(TaskDistribution):
         mass_scale: tuple[float, float] | None = (0.5, 1.5),
         friction_scale: tuple[float, float] | None = (0.5, 1.5),
         damping_scale: tuple[float, float] | None = (0.5, 1.5),
+        force_x: tuple[float, float] | None = None,
+        force_y: tuple[float, float] | None = None,
+        force_z: tuple[float, float] | None = None,
     ) -> None:
         given = {"mass_scale": mass_scale, "friction_scale": friction_scale}
-        given["damping_scale"] = damping_scale
+        given |= {"damping_scale": damping_scale, "force_x": force_x, "force_y": force_y}
+        given["force_z"] = force_z
         self.ranges: dict[str, tuple[float, float]] = {}
         for key, bounds in given.items():
             if bounds is None:
@@ -264,7 +271,7 @@ class DynamicsScales(TaskDistribution):
             if not isinstance(bounds, (tuple, list)) or len(bounds) != 2:
                 raise ConfigError(f"{key} range expected (low, high), got {bounds!r}")
             low, high = _check_range(key, *bounds)
-            if low <= 0:
+            if key in DYNAMICS_KEYS and low <= 0:
                 raise ConfigError(f"{key} range expected low > 0, got ({low!r}, {high!r})")
             self.ranges[key] = (low, high)
 
@@ -279,8 +286,11 @@ class DynamicsScales(TaskDistribution):
         return len(self.ranges)
 
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
-        # a scale the task leaves out is nominal
-        return [read_number(task, k, positive=True) if k in task else 1.0 for k in self.ranges]
+        # a scale the task leaves out is nominal, a force zero
+        return [
+            read_number(task, k, positive=k in DYNAMICS_KEYS) if k in task else _NOMINAL[k]
+            for k in self.ranges
+        ]
 
     def box(self) -> tuple[np.ndarray, np.ndarray]:
         bounds = np.array(list(self.ranges.values()), dtype=np.float64).reshape(-1, 2)
@@ -288,3 +298,39 @@ class DynamicsScales(TaskDistribution):
 
     def task_at(self, point: np.ndarray) -> dict[str, Any]:
         return {k: float(v) for k, v in zip(self.ranges, point, strict=True)}
+
+
+_NOMINAL = dict.fromkeys(DYNAMICS_KEYS, 1.0) | dict.fromkeys(FORCE_KEYS, 0.0)
+
+
+class WithDynamics(TaskDistribution):
+    """A task env's tasks, each with its own dynamics: ``task`` and ``dynamics`` drawn
+    independently and merged into one dict (``{"velocity": 1.3, "mass_scale": 0.7,
+    "force_x": -20.0}``), as a ``<Task>Dynamics-v0`` env takes them. Uniform over a box when
+    both parts are (their boxes side by side)."""
+
+    def __init__(self, task: TaskDistribution, dynamics: DynamicsScales) -> None:
+        self.task, self.dynamics = task, dynamics
+
+    def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+        tasks, dynamics = self.task.sample(n, rng), self.dynamics.sample(n, rng)
+        return [{**t, **d} for t, d in zip(tasks, dynamics, strict=True)]
+
+    @property
+    def feature_dim(self) -> int:
+        return self.task.feature_dim + self.dynamics.feature_dim
+
+    def _task_features(self, task: Mapping[str, Any]) -> list[float]:
+        return [*self.task.features(task), *self.dynamics.features(task)]
+
+    def box(self) -> tuple[np.ndarray, np.ndarray] | None:
+        boxes = self.task.box(), self.dynamics.box()
+        if boxes[0] is None:
+            return None
+        return np.concatenate([boxes[0][0], boxes[1][0]]), np.concatenate(
+            [boxes[0][1], boxes[1][1]]
+        )
+
+    def task_at(self, point: np.ndarray) -> dict[str, Any]:
+        k = self.task.feature_dim
+        return {**self.task.task_at(point[:k]), **self.dynamics.task_at(point[k:])}

@@ -11,7 +11,7 @@ from metarobust.envs.level_generation import RandomLevels, edit_level
 from metarobust.errors import ConfigError
 from metarobust.generators.base import DomainRandomization, Generator
 from metarobust.generators.cvar import CVaRSampler
-from metarobust.generators.designer import LevelDesigner
+from metarobust.generators.designer import BoxDesigner, LevelDesigner
 from metarobust.generators.plr import ACCEL, PLR
 
 
@@ -43,12 +43,19 @@ def make_generator(
     }
     if name == "plr":
         return PLR(distribution, rng, **plr)
-    if not isinstance(distribution, RandomLevels):
+    levels = isinstance(distribution, RandomLevels)
+    if name == "accel" and not levels:
         raise ConfigError(
-            f"{field}: {name} makes obstacle levels; {cfg.env.id} has none "
+            f"{field}: accel edits obstacle levels; {cfg.env.id} has none "
             "(use metarobust/Navigation2DObstacles-v0)"
         )
     if name == "accel":
         return ACCEL(distribution, rng, edit_level, **plr)
+    if not (levels or distribution.box() is not None):
+        raise ConfigError(
+            f"{field}: {name} designs obstacle levels or tasks in a box of parameters; "
+            f"{cfg.env.id}'s distribution is neither ({distribution!r})"
+        )
+    designer = LevelDesigner if levels else BoxDesigner
     score = "negative_return" if name == "minimax" else "regret"
-    return LevelDesigner(distribution, rng, score=score, lr=u.designer_lr, seed=cfg.seed)
+    return designer(distribution, rng, score=score, lr=u.designer_lr, seed=cfg.seed)
