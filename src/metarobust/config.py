@@ -204,9 +204,9 @@ class MAMLConfig(Section):
         description="the meta-batch's tasks: uniform from the env's distribution; plr "
         "(replayed by post-adaptation shortfall); accel (plr plus edits of replayed levels); "
         "cvar (RoML's cross-entropy sampler of the worst ued.cvar_alpha of tasks); minimax / "
-        "paired (a learned level designer paid minus the post-adaptation return / the regret "
-        "against an antagonist trained on the same levels, ued.learner); settings in the ued "
-        "group",
+        "paired (a learned designer of levels or of task parameters in a box, paid minus the "
+        "post-adaptation return / the regret against an antagonist trained on the same tasks, "
+        "ued.learner); settings in the ued group",
     )
     gamma: Discount = Field(0.99, description="discount factor of the inner and outer losses")
 
@@ -274,8 +274,9 @@ class UEDConfig(Section):
     generator: Literal["dr", "plr", "accel", "minimax", "paired", "cvar"] = Field(
         "dr",
         description="dr: the env's task distribution; plr: Robust Prioritized Level Replay; "
-        "accel: Robust PLR with edits of replayed levels; minimax / paired: a learned level "
-        "designer paid minus the return / the regret against an antagonist (obstacle levels); "
+        "accel: Robust PLR with edits of replayed levels; minimax / paired: a learned designer "
+        "(of obstacle levels, or of tasks in a box of parameters) paid minus the return / the "
+        "regret against an antagonist; "
         "cvar: RoML's sampler of the worst ued.cvar_alpha of tasks by return (tasks uniform "
         "over a box of parameters: goals, velocities, dynamics scales)",
     )
