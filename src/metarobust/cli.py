@@ -151,6 +151,28 @@ def _parser() -> argparse.ArgumentParser:
         "--no-grid", action="store_true", help="with --under-attack: leave the grid out"
     )
     evaluate.add_argument(
+        "--dynamics-grid",
+        action="store_true",
+        help="held-out tasks (--tasks) on every cell of a mass x friction x force grid, a MAML "
+        "run adapting on each: mean, CVaR 5%% and 10%%, worst, overall and outside the "
+        "training ranges (dynamics_grid.csv/.png; MuJoCo envs)",
+    )
+    for axis in ("mass", "friction"):
+        evaluate.add_argument(
+            f"--{axis}",
+            type=float,
+            nargs=3,
+            metavar=("LOW", "HIGH", "POINTS"),
+            help=f"with --dynamics-grid: {axis} scales of nominal (default: 0.25 3 5)",
+        )
+    evaluate.add_argument(
+        "--force-x",
+        type=float,
+        nargs="+",
+        metavar="F",
+        help="with --dynamics-grid: constant pushes on the torso in newtons (default: 0)",
+    )
+    evaluate.add_argument(
         "--levels",
         type=Path,
         metavar="FILE",
@@ -292,8 +314,14 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise ConfigError("--grid / --no-grid: the grid is a condition of --under-attack")
     if args.grid and args.no_grid:
         raise ConfigError("--grid: given together with --no-grid")
+    axes = {"--mass": args.mass, "--friction": args.friction, "--force-x": args.force_x}
+    given = [flag for flag, value in axes.items() if value is not None]
+    if given and not args.dynamics_grid:
+        raise ConfigError(f"{given[0]}: an axis of --dynamics-grid")
+    from metarobust.adversarial.robustness import scale_grid
     from metarobust.adversarial.under_attack import DEFAULT_GRID
     from metarobust.evaluate import evaluate
+    from metarobust.maml.dynamics_grid import DEFAULT_SCALES
     from metarobust.runs.outputs import output_dir
     from metarobust.runs.run_dir import load_run_config
 
@@ -314,6 +342,13 @@ def _evaluate(args: argparse.Namespace) -> None:
             shared=args.shared,
             levels=args.levels,
             random_levels=args.random_levels,
+            dynamics_grid=(
+                scale_grid(*(args.mass or DEFAULT_SCALES), flag="--mass"),
+                scale_grid(*(args.friction or DEFAULT_SCALES), flag="--friction"),
+                list(args.force_x or [0.0]),
+            )
+            if args.dynamics_grid
+            else None,
             out=out,
         )
     print(summary)

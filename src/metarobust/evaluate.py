@@ -5,7 +5,9 @@
 - an attack run: the victim's return with no, random and trained disturbance (``attack.csv``);
 - MAML: the return after 0..K adaptation steps on held-out tasks (``adaptation.csv/.png``);
 - a run in the obstacle world: the solved rate on held-out layouts (``held_out.csv``), a MAML
-  run's after 0..K adaptation steps.
+  run's after 0..K adaptation steps;
+- with a dynamics grid, any run on held-out tasks x mass x friction x force cells, a MAML
+  run after 0..K adaptation steps on each (``dynamics_grid.csv``).
 
 The files go into the run directory, or ``out``, by the rule of ``metarobust.runs.outputs``.
 """
@@ -45,6 +47,7 @@ def evaluate(
     shared: Path | None = None,
     levels: Path | None = None,
     random_levels: int = 200,
+    dynamics_grid: tuple[list[float], list[float], list[float]] | None = None,
     out: Path | None = None,
     progress: bool = True,
 ) -> str:
@@ -56,8 +59,9 @@ def evaluate(
     and friction scales) as its model-mismatch condition. A run in the obstacle world plays
     the held-out ``levels`` (a level file; default the shipped ``DEFAULT_LEVELS``) and
     ``random_levels`` harder random levels (``metarobust.generators.held_out``), a MAML run
-    after 0..``steps`` inner steps on each. The outputs
-    go into ``out`` (default ``run_dir``)."""
+    after 0..``steps`` inner steps on each. ``dynamics_grid`` (masses, frictions, forces)
+    evaluates any run on held-out tasks x that grid instead, a MAML run adapting on each
+    (``metarobust.maml.dynamics_grid``). The outputs go into ``out`` (default ``run_dir``)."""
     run = SavedRun.load(run_dir)
     meta = run.cfg.train.meta_learns
     if later_lr is not None and not meta:
@@ -67,6 +71,22 @@ def evaluate(
     victim = run.cfg.adversarial.victim
     if run.algorithm == "robust_maml" and victim is not None:  # an attack on a meta-policy
         under_attack, attacker, run = True, run.path, SavedRun.load(victim)
+    if dynamics_grid is not None:
+        from metarobust.maml.dynamics_grid import evaluate_dynamics_grid
+
+        masses, frictions, forces = dynamics_grid
+        return evaluate_dynamics_grid(
+            run.path,
+            masses=masses,
+            frictions=frictions,
+            forces=forces,
+            num_tasks=tasks,
+            episodes_per_task=episodes,
+            num_steps=steps,
+            seed=seed,
+            out=out,
+            progress=progress,
+        )
     if under_attack or attacker is not None or shared is not None:
         from metarobust.adversarial.robustness import scale_grid
         from metarobust.adversarial.under_attack import evaluate_under_attack
