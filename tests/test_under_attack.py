@@ -65,6 +65,21 @@ def test_a_fresh_attack_on_the_adaptation_beats_random_wind_of_its_strength(meta
     assert (attack_run / "under_attack.png").stat().st_size > 0
 
 
+def test_a_population_attack_reports_each_member_and_the_worst(meta_run, capsys):
+    """K fresh attackers (RAP): each is a condition, and "fresh (worst of K)" is the member
+    that left the lowest mean return after the last step, curve for curve."""
+    args = ["attack", str(meta_run), "--steps", "4000", "--episodes", "2",
+            "--set", "logging.progress=false", "--set", "adversarial.population=2",
+            "--set", "logging.run_name=population"]  # fmt: skip
+    assert main(args) == 0
+    capsys.readouterr()
+    rows = read_rows(meta_run.parent / "population" / "under_attack.csv")
+    members = {name: means(rows, name) for name in ("fresh 0", "fresh 1")}
+    assert {r["condition"] for r in rows} == {"none", "random", *members, "fresh (worst of 2)"}
+    worst = min(members.values(), key=lambda curve: curve[-1])
+    assert means(rows, "fresh (worst of 2)") == worst
+
+
 def nominal_returns(run: Path, num_tasks: int, episodes: int, seed: int = 12345) -> torch.Tensor:
     """Mean return per task of the run's policy, sampling its actions, on its own (nominal)
     env, on the episodes the under-attack evaluation gives task ``i`` of ``num_tasks`` before

@@ -8,7 +8,10 @@ Conditions, on the two-player variant of the run's env (the same episodes in eac
 - ``none``: no disturbance;
 - ``own``: the run's own adversary, where it has one (robust MAML, RARL), mean action;
 - ``fresh``: the adversary of an attack run (``metarobust attack RUN``), trained against this
-  policy, and for meta-policies against its adaptation too, mean action;
+  policy, and for meta-policies against its adaptation too, mean action; an attack with a
+  population (``--set adversarial.population=K``) gives ``fresh 0`` .. ``fresh K-1`` and
+  ``fresh (worst of K)``, the member that left the lowest mean return after the last step
+  (RAP's lesson: one trained adversary is weaker than the worst of several);
 - ``shared``: the adversary of another run (a robust-MAML or RARL run, or an attack run), so
   several policies meet the same trained disturbance, mean action;
 - ``random``: zero-mean random disturbance whose mean clipped magnitude per component equals
@@ -110,8 +113,11 @@ def evaluate_under_attack(
         victim = attack.cfg.adversarial.victim
         if victim is None or Path(victim).resolve() != run.path.resolve():
             raise ConfigError(f"--attacker {attacker}: not an attack run of {run.path}")
-        trained["fresh"] = saved_adversary(attack)
-        observes["fresh"] = attack.cfg.adversarial.observes_task
+        members = attack.cfg.adversarial.population
+        names = ["fresh"] if members == 1 else [f"fresh {i}" for i in range(members)]
+        for i, name in enumerate(names):
+            trained[name] = saved_adversary(attack, i)
+            observes[name] = attack.cfg.adversarial.observes_task
     if shared is not None:
         other = SavedRun.load(shared)
         if not other.cfg.train.has_adversaries:
@@ -151,7 +157,8 @@ def evaluate_under_attack(
     curves: dict[str, Tensor] = {}
     with make_sampler(sampler_cfg, spec, modules, seed, game=game) as sampler, bar:
         if trained:  # random disturbance as strong as the strongest trained adversary
-            strongest = trained.get("fresh", trained.get("own", trained.get("shared")))
+            order = ("fresh", "fresh 0", "own", "shared")
+            strongest = next(trained[name] for name in order if name in trained)
             magnitude = _magnitude(sampler, state, strongest, tasks, seed)
             conditions["random"] = zero_mean(strongest, magnitude)
         curve = partial(adaptation_curve, policy, params, step_size=step_size,
@@ -159,6 +166,10 @@ def evaluate_under_attack(
                         gamma=run.cfg.maml.gamma, seed=seed, progress=bar)  # fmt: skip
         for name, opponent in conditions.items():
             curves[name] = curve(sampler, tasks, opponent=opponent)
+        members = [name for name in curves if name.startswith("fresh ")]
+        if members:  # a population attack: its worst member on the adapted policy
+            worst = min(members, key=lambda name: curves[name][-1].mean().item())
+            curves[f"fresh (worst of {len(members)})"] = curves[worst]
         if grid_env is not None:
             assert grid is not None
             masses, frictions = grid
