@@ -35,9 +35,11 @@ _CENTRES = np.stack(np.meshgrid(_AXIS, _AXIS, indexing="ij"), axis=-1).reshape(-
 # each undirected edge once: the 8 neighbours and the knight's moves, so that a way across
 # open ground is at most 2.7 % longer than the straight line (8 neighbours alone: 8.2 %)
 _NEIGHBOURS = [(1, -1), (1, 0), (1, 1), (0, 1), (1, -2), (1, 2), (2, -1), (2, 1)]
+# a point's cell's corners, from the lower left one, and the twelve centres around them
 _CORNERS = np.array([(0, 0), (0, 1), (1, 0), (1, 1)])
-_RING = np.array([(di, dj) for di in range(-1, 3) for dj in range(-1, 3) if not (
-    0 <= di <= 1 and 0 <= dj <= 1)])  # fmt: skip
+_RING = np.array(
+    [(i, j) for i in range(-1, 3) for j in range(-1, 3) if min(i, j) < 0 or max(i, j) > 1]
+)
 
 
 def _crosses_nothing(starts: np.ndarray, ends: np.ndarray, walls: np.ndarray) -> np.ndarray:
