@@ -4,6 +4,7 @@ evaluation that adapts to each layout."""
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -87,3 +88,33 @@ def test_held_out_evaluation_adapts_a_meta_policy(tiny_config, capsys):
         assert float(row["return_mean"]) == pytest.approx(np.mean(per_level), abs=1e-3)
         assert float(row["return_cvar10"]) == pytest.approx(min(per_level), abs=1e-3)  # 1 level
     assert {p.stem for p in (run / "held_out").glob("*.png")} == set(named)
+
+
+# Meta-training on trap levels only (a barrier across the arena with one gap, or a cup around
+# the start), short episodes, a small policy, in-process sampling: about 30 s on one core.
+TRAPS = {"trap_prob": 1.0, "num_walls": [3, 3], "solvable": True}
+TRAP_RUN = (f"env.task_distribution={json.dumps(TRAPS)}", "env.max_episode_steps=80",
+            "maml.meta_batch_size=10", "maml.episodes_per_task=10", "maml.num_iterations=40",
+            "sampler.envs_per_worker=100", "sampler.backend=local", "policy.hidden_sizes=[32,32]",
+            "checkpoint.every=40", "logging.progress=false")  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_adapting_solves_held_out_traps(tmp_path, seed):
+    """20 trap levels the meta-policy never trained on (drawn with another seed): three inner
+    steps on its own episodes there solve at least 20 points more of them than it did before
+    adapting (measured, seeds 0-2: 24 -> 52, 12 -> 46, 20 -> 57 %)."""
+    from metarobust.envs.level_generation import RandomLevels
+    from metarobust.generators.held_out import evaluate_held_out
+
+    cfg = load_config("configs/maml/obstacles.yaml",
+                      [*TRAP_RUN, f"seed={seed}", f"logging.log_dir={tmp_path}"])  # fmt: skip
+    run = train(cfg)
+    held_out = RandomLevels(**TRAPS).sample(20, np.random.default_rng(999))
+    levels = tmp_path / "traps.yaml"
+    levels.write_text(json.dumps({f"trap_{i}": level for i, level in enumerate(held_out)}))
+    evaluate_held_out(run, levels_path=levels, episodes=10, random_levels=0, steps=3,
+                      deterministic=False, progress=False)  # fmt: skip
+    with (run / "held_out_summary.csv").open() as f:
+        solved = [float(r["solved_rate"]) for r in csv.DictReader(f)]
+    assert solved[3] >= solved[0] + 0.2, solved
