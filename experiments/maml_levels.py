@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from metarobust.config import load_config
-from metarobust.generators.held_out import CSV_NAME, SUMMARY_NAME, evaluate_held_out
+from metarobust.held_out import CSV_NAME, SUMMARY_NAME, evaluate_held_out
 from metarobust.runs.saved import SavedRun
 from metarobust.studies import run_study, trained_run
 

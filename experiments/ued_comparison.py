@@ -25,7 +25,7 @@ import sys
 from pathlib import Path
 
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
-from metarobust.generators.held_out import CSV_NAME, evaluate_held_out
+from metarobust.held_out import CSV_NAME, evaluate_held_out
 from metarobust.studies import run_study, trained_run
 
 GENERATORS = ("dr", "minimax", "paired", "plr", "accel")

@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from metarobust.generators.held_out import CSV_NAME, evaluate_held_out
+from metarobust.held_out import CSV_NAME, evaluate_held_out
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "ued" / "obstacles.yaml"
 SEEDS = (0, 1)

@@ -105,7 +105,7 @@ def test_adapting_solves_held_out_traps(tmp_path, seed):
     steps on its own episodes there solve at least 20 points more of them than it did before
     adapting (measured, seeds 0-2: 24 -> 52, 12 -> 46, 20 -> 57 %)."""
     from metarobust.envs.level_generation import RandomLevels
-    from metarobust.generators.held_out import evaluate_held_out
+    from metarobust.held_out import evaluate_held_out
 
     cfg = load_config("configs/maml/obstacles.yaml",
                       [*TRAP_RUN, f"seed={seed}", f"logging.log_dir={tmp_path}"])  # fmt: skip

@@ -12,7 +12,6 @@ from conftest import TINY, tiny_overrides
 
 from metarobust.adversarial.robustness import (
     grid_returns,
-    grid_spec,
     robustness_grid,
     scale_grid,
 )
@@ -21,6 +20,7 @@ from metarobust.cli import main
 from metarobust.config import SamplerConfig, load_config
 from metarobust.errors import ConfigError
 from metarobust.runs.saved import SavedRun
+from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.sampler_factory import make_sampler
 
 SEED = 7
@@ -84,7 +84,9 @@ def test_cells_run_their_own_dynamics(runs):
     run = SavedRun.load(runs[0])
     cfg, (policy, saved) = run.cfg, run.policy()
     state = replace(saved, deterministic=True)
-    with make_sampler(SamplerConfig(envs_per_worker=3), grid_spec(cfg), policy, SEED) as sampler:
+    with make_sampler(
+        SamplerConfig(envs_per_worker=3), EnvSpec.dynamics(cfg.env), policy, SEED
+    ) as sampler:
         before = grid_returns(sampler, state, [1.0], [1.0], 3, SEED)  # [1, 1, episode]
         # Scales whose product is not 1, so masses compounding cell after cell would show.
         grid = grid_returns(sampler, state, [0.5, 1.0, 2.5], [0.8, 1.0], 3, SEED)

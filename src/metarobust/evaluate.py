@@ -58,7 +58,7 @@ def evaluate(
     (``metarobust.adversarial.under_attack``), with ``grid`` (``LOW, HIGH, POINTS`` of mass
     and friction scales) as its model-mismatch condition. A run in the obstacle world plays
     the held-out ``levels`` (a level file; default the shipped ``DEFAULT_LEVELS``) and
-    ``random_levels`` harder random levels (``metarobust.generators.held_out``), a MAML run
+    ``random_levels`` harder random levels (``metarobust.held_out``), a MAML run
     after 0..``steps`` inner steps on each. ``dynamics_grid`` (masses, frictions, forces)
     evaluates any run on held-out tasks x that grid instead, a MAML run adapting on each
     (``metarobust.maml.dynamics_grid``). The outputs go into ``out`` (default ``run_dir``)."""
@@ -106,7 +106,7 @@ def evaluate(
         )
     if run.cfg.env.id == "metarobust/Navigation2DObstacles-v0":
         from metarobust.envs.levels import DEFAULT_LEVELS
-        from metarobust.generators.held_out import evaluate_held_out
+        from metarobust.held_out import evaluate_held_out
 
         return evaluate_held_out(
             run.path,

@@ -21,8 +21,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from metarobust.config import Config, SamplerConfig
-from metarobust.envs import variant_env_id
+from metarobust.config import SamplerConfig
 from metarobust.errors import ConfigError
 from metarobust.plotting import (
     distinct,
@@ -55,12 +54,6 @@ def scale_grid(low: float, high: float, points: int, flag: str = "scale grid") -
             f"got {low} {high} {points:g}"
         )
     return [round(float(s), 6) for s in np.linspace(low, high, int(points))]
-
-
-def grid_spec(cfg: Config) -> EnvSpec:
-    """The env a run is tested on: the Dynamics variant of its env (an Adv id's included),
-    with the run's time limit and no other make kwargs."""
-    return EnvSpec.variant(cfg.env, variant_env_id(cfg.env.id, "Dynamics"))
 
 
 def grid_returns(
@@ -108,11 +101,11 @@ def robustness_grid(
     paths = [out_dir / name for name in (CSV_NAME, HEATMAP_NAME, PERCENTILES_NAME)]
     runs = [SavedRun.load(d) for d in run_dirs]  # fails fast on a bad run dir
     policies = [(run.cfg, *run.policy()) for run in runs]
-    spec = grid_spec(policies[0][0])
+    spec = EnvSpec.dynamics(policies[0][0].env)
     for run_dir, (cfg, _, _) in zip(run_dirs, policies, strict=True):
-        if grid_spec(cfg) != spec:
+        if EnvSpec.dynamics(cfg.env) != spec:
             raise ConfigError(
-                f"{run_dir}: tested on {grid_spec(cfg).id}, the first run on {spec.id} "
+                f"{run_dir}: tested on {EnvSpec.dynamics(cfg.env).id}, the first run on {spec.id} "
                 f"(time limits {cfg.env.max_episode_steps} vs {spec.max_episode_steps})"
             )
     obs_dim, act_dim = env_dims(spec)

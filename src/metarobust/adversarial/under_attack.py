@@ -73,10 +73,9 @@ def grid_spec(run: SavedRun) -> EnvSpec | None:
     """The one-player env of the grid condition, the ``Dynamics`` variant of the run's env;
     None for an env without masses and frictions to scale (Navigation2D)."""
     try:
-        env_id = variant_env_id(run.cfg.env.id, "Dynamics")
+        return EnvSpec.dynamics(run.cfg.env)
     except ConfigError:
         return None
-    return EnvSpec.variant(run.cfg.env, env_id)
 
 
 def evaluate_under_attack(

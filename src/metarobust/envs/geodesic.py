@@ -17,14 +17,21 @@ episodes of one task compute it once.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import NamedTuple
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import dijkstra
 
-from metarobust.envs.geometry import ARENA, MARGIN, first_hit, level_walls, segment_distance
+from metarobust.envs.geometry import (
+    ARENA,
+    MARGIN,
+    LevelGeometry,
+    first_hit,
+    level_walls,
+    segment_distance,
+)
 
 FIELD_SIZE = 40
 SPACING = 2 * ARENA / FIELD_SIZE
@@ -72,6 +79,15 @@ def reachable(row: np.ndarray) -> bool:
     return bool(
         walking_distance(start, row[None, 2:4], stacked_maps(row[None]), walls)[0] < UNREACHABLE
     )
+
+
+class WalkingGeometry(LevelGeometry):
+    """A batch of levels' geometry and, made when first asked for, their walking-distance
+    ``maps``."""
+
+    @cached_property
+    def maps(self) -> LevelMap:
+        return stacked_maps(self.rows)
 
 
 def stacked_maps(rows: np.ndarray) -> LevelMap:

@@ -13,13 +13,7 @@ steps on these is ``metarobust.envs.obstacles``.
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    from metarobust.envs.geodesic import LevelMap
 
 ARENA = 1.0  # the arena is [-ARENA, ARENA]^2, walled
 ACTION_LIMIT = 0.1
@@ -96,8 +90,7 @@ class LevelGeometry:
     ``e``, a ray from ``p`` meets it at ``t = (a x e - p x e) / (D x e)`` along the ray and
     ``u = (a x D - p x D) / (D x e)`` along the wall (``x`` the 2D cross product): everything
     but the ``p`` terms is fixed by the level and kept here (float32). The arena's boundary
-    is met at ``min((±ARENA - p) / D)`` per axis, without a wall test. ``maps``: the levels'
-    walking-distance maps (``metarobust.envs.geodesic``), made when first asked for."""
+    is met at ``min((±ARENA - p) / D)`` per axis, without a wall test."""
 
     def __init__(self, rows: np.ndarray) -> None:
         self.rows = rows
@@ -114,13 +107,6 @@ class LevelGeometry:
         with np.errstate(divide="ignore", invalid="ignore"):  # parallel: inf, meets nothing
             self.inv_den = 1 / (dx * self.ey - dy * self.ex)
         self.a_cross_d = ax * dy - ay * dx
-
-    @cached_property
-    def maps(self) -> LevelMap:
-        """Every level's walking-distance map, stacked."""
-        from metarobust.envs.geodesic import stacked_maps  # it builds on this module
-
-        return stacked_maps(self.rows)
 
 
 _BOX_SIDE = np.where(_RAYS32 >= 0, np.float32(ARENA), np.float32(-ARENA))  # [r, 2]

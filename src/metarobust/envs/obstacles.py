@@ -34,7 +34,7 @@ from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
-from metarobust.envs.geodesic import walking_distance
+from metarobust.envs.geodesic import WalkingGeometry, walking_distance
 from metarobust.envs.geometry import (
     ACTION_LIMIT,
     ARENA,
@@ -89,7 +89,7 @@ DISTANCES = ("straight", "walking")
 
 
 def step_points(
-    pos: np.ndarray, actions: np.ndarray, geometry: LevelGeometry, reward: Reward
+    pos: np.ndarray, actions: np.ndarray, geometry: WalkingGeometry, reward: Reward
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One step of a batch: new positions, rewards (float64), arrived ``[n]``."""
     _, new_pos = move_point(pos, actions, geometry.walls)
@@ -135,7 +135,7 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
         self._set_row(level_row(task)[None])
 
     def _set_row(self, row: np.ndarray) -> None:
-        self._row, self._geometry = row, LevelGeometry(row)
+        self._row, self._geometry = row, WalkingGeometry(row)
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -182,17 +182,17 @@ class Navigation2DObstaclesVectorEnv(TaskVectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._pos = np.zeros((self.num_envs, 2))
         self._task_values = np.zeros((self.num_envs, ROW_LENGTH))  # levels, one row each
-        self._geometry: LevelGeometry | None = None  # of _task_values, made when first needed
+        self._geometry: WalkingGeometry | None = None  # of _task_values, made when first needed
         self.set_task(DEFAULT_LEVEL if task is None else task)
 
     def _tasks_changed(self) -> None:
         self._geometry = None  # a batch of resets into many levels builds it once, not per level
 
     @property
-    def geometry(self) -> LevelGeometry:
+    def geometry(self) -> WalkingGeometry:
         """The current levels' geometry."""
         if self._geometry is None:
-            self._geometry = LevelGeometry(self._task_values)
+            self._geometry = WalkingGeometry(self._task_values)
         return self._geometry
 
     def _parse_task(self, task: Any) -> np.ndarray:

@@ -25,7 +25,6 @@ import numpy as np
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from metarobust.adversarial.robustness import grid_spec
 from metarobust.envs import default_task_distribution
 from metarobust.envs.tasks import DynamicsScales, WithDynamics
 from metarobust.errors import ConfigError
@@ -35,6 +34,7 @@ from metarobust.plotting import plot_robustness_heatmaps
 from metarobust.risk import cvar
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
+from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.sampler_factory import make_sampler
 from metarobust.utils.wording import count
 
@@ -65,7 +65,7 @@ def evaluate_dynamics_grid(
     (module doc), into ``out`` (default the run directory); returns a summary."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
-    spec = grid_spec(run.cfg)
+    spec = EnvSpec.dynamics(run.cfg.env)
     meta = run.cfg.train.meta_learns
     policy, state = run.policy()
     params, step_size = saved_meta_policy(run) if meta else (state.params, 0.0)

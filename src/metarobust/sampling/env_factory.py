@@ -18,6 +18,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, SyncVectorEnv, VectorEnv
 
 import metarobust.envs  # noqa: F401  (registers the metarobust/* ids before any gym.make)
+from metarobust.envs import variant_env_id
 from metarobust.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -48,6 +49,13 @@ class EnvSpec:
         """Another id for a config's ``env`` group (a variant of its env): its time limit and
         task-distribution settings, none of its make kwargs."""
         return cls(env_id, {}, env.max_episode_steps, dict(env.task_distribution))
+
+    @classmethod
+    def dynamics(cls, env: EnvConfig) -> EnvSpec:
+        """The ``Dynamics`` variant of a config's env (an ``Adv`` id's included), where a
+        policy is tested on other masses, frictions and pushes; a ConfigError if it has
+        none."""
+        return cls.variant(env, variant_env_id(env.id, "Dynamics"))
 
 
 def registered_spec(env_id: str) -> gym.envs.registration.EnvSpec:
