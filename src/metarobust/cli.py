@@ -157,14 +157,7 @@ def _parser() -> argparse.ArgumentParser:
         "run adapting on each: mean, CVaR 5%% and 10%%, worst, overall and outside the "
         "training ranges (dynamics_grid.csv/.png; MuJoCo envs)",
     )
-    for axis in ("mass", "friction"):
-        evaluate.add_argument(
-            f"--{axis}",
-            type=float,
-            nargs=3,
-            metavar=("LOW", "HIGH", "POINTS"),
-            help=f"with --dynamics-grid: {axis} scales of nominal (default: 0.25 3 5)",
-        )
+    _scale_axes(evaluate, "with --dynamics-grid: {axis} scales of nominal (default: 0.25 3 5)")
     evaluate.add_argument(
         "--force-x",
         type=float,
@@ -198,14 +191,7 @@ def _parser() -> argparse.ArgumentParser:
         "percentile plot",
     )
     robust.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
-    for axis in ("mass", "friction"):
-        robust.add_argument(
-            f"--{axis}",
-            type=float,
-            nargs=3,
-            metavar=("LOW", "HIGH", "POINTS"),
-            help=f"{axis} scales of nominal, POINTS evenly spaced (default: 0.5 1.5 11)",
-        )
+    _scale_axes(robust, "{axis} scales of nominal, POINTS evenly spaced (default: 0.5 1.5 11)")
     robust.add_argument("--episodes", type=int, default=5, help="episodes per cell")
     robust.add_argument("--seed", type=int, default=12345, help="evaluation seed (all policies)")
     robust.add_argument(
@@ -300,6 +286,19 @@ def _train(args: argparse.Namespace) -> None:
 
     run_dir = api.resume(args.resume, args.overrides) if cfg is None else api.train(cfg)
     print(f"run saved in {run_dir}")
+
+
+def _scale_axes(parser: argparse.ArgumentParser, help_of: str) -> None:
+    """``--mass`` and ``--friction``, each ``LOW HIGH POINTS`` of nominal; ``help_of`` is
+    their help with ``{axis}`` for the axis."""
+    for axis in ("mass", "friction"):
+        parser.add_argument(
+            f"--{axis}",
+            type=float,
+            nargs=3,
+            metavar=("LOW", "HIGH", "POINTS"),
+            help=help_of.format(axis=axis),
+        )
 
 
 def _evaluate(args: argparse.Namespace) -> None:
