@@ -226,13 +226,3 @@ def test_real_process_prints_no_traceback(tmp_path):
     assert proc.stderr.strip() == (
         "metarobust: error: ppo.lr: input should be greater than 0 (got -1)"
     )
-
-
-def test_readme_config_reference_is_current():
-    """The README's reference is `metarobust config`'s output: regenerate it when fields change."""
-    from metarobust.config import Config, describe_fields
-
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
-    start = readme.index("Printed by `metarobust config`")
-    block = readme[readme.index("```\n", start) + 4 :]
-    assert block[: block.index("```")].rstrip("\n") == describe_fields(Config)

@@ -97,7 +97,8 @@ class SamplerConfig(Section):
     ray_address: str | None = Field(None, description="Ray cluster address; none = local Ray")
     timeout: PositiveFloat = Field(
         600.0,
-        description="seconds a worker may take over one request (a sampling pass); inf = no limit",
+        description="seconds a worker may take over one request (a sampling pass), a finite "
+        "number; raise it for long passes",
     )
 
 
