@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -88,6 +89,23 @@ def test_held_out_evaluation_adapts_a_meta_policy(tiny_config, capsys):
         assert float(row["return_mean"]) == pytest.approx(np.mean(per_level), abs=1e-3)
         assert float(row["return_cvar10"]) == pytest.approx(min(per_level), abs=1e-3)  # 1 level
     assert {p.stem for p in (run / "held_out").glob("*.png")} == set(named)
+
+
+def test_later_lr_sets_the_step_size_after_the_first_step(tiny_config, tmp_path):
+    """``--later-lr`` on held-out levels: steps 0 and 1 as without it, step 2 otherwise."""
+    run = train(tiny_config("maml_levels", "run", "maml.num_iterations=1"))
+
+    def returns(out: Path, *later: str) -> dict[str, list[float]]:
+        args = ["evaluate", str(run), "--episodes", "2", "--random-levels", "0", "--steps", "2"]
+        assert main([*args, "--out", str(out), *later]) == 0
+        with (out / "held_out.csv").open() as f:
+            levels = list(csv.DictReader(f))
+        return {k: [float(r["return_mean"]) for r in levels if r["gradient_steps"] == k]
+                for k in ("0", "1", "2")}  # fmt: skip
+
+    base, slow = returns(tmp_path / "base"), returns(tmp_path / "slow", "--later-lr", "1e-6")
+    assert base["0"] == slow["0"] and base["1"] == slow["1"]
+    assert base["2"] != slow["2"]
 
 
 # Meta-training on trap levels only (a barrier across the arena with one gap, or a cup around

@@ -84,6 +84,7 @@ def evaluate(
             episodes_per_task=episodes,
             num_steps=steps,
             seed=seed,
+            later_lr=later_lr,
             out=out,
             progress=progress,
         )
@@ -101,6 +102,7 @@ def evaluate(
             seed=seed,
             grid=None if scales is None else (scales, scales),
             shared=shared,
+            later_lr=later_lr,
             out=out,
             progress=progress,
         )
@@ -116,6 +118,7 @@ def evaluate(
             steps=steps,
             seed=seed,
             deterministic=deterministic,
+            later_lr=later_lr,
             out=out,
             progress=progress,
         )

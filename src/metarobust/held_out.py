@@ -67,11 +67,13 @@ def evaluate_held_out(
     steps: int = 3,
     seed: int = 12345,
     deterministic: bool = True,
+    later_lr: float | None = None,
     out: Path | None = None,
     progress: bool = True,
 ) -> str:
     """Solved rate and return of the run's policy on every held-out level (module doc), a MAML
-    run's after 0..``steps`` inner steps, into ``out`` (default the run directory)."""
+    run's after 0..``steps`` inner steps (the run's step size first, ``later_lr`` after that
+    if given), into ``out`` (default the run directory)."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
     if run.cfg.env.id != ENV_ID:
@@ -108,7 +110,7 @@ def evaluate_held_out(
                     state.params,
                     traj,
                     gamma=run.cfg.maml.gamma,
-                    step_size=step_size,
+                    step_size=step_size if k == 0 or later_lr is None else later_lr,
                     per_task_params=state.stack == "task",
                 )
                 state = PolicyState.of(adapted, policy, stack="task")

@@ -88,13 +88,15 @@ def evaluate_under_attack(
     seed: int = 12345,
     grid: tuple[Sequence[float], Sequence[float]] | None = None,
     shared: Path | None = None,
+    later_lr: float | None = None,
     out: Path | None = None,
     progress: bool = True,
 ) -> str:
     """The run's adaptation curves under every condition (``attacker``: an attack run of this
     run, for ``fresh``; ``shared``: a run whose adversary every policy may meet; ``grid``: the
-    ``(masses, frictions)`` of the grid condition, skipped for an env without them); writes
-    CSVs and PNGs into ``out`` (default the run directory), returns a summary."""
+    ``(masses, frictions)`` of the grid condition, skipped for an env without them; the step
+    size after the first step ``later_lr`` if given); writes CSVs and PNGs into ``out``
+    (default the run directory), returns a summary."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
     meta = run.cfg.train.meta_learns
@@ -162,7 +164,8 @@ def evaluate_under_attack(
             conditions["random"] = zero_mean(strongest, magnitude)
         curve = partial(adaptation_curve, policy, params, step_size=step_size,
                         episodes_per_task=episodes_per_task, num_steps=steps,
-                        gamma=run.cfg.maml.gamma, seed=seed, progress=bar)  # fmt: skip
+                        gamma=run.cfg.maml.gamma, seed=seed, later_step_size=later_lr,
+                        progress=bar)  # fmt: skip
         for name, opponent in conditions.items():
             curves[name] = curve(sampler, tasks, opponent=opponent)
         members = [name for name in curves if name.startswith("fresh ")]

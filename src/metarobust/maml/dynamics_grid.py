@@ -58,11 +58,13 @@ def evaluate_dynamics_grid(
     episodes_per_task: int = 5,
     num_steps: int = 3,
     seed: int = 12345,
+    later_lr: float | None = None,
     out: Path | None = None,
     progress: bool = True,
 ) -> str:
     """The run's returns on every held-out task x cell after 0..``num_steps`` inner steps
-    (module doc), into ``out`` (default the run directory); returns a summary."""
+    (module doc; ``later_lr`` the step size after the first), into ``out`` (default the run
+    directory); returns a summary."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
     spec = EnvSpec.dynamics(run.cfg.env)
@@ -84,7 +86,7 @@ def evaluate_dynamics_grid(
         returns = adaptation_curve(
             policy, params, sampler, cells, step_size=step_size,
             episodes_per_task=episodes_per_task, num_steps=steps, gamma=run.cfg.maml.gamma,
-            seed=seed, progress=bar,
+            seed=seed, later_step_size=later_lr, progress=bar,
         )  # fmt: skip
     # [step, task x cell] -> [step, cell, task]
     per_cell = returns.view(steps + 1, len(tasks), len(grid)).permute(0, 2, 1)
