@@ -100,7 +100,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--episodes", type=int, default=10, help="episodes (per task: MAML)")
     evaluate.add_argument("--seed", type=int, default=12345, help="evaluation seed (and tasks)")
     evaluate.add_argument(
-        "--stochastic", action="store_true", help="sample actions (default: the mean; not MAML)"
+        "--stochastic",
+        action="store_true",
+        help="sample actions (default: the mean); MAML's adaptation curves always sample, "
+        "except the reported episodes on held-out levels",
     )
     evaluate.add_argument(
         "--tasks", type=int, default=40, help="held-out tasks of a task env (MAML, under attack)"
