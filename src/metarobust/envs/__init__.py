@@ -58,6 +58,7 @@ from metarobust.envs.locomotion_vector import (
     HalfCheetahDirVectorEnv,
     HalfCheetahVelVectorEnv,
 )
+from metarobust.envs.meta_world import HORIZON as META_WORLD_HORIZON
 from metarobust.envs.mujoco_warnings import route_mujoco_warnings
 from metarobust.envs.navigation import PLATFORM_RADIUS, Navigation2DEnv, Navigation2DVectorEnv
 from metarobust.envs.task_defaults import default_task_distribution
@@ -113,6 +114,7 @@ ENV_IDS: tuple[str, ...] = (
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
     *(f"metarobust/{name}Dynamics-v0" for name in _LOCOMOTION),
+    "metarobust/MetaWorld-v0",
 )
 # The two-player ids that take a task (and have a default task distribution: their base's).
 ADVERSARIAL_TASK_ENV_IDS: tuple[str, ...] = (
@@ -208,6 +210,11 @@ def register_envs() -> None:
             vector_entry_point=vector_entry_point,
             max_episode_steps=_MAML_HORIZON,
         )
+    _register(  # Meta-World (the metaworld extra) is imported when the id is first made
+        "metarobust/MetaWorld-v0",
+        entry_point="metarobust.envs.meta_world:MetaWorldEnv",
+        max_episode_steps=META_WORLD_HORIZON,
+    )
     # A task env's Dynamics variant takes its task and the scales in one dict.
     dynamics = [(base, f"{base}-v5") for base in _DYNAMICS_BASES]
     dynamics += [(name, f"metarobust/{name}-v0") for name in _LOCOMOTION]

@@ -12,6 +12,7 @@ from functools import partial
 from typing import Any
 
 from metarobust.envs.level_generation import RandomLevels
+from metarobust.envs.meta_world import MetaWorldTasks
 from metarobust.envs.navigation import GOAL_RING_RADIUS
 from metarobust.envs.tasks import (
     DYNAMICS_KEYS,
@@ -48,6 +49,7 @@ def _defaults() -> dict[str, Callable[..., TaskDistribution]]:
     for base in _DYNAMICS_BASES:
         table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales
     table["metarobust/Navigation2DObstacles-v0"] = partial(RandomLevels, trap_prob=0.5)
+    table["metarobust/MetaWorld-v0"] = MetaWorldTasks  # ML1 reach-v3's train tasks by default
     # A two-player task env (robust MAML) draws the tasks of the task env it is built on, and
     # so does a task env's Dynamics variant: at nominal dynamics, or with the ``dynamics``
     # setting (DynamicsScales' ranges) each task with its own (WithDynamics).
