@@ -49,6 +49,19 @@ TINY: dict[str, tuple[str | None, tuple[str, ...]]] = {
             "checkpoint.every=2",
         ),
     ),
+    "maml_metaworld": (  # ML1 reach: 2 tasks x 2 episodes of 20 steps per phase
+        "configs/metaworld/ml1_reach.yaml",
+        (
+            "maml.meta_batch_size=2",
+            "maml.episodes_per_task=2",
+            "maml.num_iterations=4",
+            "env.max_episode_steps=20",
+            "sampler.workers=1",
+            "sampler.envs_per_worker=4",
+            "policy.hidden_sizes=[16,16]",
+            "checkpoint.every=2",
+        ),
+    ),
     "rarl": (  # InvertedPendulum with a force on the pole: 2 envs x 64 steps per update
         "configs/adversarial_config.yaml",
         (

@@ -34,6 +34,7 @@ def fake_trajectories(seed: int) -> Trajectories:
         episode_returns=torch.zeros(TASKS * EPISODES, dtype=torch.float64),
         episode_lengths=lengths.flatten(),
         episode_tasks=torch.arange(TASKS).repeat_interleave(EPISODES),
+        episode_successes=torch.full((TASKS * EPISODES,), float("nan")),
     )
 
 

@@ -7,6 +7,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
+from metarobust.api import train
+from metarobust.cli import main
 from metarobust.envs import default_task_distribution
 from metarobust.envs.meta_world import MetaWorldTasks, benchmark
 from metarobust.errors import ConfigError
@@ -108,3 +110,24 @@ def test_a_bad_task_gets_one_line(task, said):
     with pytest.raises(ConfigError, match=said) as err:
         env.reset(seed=0, options={"task": task})
     assert "\n" not in str(err.value)
+
+
+def test_maml_on_ml1_logs_success_and_resumes_exactly(tiny_config, rows):
+    straight = train(tiny_config("maml_metaworld", "straight"))
+    split = train(tiny_config("maml_metaworld", "split", "maml.num_iterations=2"))
+    assert main(["train", "--resume", str(split), "--set", "maml.num_iterations=4"]) == 0
+    assert rows(split) == rows(straight)
+    for row in rows(straight):
+        assert 0.0 <= row["meta/pre_adapt_success"] <= 1.0
+        assert 0.0 <= row["meta/post_adapt_success"] <= 1.0
+
+
+def test_an_env_without_success_logs_no_success(tiny_config, rows):
+    run = train(tiny_config("maml", "run", "maml.num_iterations=1"))
+    assert not any("success" in key for row in rows(run) for key in row)
+
+
+def test_ppo_on_meta_world_logs_the_success_rate(tiny_config, rows):
+    run = train(tiny_config("ppo", "run", f"env.id={ENV_ID}", "env.max_episode_steps=20",
+                            "checkpoint.every=100"))  # fmt: skip
+    assert all(0.0 <= row["charts/success_rate"] <= 1.0 for row in rows(run))

@@ -152,6 +152,7 @@ def make_traj(policy, params, obs, actions, rewards, terminated, truncated, mask
         episode_returns=empty,
         episode_lengths=empty.long(),
         episode_tasks=empty.long(),
+        episode_successes=empty,
     )
 
 

@@ -41,7 +41,8 @@ def assert_identical(a: Trajectories, b: Trajectories) -> None:
     for f in fields(Trajectories):
         x, y = getattr(a, f.name), getattr(b, f.name)
         assert x.shape == y.shape and x.dtype == y.dtype, f.name
-        assert torch.equal(x, y), f.name
+        # bit for bit; NaN (an env without success) equals NaN
+        torch.testing.assert_close(x, y, rtol=0, atol=0, equal_nan=True, msg=f.name)
 
 
 def assert_same_up_to_rounding(a: Trajectories, b: Trajectories) -> None:
@@ -50,7 +51,7 @@ def assert_same_up_to_rounding(a: Trajectories, b: Trajectories) -> None:
         x, y = getattr(a, f.name), getattr(b, f.name)
         assert x.shape == y.shape and x.dtype == y.dtype, f.name
         if x.is_floating_point():
-            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, msg=f.name)
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5, equal_nan=True, msg=f.name)
         else:
             assert torch.equal(x, y), f.name
 

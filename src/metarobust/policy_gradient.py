@@ -130,6 +130,7 @@ class PolicyGradient(Algorithm):
         if traj.episode_returns.numel() > 0:
             metrics["charts/episodic_return"] = traj.episode_returns.mean().item()
             metrics["charts/episodic_length"] = traj.episode_lengths.float().mean().item()
+            metrics |= traj.success_metric("charts/success_rate")
         return Iteration(metrics, new_steps=self.steps_per_iteration)
 
     def state_dict(self) -> dict[str, Any]:

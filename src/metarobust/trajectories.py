@@ -31,6 +31,9 @@ class Trajectories:
     episode_returns: Tensor  # [n_finished] undiscounted returns of episodes that ended
     episode_lengths: Tensor  # [n_finished]
     episode_tasks: Tensor  # [n_finished] long: task index of each finished episode
+    # [n_finished] float: 1 if the env reported ``info["success"]`` on any step of the
+    # episode, else 0; NaN for an env that does not report success
+    episode_successes: Tensor
 
     @property
     def num_tasks(self) -> int:
@@ -45,6 +48,12 @@ class Trajectories:
     def dones(self) -> Tensor:
         """``terminated | truncated`` as float, [task, rollout, time]."""
         return (self.terminated | self.truncated).to(self.rewards.dtype)
+
+    def success_metric(self, key: str) -> dict[str, float]:
+        """``{key: fraction of finished episodes that succeeded}``, or nothing for an env
+        that does not report success (or no finished episode)."""
+        known = self.episode_successes[~self.episode_successes.isnan()]
+        return {key: known.mean().item()} if known.numel() else {}
 
     def to(self, device: torch.device | str) -> Trajectories:
         return replace(self, **{f.name: getattr(self, f.name).to(device) for f in fields(self)})
@@ -70,6 +79,7 @@ class Trajectories:
             episode_returns=self.episode_returns[keep],
             episode_lengths=self.episode_lengths[keep],
             episode_tasks=self.episode_tasks[keep],
+            episode_successes=self.episode_successes[keep],
         )
 
     @staticmethod
@@ -92,6 +102,7 @@ class Trajectories:
             episode_tasks=torch.cat(
                 [p.episode_tasks + o for p, o in zip(parts, offsets, strict=True)]
             ),
+            episode_successes=torch.cat([p.episode_successes for p in parts]),
         )
 
 

@@ -202,6 +202,7 @@ class MAML(Algorithm):
                 per_task = PolicyState.of(inner["adapted"], self.policy, stack="task")
         if not update:
             metrics = {"meta/pre_adapt_return": train.episode_returns.mean().item()}
+            metrics |= train.success_metric("meta/pre_adapt_success")
             return MetaBatch(tasks, per_task, metrics, train.num_steps)
         if m.num_inner_steps > 0:
             self.phase("sampling post-adaptation")
@@ -238,12 +239,14 @@ class MAML(Algorithm):
             scores, new_steps = regret(best, returns.double().numpy()), new_steps + steps
         metrics |= {
             "meta/pre_adapt_return": train.episode_returns.mean().item(),
+            **train.success_metric("meta/pre_adapt_success"),
             **{f"meta/{k}": v for k, v in info.items()},
             **self.task_selection.observe(proposal, scores),
             **{f"time/{k}": v for k, v in clock.totals.items()},
         }
         if m.num_inner_steps > 0:
             metrics["meta/post_adapt_return"] = valid.episode_returns.mean().item()
+            metrics |= valid.success_metric("meta/post_adapt_success")
             new_steps += valid.num_steps
         return MetaBatch(tasks, per_task, metrics, new_steps)
 

@@ -51,6 +51,7 @@ class TransitionBuffer:
         episode_returns: np.ndarray,
         episode_lengths: np.ndarray,
         episode_tasks: np.ndarray,
+        episode_successes: np.ndarray,
     ) -> Trajectories:
         """The buffer as one task's ``[1, rows, time, ...]`` Trajectories."""
         arrays = (
@@ -68,4 +69,5 @@ class TransitionBuffer:
             episode_returns=torch.from_numpy(episode_returns.astype(np.float32)),
             episode_lengths=torch.from_numpy(episode_lengths),
             episode_tasks=torch.from_numpy(episode_tasks),
+            episode_successes=torch.from_numpy(episode_successes.astype(np.float32)),
         )

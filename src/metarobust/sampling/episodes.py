@@ -42,19 +42,21 @@ def run_episodes(stepper: EnvStepper, units: Sequence[Unit], horizon: int) -> Tr
     buffer = TransitionBuffer.zeros(n_units, horizon, stepper.learner_obs_dim, stepper.learner_dim)
     returns = np.zeros(n_units, np.float64)
     lengths = np.zeros(n_units, np.int64)
+    succeeded = np.zeros(n_units, np.bool_)
     task_of_unit = np.array([u.task_index for u in units], np.int64)
 
     noise = np.zeros((n, horizon, stepper.act_dim), np.float32)  # each env's unit's noise
     unit_of = np.full(n, -1, np.int64)  # the unit each env runs, -1 = free
     t_of = np.zeros(n, np.int64)
     running = np.zeros(n, np.float64)
+    hit = np.zeros(n, np.bool_)  # each env's unit has succeeded at some step
     next_unit = 0
     while True:
         free = np.flatnonzero(unit_of < 0)[: n_units - next_unit]
         if free.size:
             unit_of[free] = np.arange(next_unit, next_unit + free.size)
             _start_units(stepper, free, [units[k] for k in unit_of[free]], noise, horizon)
-            t_of[free], running[free] = 0, 0.0
+            t_of[free], running[free], hit[free] = 0, 0.0, False
             next_unit += free.size
         active = np.flatnonzero(unit_of >= 0)
         if active.size == 0:
@@ -65,16 +67,22 @@ def run_episodes(stepper: EnvStepper, units: Sequence[Unit], horizon: int) -> Tr
         step = replace(step, truncated=step.truncated | horizon_hit)
         buffer.record(u, t, step, sign)
         running[active] += step.env_rewards
+        hit[active] |= step.success
         t_of[active] += 1
         done = active[step.terminated | step.truncated]
         if done.size:
             stepper.ended[done] = True
             returns[unit_of[done]], lengths[unit_of[done]] = sign * running[done], t_of[done]
+            succeeded[unit_of[done]] = hit[done]
             unit_of[done] = -1
 
     mask = (np.arange(horizon) < lengths[:, None]).astype(np.float32)
     return buffer.trajectories(
-        mask, episode_returns=returns, episode_lengths=lengths, episode_tasks=task_of_unit
+        mask,
+        episode_returns=returns,
+        episode_lengths=lengths,
+        episode_tasks=task_of_unit,
+        episode_successes=np.where(stepper.reports_success, succeeded, np.nan),
     )
 
 

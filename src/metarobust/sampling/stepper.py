@@ -34,6 +34,7 @@ class Transition:
     env_rewards: np.ndarray  # [n] float64, the env's own (the protagonist's) rewards
     terminated: np.ndarray  # [n] bool
     truncated: np.ndarray  # [n] bool
+    success: np.ndarray  # [n] bool: the env reported ``info["success"] > 0`` for this step
 
 
 class EnvStepper:
@@ -62,6 +63,8 @@ class EnvStepper:
         self.rewards = np.zeros(n, np.float64)
         self.terminated = np.zeros(n, np.bool_)
         self.truncated = np.zeros(n, np.bool_)
+        self.success = np.zeros(n, np.bool_)
+        self.reports_success = False  # the env has put "success" in a step's info
         self.obs = np.zeros((n, self.obs_dim), np.float32)  # each env's current observation
         self.ended = np.zeros(n, np.bool_)  # finished and not reset since
         self.episode_seed = np.zeros(n, np.int64)  # each env's episode: its reset seed
@@ -125,6 +128,7 @@ class EnvStepper:
             self.rewards[envs],
             self.terminated[envs],
             self.truncated[envs],
+            self.success[envs],
         )
         if not (np.isfinite(next_obs).all() and np.isfinite(out.env_rewards).all()):
             what = "observation" if not np.isfinite(next_obs).all() else "reward"
@@ -158,9 +162,11 @@ class EnvStepper:
             # DISABLED refuse finished ones); this steps only the active ones, copy-free.
             subenvs = self.env.envs
             for i, action in zip(envs.tolist(), actions, strict=True):
-                obs, reward, term, trunc, _ = subenvs[i].step(action)
+                obs, reward, term, trunc, info = subenvs[i].step(action)
                 self.next_obs[i], self.rewards[i] = obs, reward
                 self.terminated[i], self.truncated[i] = term, trunc
+                if "success" in info:
+                    self.success[i], self.reports_success = info["success"] > 0, True
             return
         # A native vector env steps everyone: idle envs get a fresh episode and zero actions.
         idle_ended = self.ended.copy()
@@ -169,9 +175,11 @@ class EnvStepper:
             self.reset(idle_ended, [None] * self.num_envs, None)
         full = np.zeros((self.num_envs, self.act_dim), np.float32)
         full[envs] = actions
-        obs, rewards, terminated, truncated, _ = self.env.step(full)
+        obs, rewards, terminated, truncated, infos = self.env.step(full)
         self.next_obs[:], self.rewards[:] = obs, rewards
         self.terminated[:], self.truncated[:] = terminated, truncated
+        if "success" in infos:
+            self.success[:], self.reports_success = np.asarray(infos["success"]) > 0, True
         self.ended |= terminated | truncated
 
     def close(self) -> None:

@@ -36,6 +36,7 @@ class StepStreams:
         self.live = False  # a stream is in progress (episode mode reuses the envs: it stops)
         self._return = np.zeros(n, np.float64)  # running return of each stream's episode
         self._length = np.zeros(n, np.int64)
+        self._success = np.zeros(n, np.bool_)  # the stream's episode has succeeded so far
         # Every sub-env gets an observation now: SyncVectorEnv's masked reset re-stacks all.
         stepper.env.reset(seed=[int(s.generate_state(1)[0]) for _, s in streams])
 
@@ -50,7 +51,7 @@ class StepStreams:
         everyone = np.ones(n, np.bool_)
         if not self.live:
             stepper.reset(everyone, self._stream_seeds(everyone), task)
-            self._return[:], self._length[:] = 0.0, 0
+            self._return[:], self._length[:], self._success[:] = 0.0, 0, False
             self.live = True
         noise = np.stack(
             [
@@ -62,18 +63,21 @@ class StepStreams:
         ep_envs: list[np.ndarray] = [np.zeros(0, np.int64)]
         ep_returns: list[np.ndarray] = [np.zeros(0, np.float64)]
         ep_lengths: list[np.ndarray] = [np.zeros(0, np.int64)]
+        ep_successes: list[np.ndarray] = [np.zeros(0, np.bool_)]
         all_envs = np.arange(n)
         for t in range(num_steps):
             step = stepper.transition(all_envs, noise[:, t])
             buffer.record(all_envs, t, step, sign)
             self._return += step.env_rewards
             self._length += 1
+            self._success |= step.success
             done = step.terminated | step.truncated
             if done.any():
                 ep_envs.append(np.flatnonzero(done))
                 ep_returns.append(sign * self._return[done])  # the stream keeps env rewards
                 ep_lengths.append(self._length[done])
-                self._return[done], self._length[done] = 0.0, 0
+                ep_successes.append(self._success[done])
+                self._return[done], self._length[done], self._success[done] = 0.0, 0, False
                 stepper.ended |= done
                 stepper.reset(done, self._stream_seeds(done), task)
 
@@ -85,6 +89,9 @@ class StepStreams:
             episode_returns=returns,
             episode_lengths=np.concatenate(ep_lengths)[order],
             episode_tasks=np.zeros(len(returns), np.int64),
+            episode_successes=np.where(
+                stepper.reports_success, np.concatenate(ep_successes)[order], np.nan
+            ),
         )
 
     def _stream_seeds(self, mask: np.ndarray) -> list[int | None]:
@@ -106,6 +113,8 @@ class StepStreams:
             state["obs"] = torch.from_numpy(stepper.obs.copy())
             state["return"] = torch.from_numpy(self._return.copy())
             state["length"] = torch.from_numpy(self._length.copy())
+            if stepper.reports_success:  # an env without success keeps the state it had
+                state["success"] = torch.from_numpy(self._success.copy())
             state["episode_seed"] = torch.from_numpy(stepper.episode_seed.copy())
             if stepper.task_features is not None:
                 state["task_features"] = torch.from_numpy(stepper.task_features.copy())
@@ -130,6 +139,9 @@ class StepStreams:
         stepper.obs[:] = np.asarray(state["obs"])
         self._return[:] = np.asarray(state["return"])
         self._length[:] = np.asarray(state["length"])
+        if "success" in state:
+            self._success[:] = np.asarray(state["success"])
+            stepper.reports_success = True
         stepper.episode_seed[:] = np.asarray(state["episode_seed"])
         if stepper.task_features is not None:
             stepper.task_features[:] = np.asarray(state["task_features"])
