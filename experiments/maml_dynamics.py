@@ -35,6 +35,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from metarobust.config import load_config
@@ -125,6 +126,15 @@ def read_grid(run: Path, steps: int) -> tuple[dict[str, float], torch.Tensor]:
     return row, maps[..., None]
 
 
+def cell_scores(args: argparse.Namespace, method: str, seed: int) -> np.ndarray:
+    """A run's mean return over the held-out velocities in every grid cell after its last
+    inner step: the tasks of the interval estimates."""
+    with (args.out / f"{method}_s{seed}" / CSV_NAME).open() as f:
+        cells = list(csv.DictReader(f))
+    played = max(int(r["gradient_steps"]) for r in cells)
+    return np.array([float(r["return_mean"]) for r in cells if int(r["gradient_steps"]) == played])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -153,6 +163,8 @@ def main() -> int:
         lambda seed: compare_seed(args, seed),
         title=title,
         methods=args.methods,
+        scores=lambda method, seed: cell_scores(args, method, seed),
+        metric=f"mean return per grid cell after {args.steps} inner steps",
     )
 
 

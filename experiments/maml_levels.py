@@ -24,6 +24,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from metarobust.config import load_config
 from metarobust.held_out import CSV_NAME, SUMMARY_NAME, evaluate_held_out
 from metarobust.runs.saved import SavedRun
@@ -32,6 +34,12 @@ from metarobust.studies import run_study, trained_run
 SELECTIONS = ("uniform", "plr", "accel", "minimax", "paired")
 PPO_CONFIG = Path("configs/ued/obstacles.yaml")
 TRAPS = ("zigzag", "spiral", "labyrinth")
+PPO = "PPO Robust PLR"
+
+
+def run_name(method: str, seed: int) -> str:
+    """The run directory's name of ``method`` ("MAML <selection>" or ``PPO``) for ``seed``."""
+    return f"{'ppo_plr' if method == PPO else method.removeprefix('MAML ')}_s{seed}"
 
 
 def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
@@ -40,16 +48,17 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     for selection in args.selections:
         overrides = [*args.overrides, f"maml.task_selection={selection}", f"seed={seed}"]
         run = trained_run(
-            args.config, overrides, out=args.out, name=f"{selection}_s{seed}", algorithm="maml"
-        )
+            args.config, overrides, out=args.out, name=run_name(f"MAML {selection}", seed),
+            algorithm="maml",
+        )  # fmt: skip
         steps = steps or SavedRun.load(run).env_steps
         rows.append({"method": f"MAML {selection}", "seed": seed, **evaluated(args, run)})
     if args.ppo:
         run = trained_run(
-            PPO_CONFIG, ppo_overrides(args, seed, steps), out=args.out, name=f"ppo_plr_s{seed}",
-            algorithm="ued",
+            PPO_CONFIG, ppo_overrides(args, seed, steps), out=args.out,
+            name=run_name(PPO, seed), algorithm="ued",
         )  # fmt: skip
-        rows.append({"method": "PPO Robust PLR", "seed": seed, **evaluated(args, run)})
+        rows.append({"method": PPO, "seed": seed, **evaluated(args, run)})
     return rows
 
 
@@ -99,6 +108,15 @@ def evaluated(args: argparse.Namespace, run: Path) -> dict[str, float]:
     return row
 
 
+def level_scores(args: argparse.Namespace, method: str, seed: int) -> np.ndarray:
+    """A run's solved rate on every held-out level (named, then random) after its last inner
+    step: the tasks of the interval estimates."""
+    with (args.out / run_name(method, seed) / CSV_NAME).open() as f:
+        levels = list(csv.DictReader(f))
+    played = max(int(r["gradient_steps"]) for r in levels)
+    return np.array([float(r["solved_rate"]) for r in levels if int(r["gradient_steps"]) == played])
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/maml/obstacles.yaml"))
@@ -121,7 +139,7 @@ def main() -> int:
         f"{args.random_levels} harder random levels x {args.episodes} episodes ({actions}), "
         f"solved rate in percent after 0..{args.steps} inner steps"
     )
-    methods = [f"MAML {s}" for s in args.selections] + (["PPO Robust PLR"] if args.ppo else [])
+    methods = [f"MAML {s}" for s in args.selections] + ([PPO] if args.ppo else [])
     return run_study(
         "maml_levels",
         args.out,
@@ -129,6 +147,8 @@ def main() -> int:
         lambda seed: compare_seed(args, seed),
         title=title,
         methods=methods,
+        scores=lambda method, seed: level_scores(args, method, seed),
+        metric=f"solved rate per held-out level after {args.steps} inner steps",
     )
 
 

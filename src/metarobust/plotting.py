@@ -1,6 +1,6 @@
 """Plots (matplotlib, no display needed): learning curves from ``metrics.jsonl``, MAML
 adaptation curves, adaptation under attack, robustness grids (heat maps and the RARL paper's
-percentile plots) and obstacle-world levels.
+percentile plots), obstacle-world levels and a study's interval estimates.
 
 Each plot is a ``*_figure`` builder that returns the Figure (constrained layout: titles
 wrapped to the canvas, legends beside the axes, never over them) and a ``plot_*`` wrapper that
@@ -29,6 +29,7 @@ from metarobust.utils.logger import read_metrics
 
 if TYPE_CHECKING:
     from metarobust.config import Config
+    from metarobust.reporting import Interval
 
 # (steps, values) of one learning curve
 Curve = tuple[Sequence[float], Sequence[float]]
@@ -373,3 +374,40 @@ def levels_image(levels: Sequence[dict], scores: Sequence[float] | None = None) 
             ax.set_title(f"{scores[k]:.3g}", fontsize=8)
     fig.canvas.draw()
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
+
+
+def intervals_figure(
+    iqm: Mapping[str, Interval], better: Mapping[str, Interval], *, metric: str, baseline: str
+) -> Figure:
+    """Each method's IQM with its interval (left) and its probability of improving on the
+    baseline (right, where there is one), a row per method."""
+    methods = list(iqm)
+    panels = [("IQM of " + metric, iqm)] + ([(f"P({baseline} < method)", better)] if better else [])
+    fig = _new_figure(4.2 * len(panels), 0.45 * len(methods) + 1.4)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    rows = np.arange(len(methods))[::-1]
+    for ax, (title, intervals) in zip(axes, panels, strict=True):
+        for row, method in zip(rows, methods, strict=True):
+            if method not in intervals:
+                continue
+            i = intervals[method]
+            ax.plot([i.low, i.high], [row, row], color="C0", lw=6, alpha=0.35)
+            ax.plot([i.point], [row], "o", color="C0")
+        ax.set_yticks(rows, methods if ax is axes[0] else [""] * len(methods))
+        ax.set_title(_wrap(title, 4.0, 9), fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    if better:
+        axes[1].axvline(0.5, color="grey", lw=1, ls="--")
+    return fig
+
+
+def plot_intervals(
+    path: Path,
+    iqm: Mapping[str, Interval],
+    better: Mapping[str, Interval],
+    *,
+    metric: str,
+    baseline: str,
+) -> Path:
+    """``intervals_figure`` as a PNG at ``path``."""
+    return _save(intervals_figure(iqm, better, metric=metric, baseline=baseline), path)

@@ -1,12 +1,15 @@
 """Helpers of side-by-side studies (``experiments/``): runs that are reused when finished and
-resumed when cut off, and per-seed summaries."""
+resumed when cut off, and summaries: per seed, mean ± std over seeds, and (given each run's
+scores per task) the interquartile mean with bootstrap intervals (``metarobust.reporting``)."""
 
 from __future__ import annotations
 
 import statistics
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+
+import numpy as np
 
 from metarobust.api import resume, train
 from metarobust.config import load_config
@@ -43,23 +46,40 @@ def run_study(
     *,
     title: str,
     methods: Sequence[str],
+    scores: Callable[[str, int], np.ndarray] | None = None,
+    metric: str = "",
 ) -> int:
     """Every seed's rows of the study ``name`` (``compare_seed(seed)``), then its summary in
-    ``out``, printed (``write_summary``); the exit code: 0, or 2 with one line on a
+    ``out``, printed (``write_summary``; with ``scores(method, seed)``, a run's ``metric`` per
+    task, also its interval estimates); the exit code: 0, or 2 with one line on a
     ConfigError."""
     out.mkdir(parents=True, exist_ok=True)
     try:
         rows = [row for seed in seeds for row in compare_seed(seed)]
+        per_task = None
+        if scores is not None:
+            ran = [m for m in methods if any(r["method"] == m for r in rows)]
+            per_task = {m: np.stack([scores(m, seed) for seed in seeds]) for m in ran}
+        print(write_summary(out, rows, title, methods, scores=per_task, metric=metric))
     except ConfigError as err:
         print(f"{name}: error: {err}", file=sys.stderr)
         return 2
-    print(write_summary(out, rows, title, methods))
     return 0
 
 
-def write_summary(out: Path, rows: list[dict], title: str, methods: Sequence[str]) -> str:
+def write_summary(
+    out: Path,
+    rows: list[dict],
+    title: str,
+    methods: Sequence[str],
+    *,
+    scores: Mapping[str, np.ndarray] | None = None,
+    metric: str = "",
+) -> str:
     """``summary.csv`` (a row per method and seed) and ``summary.md`` (mean ± std over seeds
-    per method, in ``methods``' order) in ``out``; returns the table."""
+    per method, in ``methods``' order) in ``out``; given ``scores`` (per method, ``[seeds,
+    tasks]`` of ``metric``), also the interval estimates against the first method
+    (``metarobust.reporting.write_intervals``). Returns the tables."""
     write_csv(out / "summary.csv", list(rows[0]), ([r[k] for k in rows[0]] for r in rows))
     columns = [k for k in rows[0] if k not in ("method", "seed")]
     lines = [
@@ -78,4 +98,8 @@ def write_summary(out: Path, rows: list[dict], title: str, methods: Sequence[str
         lines.append(f"| {method} | " + " | ".join(cells) + " |")
     table = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(table)
+    if scores:
+        from metarobust.reporting import write_intervals
+
+        table += "\n" + write_intervals(out, scores, baseline=next(iter(scores)), metric=metric)
     return table
