@@ -3,6 +3,8 @@ and test splits differ, bad task dicts get one line, and success is reported per
 
 from __future__ import annotations
 
+import csv
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -131,3 +133,18 @@ def test_ppo_on_meta_world_logs_the_success_rate(tiny_config, rows):
     run = train(tiny_config("ppo", "run", f"env.id={ENV_ID}", "env.max_episode_steps=20",
                             "checkpoint.every=100"))  # fmt: skip
     assert all(0.0 <= row["charts/success_rate"] <= 1.0 for row in rows(run))
+
+
+def test_meta_test_draws_the_test_split_and_writes_success_per_env(tiny_config, capsys):
+    assert default_task_distribution(ENV_ID).meta_test().split == "test"
+    navigation = default_task_distribution("metarobust/Navigation2D-v0")
+    assert navigation.meta_test() is navigation
+    run = train(tiny_config("maml_metaworld", "run", "maml.num_iterations=1"))
+    assert main(["evaluate", str(run), "--tasks", "2", "--episodes", "2", "--steps", "1"]) == 0
+    assert "success 0:" in capsys.readouterr().out
+    with (run / "success.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], r["env"], r["gradient_steps"], r["tasks"]) for r in rows] == [
+        (method, "reach-v3", str(k), "2") for method in ("MAML", "random init") for k in (0, 1)
+    ]
+    assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)

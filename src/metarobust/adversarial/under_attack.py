@@ -167,7 +167,7 @@ def evaluate_under_attack(
                         gamma=run.cfg.maml.gamma, seed=seed, later_step_size=later_lr,
                         progress=bar)  # fmt: skip
         for name, opponent in conditions.items():
-            curves[name] = curve(sampler, tasks, opponent=opponent)
+            curves[name] = curve(sampler, tasks, opponent=opponent).returns
         members = [name for name in curves if name.startswith("fresh ")]
         if members:  # a population attack: its worst member on the adapted policy
             worst = min(members, key=lambda name: curves[name][-1].mean().item())
@@ -182,7 +182,7 @@ def evaluate_under_attack(
                 for friction in frictions
             ]
             with make_sampler(sampler_cfg, grid_env, policy, seed) as one_player:
-                curves["grid"] = curve(one_player, cells)
+                curves["grid"] = curve(one_player, cells).returns
     _write_csv(out / CSV_NAME, run.path.name, curves)
     summary = {
         name: (curve.mean(1).tolist(), [cvar(row) for row in curve])

@@ -187,8 +187,12 @@ class MetaWorldTasks(TaskDistribution):
         self.benchmark, self.env_name, self.seed, self.split = benchmark, env_name, seed, split
 
     def with_split(self, split: str) -> MetaWorldTasks:
-        """The same benchmark's ``split`` (meta-test draws ``"test"``)."""
+        """The same benchmark's ``split``."""
         return MetaWorldTasks(self.benchmark, self.env_name, self.seed, split)
+
+    def meta_test(self) -> MetaWorldTasks:
+        """The benchmark's test split: Meta-World's meta-test protocol."""
+        return self.with_split("test")
 
     def sample(self, n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
         n = _check_n(n)

@@ -108,6 +108,11 @@ class TaskDistribution(abc.ABC):
     def _task_features(self, task: Mapping[str, Any]) -> list[float]:
         """The numbers that tell one task of this distribution from another."""
 
+    def meta_test(self) -> TaskDistribution:
+        """What a meta-test draws its held-out tasks from: this distribution (fresh draws,
+        with a seed of their own), or a benchmark's own test split."""
+        return self
+
     def box(self) -> tuple[np.ndarray, np.ndarray] | None:
         """For a distribution uniform over a box of task parameters (its ``features``): the
         box's ``(low, high)`` corners, so a sampler can reshape it (``task_at`` makes the

@@ -87,7 +87,7 @@ def evaluate_dynamics_grid(
             policy, params, sampler, cells, step_size=step_size,
             episodes_per_task=episodes_per_task, num_steps=steps, gamma=run.cfg.maml.gamma,
             seed=seed, later_step_size=later_lr, progress=bar,
-        )  # fmt: skip
+        ).returns  # fmt: skip
     # [step, task x cell] -> [step, cell, task]
     per_cell = returns.view(steps + 1, len(tasks), len(grid)).permute(0, 2, 1)
     outside = np.array([_outside(cell, trained_ranges) for cell in grid])

@@ -5,7 +5,10 @@ The meta-learned initialisation is compared with a randomly initialised policy a
 same way (same step size, episodes and tasks) and, if given, with a "pretrained" policy: a
 run of multi-task TRPO on the same task distribution (``maml.num_inner_steps: 0``), adapted
 with its own ``maml.fast_lr``. Writes ``adaptation.csv`` (per method and step: the mean, std,
-CVaR 10 % and worst of the tasks' returns) and ``adaptation.png`` into the run directory.
+CVaR 10 % and worst of the tasks' returns) and ``adaptation.png`` into the run directory, and
+for an env that reports success (Meta-World) ``success.csv``: per method, env and step, the
+share of episodes that succeeded at some step. The tasks come from the task distribution's
+``meta_test()``: fresh draws, or a benchmark's test split (Meta-World's meta-test protocol).
 
     for k = 0 .. K:
         D_k  <- fresh episodes of every task with theta_k (theta_0 = the start, shared)
@@ -16,6 +19,7 @@ CVaR 10 % and worst of the tasks' returns) and ``adaptation.png`` into the run d
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +46,16 @@ from metarobust.utils.seeding import episode_seed
 from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "adaptation.csv", "adaptation.png"
+SUCCESS_CSV_NAME = "success.csv"
+
+
+@dataclass(frozen=True)
+class AdaptationCurve:
+    """Per inner step and task (``[num_steps + 1, task]``): the mean return of the step's
+    episodes, and the share of them that succeeded (NaN where the env reports no success)."""
+
+    returns: Tensor
+    successes: Tensor
 
 
 def adaptation_curve(
@@ -58,8 +72,8 @@ def adaptation_curve(
     later_step_size: StepSize | None = None,
     opponent: PolicyState | None = None,
     progress: tqdm | None = None,
-) -> Tensor:
-    """Mean return of every task after 0..``num_steps`` inner steps: ``[num_steps + 1, task]``.
+) -> AdaptationCurve:
+    """Mean return (and success) of every task after 0..``num_steps`` inner steps.
 
     Step ``k`` samples fresh episodes with the parameters after ``k`` steps, then adapts each
     task's parameters once more on them (first order: only values are needed here), with
@@ -67,6 +81,7 @@ def adaptation_curve(
     ``opponent`` (a two-player sampler) the policy samples, and adapts, under its attack.
     """
     returns = torch.zeros(num_steps + 1, len(tasks))
+    successes = torch.zeros(num_steps + 1, len(tasks))
     state = PolicyState.of(params, policy)
     for k in range(num_steps + 1):
         acting = Acting.single(state)
@@ -74,6 +89,7 @@ def adaptation_curve(
             acting = Acting({"protagonist": state, "adversary": opponent}, "protagonist")
         traj = sampler.sample_episodes(acting, tasks, episodes_per_task, episode_seed(seed, k, 0))
         returns[k] = traj.episode_returns.view(len(tasks), episodes_per_task).mean(1)
+        successes[k] = traj.episode_successes.view(len(tasks), episodes_per_task).mean(1)
         if progress is not None:
             progress.update(1)
         if k < num_steps:
@@ -87,7 +103,7 @@ def adaptation_curve(
                 per_task_params=state.stack == "task",
             )
             state = PolicyState.of(adapted, policy, stack="task")
-    return returns
+    return AdaptationCurve(returns, successes)
 
 
 def adapt_on_task(
@@ -135,7 +151,7 @@ def evaluate_maml_run(
     after a first step of 0.1)."""
     saved = SavedRun.load(run_dir)
     cfg, spec = saved.cfg, saved.nominal_spec  # no disturbance
-    distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution)
+    distribution = default_task_distribution(cfg.env.id, cfg.env.task_distribution).meta_test()
     tasks = distribution.sample(num_tasks, np.random.default_rng(seed))
     policy = make_policy(cfg, *env_dims(spec))
     meta_params, meta_alpha = saved_meta_policy(saved)
@@ -149,7 +165,7 @@ def evaluate_maml_run(
         methods["pretrained"] = _pretrained_start(Path(pretrained), saved)
     envs = min(cfg.sampler.envs_per_worker, num_tasks * episodes_per_task)
     sampler_cfg = cfg.sampler.model_copy(update={"envs_per_worker": envs})
-    curves: dict[str, Tensor] = {}
+    curves: dict[str, AdaptationCurve] = {}
     bar = tqdm(
         total=len(methods) * (num_steps + 1), unit="phase", desc="adapt", disable=not progress
     )
@@ -169,15 +185,37 @@ def evaluate_maml_run(
                 progress=bar,
             )
     out = saved.path if out is None else Path(out)
-    _write_csv(out / CSV_NAME, curves)
-    plot_adaptation(curves, out / PNG_NAME, cfg.env.id)
-    maml = curves["MAML"].mean(1).tolist()
+    returns = {name: curve.returns for name, curve in curves.items()}
+    _write_csv(out / CSV_NAME, returns)
+    plot_adaptation(returns, out / PNG_NAME, cfg.env.id)
+    maml = returns["MAML"].mean(1).tolist()
     steps = ", ".join(f"{k}: {r:.1f}" for k, r in enumerate(maml))
+    wrote = f"{out / CSV_NAME} and {out / PNG_NAME}"
+    if not curves["MAML"].successes.isnan().all():
+        envs = [task.get("env_name", cfg.env.id) for task in tasks]
+        _write_success_csv(out / SUCCESS_CSV_NAME, curves, envs)
+        rates = curves["MAML"].successes.mean(1).tolist()
+        steps += "; success " + ", ".join(f"{k}: {r:.0%}" for k, r in enumerate(rates))
+        wrote = f"{out / CSV_NAME}, {out / SUCCESS_CSV_NAME} and {out / PNG_NAME}"
     return (
         f"{cfg.env.id}, {count(num_tasks, 'held-out task')} x "
         f"{count(episodes_per_task, 'episode')}: MAML return "
-        f"after k steps {{{steps}}}; wrote {out / CSV_NAME} and {out / PNG_NAME}"
+        f"after k steps {{{steps}}}; wrote {wrote}"
     )
+
+
+def _write_success_csv(path: Path, curves: Mapping[str, AdaptationCurve], envs: list[str]) -> None:
+    """Per method, env (a Meta-World task's ``env_name``) and inner step: the share of the
+    episodes that succeeded at some step, over that env's held-out tasks."""
+    names = sorted(set(envs))
+    rows = []
+    for method, curve in curves.items():
+        for env in names:
+            mine = torch.tensor([e == env for e in envs])
+            for k, per_task in enumerate(curve.successes):
+                rows.append([method, env, k, f"{per_task[mine].mean().item():.4f}",
+                             int(mine.sum())])  # fmt: skip
+    write_csv(path, ["method", "env", "gradient_steps", "success_rate", "tasks"], rows)
 
 
 def _write_csv(path: Path, curves: dict[str, Tensor]) -> None:
