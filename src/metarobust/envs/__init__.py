@@ -114,8 +114,7 @@ ENV_IDS: tuple[str, ...] = (
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
     *(f"metarobust/{name}Dynamics-v0" for name in _LOCOMOTION),
-    "metarobust/MetaWorld-v0",
-)
+)  # and metarobust/MetaWorld-v0, registered here but made only with the metaworld extra
 # The two-player ids that take a task (and have a default task distribution: their base's).
 ADVERSARIAL_TASK_ENV_IDS: tuple[str, ...] = (
     "metarobust/Navigation2DAdv-v0",
