@@ -29,8 +29,9 @@ from metarobust.utils.logger import read_metrics
 
 if TYPE_CHECKING:
     from metarobust.config import Config
-    from metarobust.reporting import Interval
 
+# (point, low, high): an estimate and its confidence interval (metarobust.reporting.Interval)
+Interval = tuple[float, float, float]
 # (steps, values) of one learning curve
 Curve = tuple[Sequence[float], Sequence[float]]
 # runs[label][condition] = (means, cvars), one value per adaptation step
@@ -390,9 +391,9 @@ def intervals_figure(
         for row, method in zip(rows, methods, strict=True):
             if method not in intervals:
                 continue
-            i = intervals[method]
-            ax.plot([i.low, i.high], [row, row], color="C0", lw=6, alpha=0.35)
-            ax.plot([i.point], [row], "o", color="C0")
+            point, low, high = intervals[method]
+            ax.plot([low, high], [row, row], color="C0", lw=6, alpha=0.35)
+            ax.plot([point], [row], "o", color="C0")
         ax.set_yticks(rows, methods if ax is axes[0] else [""] * len(methods))
         ax.set_title(_wrap(title, 4.0, 9), fontsize=9)
         ax.grid(axis="x", alpha=0.3)

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -28,9 +28,8 @@ SEED = 0
 CSV_NAME, MD_NAME, PNG_NAME = "intervals.csv", "intervals.md", "intervals.png"
 
 
-@dataclass(frozen=True)
-class Interval:
-    """A point estimate and its confidence interval."""
+class Interval(NamedTuple):
+    """A point estimate and its confidence interval (a plain tuple to plots)."""
 
     point: float
     low: float
