@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import os
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -18,6 +19,7 @@ from gymnasium.utils.env_checker import check_env
 
 from metarobust.api import train
 from metarobust.cli import main
+from metarobust.config import load_config
 from metarobust.envs import default_task_distribution
 from metarobust.envs.meta_world import MetaWorldTasks, benchmark
 from metarobust.errors import ConfigError
@@ -163,3 +165,9 @@ def test_meta_test_draws_the_test_split_and_writes_success_per_env(tiny_config, 
         (method, "reach-v3", str(k), "2") for method in ("MAML", "random init") for k in (0, 1)
     ]
     assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)
+
+
+@pytest.mark.parametrize("path", sorted(Path("configs/metaworld").glob("*.yaml")), ids=str)
+def test_the_meta_world_configs_validate(path):
+    cfg = load_config(path)
+    assert cfg.env.id == ENV_ID and cfg.env.max_episode_steps == 500
