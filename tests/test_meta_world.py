@@ -23,6 +23,8 @@ from metarobust.config import load_config
 from metarobust.envs import default_task_distribution
 from metarobust.envs.meta_world import MetaWorldTasks, benchmark
 from metarobust.errors import ConfigError
+from metarobust.runs.batch_memory import batch_estimate, machine_memory
+from metarobust.sampling.env_factory import EnvSpec
 
 ENV_ID = "metarobust/MetaWorld-v0"
 
@@ -168,6 +170,8 @@ def test_meta_test_draws_the_test_split_and_writes_success_per_env(tiny_config, 
 
 
 @pytest.mark.parametrize("path", sorted(Path("configs/metaworld").glob("*.yaml")), ids=str)
-def test_the_meta_world_configs_validate(path):
+def test_the_meta_world_configs_validate_and_fit_in_memory(path):
     cfg = load_config(path)
     assert cfg.env.id == ENV_ID and cfg.env.max_episode_steps == 500
+    estimate = batch_estimate(cfg, EnvSpec.from_config(cfg.env))
+    assert estimate is not None and 0 < estimate.num_bytes < min(machine_memory(), 4 * 2**30)
