@@ -51,6 +51,11 @@ SCALES = [0.25, 1.0, 1.75, 2.5, 3.25]  # 0.25-3.25 in 5 steps, nominal among the
 FORCES = [-40.0, 0.0, 40.0]
 
 
+def run_name(method: str, seed: int) -> str:
+    """The run directory's name of ``method`` for ``seed``."""
+    return f"{method}_s{seed}"
+
+
 def method_run(args: argparse.Namespace, method: str, seed: int) -> Path:
     """The finished run of ``method`` for ``seed``."""
     config, overrides, algorithm = args.config, [*args.overrides, f"seed={seed}"], "maml"
@@ -67,7 +72,7 @@ def method_run(args: argparse.Namespace, method: str, seed: int) -> Path:
     else:
         selection = {"dr_maml": "uniform"}.get(method, method)
         overrides += [f"maml.task_selection={selection}"]
-    return trained_run(config, overrides, out=args.out, name=f"{method}_s{seed}",
+    return trained_run(config, overrides, out=args.out, name=run_name(method, seed),
                        algorithm=algorithm)  # fmt: skip
 
 
@@ -129,7 +134,7 @@ def read_grid(run: Path, steps: int) -> tuple[dict[str, float], torch.Tensor]:
 def cell_scores(args: argparse.Namespace, method: str, seed: int) -> np.ndarray:
     """A run's mean return over the held-out velocities in every grid cell after its last
     inner step: the tasks of the interval estimates."""
-    with (args.out / f"{method}_s{seed}" / CSV_NAME).open() as f:
+    with (args.out / run_name(method, seed) / CSV_NAME).open() as f:
         cells = list(csv.DictReader(f))
     played = max(int(r["gradient_steps"]) for r in cells)
     return np.array([float(r["return_mean"]) for r in cells if int(r["gradient_steps"]) == played])
