@@ -35,14 +35,13 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from metarobust.config import load_config
 from metarobust.maml.dynamics_grid import CSV_NAME, SUMMARY_NAME, evaluate_dynamics_grid
 from metarobust.plotting import plot_robustness_heatmaps
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import run_study, trained_run
+from metarobust.studies import last_step_scores, run_study, trained_run
 
 METHODS = ("maml_nominal", "dr_maml", "cvar", "plr", "minimax", "paired",
            "robust_maml_population", "multitask_dr")  # fmt: skip
@@ -131,15 +130,6 @@ def read_grid(run: Path, steps: int) -> tuple[dict[str, float], torch.Tensor]:
     return row, maps[..., None]
 
 
-def cell_scores(args: argparse.Namespace, method: str, seed: int) -> np.ndarray:
-    """A run's mean return over the held-out velocities in every grid cell after its last
-    inner step: the tasks of the interval estimates."""
-    with (args.out / run_name(method, seed) / CSV_NAME).open() as f:
-        cells = list(csv.DictReader(f))
-    played = max(int(r["gradient_steps"]) for r in cells)
-    return np.array([float(r["return_mean"]) for r in cells if int(r["gradient_steps"]) == played])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -168,7 +158,9 @@ def main() -> int:
         lambda seed: compare_seed(args, seed),
         title=title,
         methods=args.methods,
-        scores=lambda method, seed: cell_scores(args, method, seed),
+        scores=lambda method, seed: last_step_scores(
+            args.out / run_name(method, seed) / CSV_NAME, "return_mean"
+        ),
         metric=f"mean return per grid cell after {args.steps} inner steps",
     )
 

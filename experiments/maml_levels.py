@@ -24,12 +24,10 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from metarobust.config import load_config
 from metarobust.held_out import CSV_NAME, SUMMARY_NAME, evaluate_held_out
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import run_study, trained_run
+from metarobust.studies import last_step_scores, run_study, trained_run
 
 SELECTIONS = ("uniform", "plr", "accel", "minimax", "paired")
 PPO_CONFIG = Path("configs/ued/obstacles.yaml")
@@ -108,15 +106,6 @@ def evaluated(args: argparse.Namespace, run: Path) -> dict[str, float]:
     return row
 
 
-def level_scores(args: argparse.Namespace, method: str, seed: int) -> np.ndarray:
-    """A run's solved rate on every held-out level (named, then random) after its last inner
-    step: the tasks of the interval estimates."""
-    with (args.out / run_name(method, seed) / CSV_NAME).open() as f:
-        levels = list(csv.DictReader(f))
-    played = max(int(r["gradient_steps"]) for r in levels)
-    return np.array([float(r["solved_rate"]) for r in levels if int(r["gradient_steps"]) == played])
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/maml/obstacles.yaml"))
@@ -147,7 +136,9 @@ def main() -> int:
         lambda seed: compare_seed(args, seed),
         title=title,
         methods=methods,
-        scores=lambda method, seed: level_scores(args, method, seed),
+        scores=lambda method, seed: last_step_scores(
+            args.out / run_name(method, seed) / CSV_NAME, "solved_rate"
+        ),
         metric=f"solved rate per held-out level after {args.steps} inner steps",
     )
 

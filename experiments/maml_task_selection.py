@@ -5,8 +5,10 @@ For each seed, MAML is trained from the config given (default ``configs/maml_con
 iterations and env steps: every selection trains on every batch), then each meta-policy is
 adapted on the same ``--tasks`` held-out tasks (``metarobust evaluate``, its own seed): the
 return after one inner step, averaged over the tasks, its CVaR 10 % over the tasks and the
-worst task. Writes ``summary.csv`` (a row per selection and seed) and ``summary.md`` (mean ±
-std over seeds) into ``--out``; finished runs are reused and cut-off runs resumed.
+worst task. Writes ``summary.csv`` (a row per selection and seed), ``summary.md`` (mean ±
+std over seeds) and ``intervals.{csv,md,png}`` (the IQM of the return per held-out task after
+one step over seeds x tasks, with 95 % bootstrap intervals, and each selection's probability
+of improving on uniform) into ``--out``; finished runs are reused and cut-off runs resumed.
 
     python experiments/maml_task_selection.py --seeds 0 1 2 --out runs/maml_task_selection
 """
@@ -18,8 +20,8 @@ import csv
 import sys
 from pathlib import Path
 
-from metarobust.maml.meta_test import CSV_NAME, evaluate_maml_run
-from metarobust.studies import run_study, trained_run
+from metarobust.maml.meta_test import CSV_NAME, TASKS_CSV_NAME, evaluate_maml_run
+from metarobust.studies import last_step_scores, run_study, trained_run
 
 SELECTIONS = ("uniform", "cvar", "plr")
 
@@ -32,7 +34,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         run = trained_run(
             args.config, overrides, out=args.out, name=f"{selection}_s{seed}", algorithm="maml"
         )
-        if not (run / CSV_NAME).exists():
+        if not (run / TASKS_CSV_NAME).exists():
             print(
                 evaluate_maml_run(
                     run,
@@ -82,6 +84,10 @@ def main() -> int:
         lambda seed: compare_seed(args, seed),
         title=title,
         methods=args.selections,
+        scores=lambda selection, seed: last_step_scores(
+            args.out / f"{selection}_s{seed}" / TASKS_CSV_NAME, "return", method="MAML"
+        ),
+        metric="return per held-out task after one inner step",
     )
 
 

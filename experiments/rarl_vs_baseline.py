@@ -3,8 +3,10 @@
 For each seed: trains the RARL config and a baseline with the protagonist's update rule and
 settings on the base env (``train.total_steps`` protagonist env steps each), evaluates both
 on the same mass x friction grid (paired episodes), attacks both with a fresh adversary under
-the same force budget, and writes ``summary.csv`` and ``summary.md`` (mean ± std over seeds)
-into ``--out``. Finished runs are reused, so an interrupted comparison continues where it
+the same force budget, and writes ``summary.csv``, ``summary.md`` (mean ± std over seeds)
+and ``intervals.{csv,md,png}`` (the IQM of the mean return per grid cell over seeds x cells,
+with 95 % bootstrap intervals, and RARL's probability of improving on the baseline) into
+``--out``. Finished runs are reused, so an interrupted comparison continues where it
 stopped (a run cut off mid-training is resumed from its last checkpoint).
 
     python experiments/rarl_vs_baseline.py --config configs/adversarial_config.yaml \\
@@ -20,15 +22,17 @@ import statistics
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from metarobust.adversarial.attack import attack, attack_report
-from metarobust.adversarial.robustness import DEFAULT_GRID, robustness_grid, scale_grid
+from metarobust.adversarial.robustness import CSV_NAME, DEFAULT_GRID, robustness_grid, scale_grid
 from metarobust.api import train
 from metarobust.config import load_config
 from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
-from metarobust.studies import finished_run, write_summary
+from metarobust.studies import finished_run, run_study
 
-METHODS = ("rarl", "baseline")
+METHODS = ("baseline", "rarl")
 
 
 def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
@@ -54,7 +58,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     grid_dir = args.out / f"robustness_s{seed}"
     if not (grid_dir / "robustness.csv").exists():
         print(robustness_grid(list(runs.values()), grid, grid, args.episodes, seed, grid_dir))
-    cell_means = read_grid_means(grid_dir / "robustness.csv")
+    cell_means = read_grid_means(grid_dir / CSV_NAME)
     rows = []
     for method, run_dir in runs.items():
         attack_dir = run_dir.parent / f"{run_dir.name}_attack_s{seed}"
@@ -110,18 +114,27 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     try:
-        rows = [row for seed in args.seeds for row in compare_seed(args, seed)]
+        steps = load_config(args.config, args.overrides).train.total_steps
     except ConfigError as err:
         print(f"rarl_vs_baseline: error: {err}", file=sys.stderr)
         return 2
-    steps = load_config(args.config, args.overrides).train.total_steps
     title = (
         f"{args.config} {' '.join(args.overrides)}: {steps} protagonist steps, seeds "
         f"{args.seeds}, {args.grid_points}x{args.grid_points} grid x {args.episodes} episodes, "
         f"attacks of {args.attack_steps} steps"
     )
-    print(write_summary(args.out, rows, title, METHODS))
-    return 0
+    return run_study(
+        "rarl_vs_baseline",
+        args.out,
+        args.seeds,
+        lambda seed: compare_seed(args, seed),
+        title=title,
+        methods=METHODS,
+        scores=lambda method, seed: np.array(
+            read_grid_means(args.out / f"robustness_s{seed}" / CSV_NAME)[f"{method}_s{seed}"]
+        ),
+        metric="mean return per mass x friction cell",
+    )
 
 
 if __name__ == "__main__":

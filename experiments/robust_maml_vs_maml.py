@@ -19,9 +19,12 @@ strength and against robust MAML's own final adversary of the same seed (``share
 trained disturbance for all four), with CVaR 10 % over tasks of the attacked return; on
 MuJoCo envs also on every held-out task x mass x friction cell (``--grid``), with CVaR 10 %
 over tasks x cells. Writes
-``summary.csv`` (per seed), ``summary.md`` (mean ± std) and per seed ``under_attack_s<seed>.png``
-(the methods' adaptation curves side by side, per condition) into ``--out``; finished
-runs are reused and cut-off runs resumed. ``--baselines`` runs a subset of the three.
+``summary.csv`` (per seed), ``summary.md`` (mean ± std), ``intervals.{csv,md,png}`` (the IQM
+of the return per held-out task against the fresh adversary, over seeds x tasks, with 95 %
+bootstrap intervals, and each baseline's probability of improving on robust MAML) and per
+seed ``under_attack_s<seed>.png`` (the methods' adaptation curves side by side, per condition)
+into ``--out``; finished runs are reused and cut-off runs resumed. ``--baselines`` runs a
+subset of the three.
 
     python experiments/robust_maml_vs_maml.py --config configs/robust_maml/navigation.yaml \\
         --seeds 0 1 2 --attack-steps 2000000 --out runs/robust_maml_navigation \\
@@ -37,14 +40,19 @@ from pathlib import Path
 
 from metarobust.adversarial.attack import attack
 from metarobust.adversarial.robustness import scale_grid
-from metarobust.adversarial.under_attack import CSV_NAME, DEFAULT_GRID, evaluate_under_attack
+from metarobust.adversarial.under_attack import (
+    CSV_NAME,
+    DEFAULT_GRID,
+    TASKS_CSV_NAME,
+    evaluate_under_attack,
+)
 from metarobust.api import train
 from metarobust.config import Config, load_config
 from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
 from metarobust.plotting import plot_under_attack
 from metarobust.risk import CVAR_ALPHA
-from metarobust.studies import finished_run, run_study
+from metarobust.studies import finished_run, last_step_scores, run_study
 
 METHODS = ("robust_maml", "maml", "multitask_rarl", "multitask_trpo")
 CONDITIONS = ("none", "fresh", "shared", "random", "grid")  # what the summary reports
@@ -107,7 +115,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
             run.parent / f"{run.name}_attack_s{seed}",
             lambda r=run: attack(r, args.attack_steps, seed, args.attack_overrides),
         )
-        if not (run / CSV_NAME).exists():
+        if not (run / TASKS_CSV_NAME).exists():
             print(
                 evaluate_under_attack(
                     run,
@@ -191,6 +199,10 @@ def main() -> int:
         lambda seed: compare_seed(args, seed),
         title=title,
         methods=("robust_maml", *args.baselines),
+        scores=lambda method, seed: last_step_scores(
+            args.out / f"{method}_s{seed}" / TASKS_CSV_NAME, "return", condition="fresh"
+        ),
+        metric="return per held-out task after one inner step against a fresh adversary",
     )
 
 

@@ -9,9 +9,11 @@ with sampled actions (``--stochastic``; a run evaluated the other way is evaluat
 (``metarobust evaluate``). Writes ``summary.csv`` (a row per generator and seed: solved rate in
 percent per named layout, over the named layouts, over the random levels, the mean return on
 the named layouts, and the millions of env steps of the batches the agent updated on: Robust
-PLR and ACCEL only score new and edited levels; PAIRED's count its antagonist's) and
-``summary.md`` (mean ± std over seeds) into ``--out``; finished runs
-are reused and cut-off runs resumed.
+PLR and ACCEL only score new and edited levels; PAIRED's count its antagonist's),
+``summary.md`` (mean ± std over seeds) and ``intervals.{csv,md,png}`` (the IQM of the solved
+rate per held-out level over seeds x levels, with 95 % bootstrap intervals, and each
+generator's probability of improving on the first) into ``--out``; finished runs are reused
+and cut-off runs resumed.
 
     python experiments/ued_comparison.py --seeds 0 1 2 --out runs/ued_obstacles
 """
@@ -26,7 +28,7 @@ from pathlib import Path
 
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
 from metarobust.held_out import CSV_NAME, evaluate_held_out
-from metarobust.studies import run_study, trained_run
+from metarobust.studies import last_step_scores, run_study, trained_run
 
 GENERATORS = ("dr", "minimax", "paired", "plr", "accel")
 
@@ -119,6 +121,10 @@ def main() -> int:
         lambda seed: compare_seed(args, seed),
         title=title,
         methods=args.generators,
+        scores=lambda generator, seed: last_step_scores(
+            args.out / f"{generator}_s{seed}" / CSV_NAME, "solved_rate"
+        ),
+        metric="solved rate per held-out level",
     )
 
 

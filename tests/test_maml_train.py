@@ -53,6 +53,13 @@ def test_meta_test_evaluation_writes_adaptation_curves(tiny_config, rows, capsys
     assert all(r["tasks"] == "5" for r in table)
     for r in table:  # CVaR 10 % of 5 tasks is the worst one; both at most the mean
         assert float(r["return_cvar10"]) == float(r["return_worst"]) <= float(r["return_mean"])
+    with (run / "adaptation_tasks.csv").open() as f:
+        tasks = list(csv.DictReader(f))
+    for r in table:  # the summary's mean and worst are those of the tasks one by one
+        key = (r["method"], r["gradient_steps"])
+        mine = [float(t["return"]) for t in tasks if (t["method"], t["gradient_steps"]) == key]
+        assert len(mine) == 5 and sum(mine) / 5 == pytest.approx(float(r["return_mean"]), abs=1e-3)
+        assert min(mine) == pytest.approx(float(r["return_worst"]), abs=1e-3)
     step0 = {r["method"]: float(r["return_mean"]) for r in table if r["gradient_steps"] == "0"}
     assert step0["MAML"] > step0["random init"] + 5.0  # meta-trained start beats random init
     assert (run / "adaptation.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

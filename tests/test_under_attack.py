@@ -157,6 +157,12 @@ def test_the_grid_condition_adapts_on_every_task_and_cell(tiny_config, capsys):
     for k, row in enumerate(grid):  # the grid's mean is the mean of its cells' means
         cell_means = [float(c["return_mean"]) for c in cells if int(c["gradient_steps"]) == k]
         assert float(row["return_mean"]) == pytest.approx(sum(cell_means) / 4, abs=1e-3)
+    for row in rows:  # each condition's tasks (the grid's: task x cell) one by one
+        key = (row["condition"], row["gradient_steps"])
+        per_task = [float(t["return"]) for t in read_rows(run / "under_attack_tasks.csv")
+                    if (t["condition"], t["gradient_steps"]) == key]  # fmt: skip
+        assert len(per_task) == int(row["tasks"])
+        assert sum(per_task) / len(per_task) == pytest.approx(float(row["return_mean"]), abs=1e-3)
     by_mass = {
         m: [float(c["return_mean"]) for c in cells if c["mass_scale"] == m] for m in ("0.5", "1.5")
     }

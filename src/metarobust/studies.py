@@ -4,6 +4,7 @@ scores per task) the interquartile mean with bootstrap intervals (``metarobust.r
 
 from __future__ import annotations
 
+import csv
 import statistics
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -36,6 +37,16 @@ def finished_run(run_dir: Path, start: Callable[[], Path]) -> Path:
     if not (run_dir / CHECKPOINT_NAME).exists():
         return start()
     return run_dir if SavedRun.load(run_dir).finished else resume(run_dir)
+
+
+def last_step_scores(path: Path, column: str, **match: str) -> np.ndarray:
+    """``column`` of the rows of the CSV ``path`` whose fields equal ``match``, at their last
+    ``gradient_steps``: a run's score per task (level, grid cell, held-out task) after
+    adaptation, the tasks of the interval estimates."""
+    with path.open() as f:
+        rows = [r for r in csv.DictReader(f) if all(r[k] == v for k, v in match.items())]
+    last = max(int(r["gradient_steps"]) for r in rows)
+    return np.array([float(r[column]) for r in rows if int(r["gradient_steps"]) == last])
 
 
 def run_study(

@@ -22,8 +22,9 @@ Conditions, on the two-player variant of the run's env (the same episodes in eac
   each (task, cell) pair; for envs with masses and frictions (MuJoCo), not Navigation2D.
 
 Per condition and step: the mean over tasks (tasks x cells for the grid), CVaR at 10 % over
-them (the mean of the worst tenth, RoML's measure) and the worst. Writes ``under_attack.csv``
-and ``under_attack.png``; with the grid also ``under_attack_grid.csv`` (per cell and step,
+them (the mean of the worst tenth, RoML's measure) and the worst. Writes ``under_attack.csv``,
+``under_attack_tasks.csv`` (per condition, step and task, or task x cell for the grid: the
+return) and ``under_attack.png``; with the grid also ``under_attack_grid.csv`` (per cell and step,
 over tasks) and ``under_attack_grid.png`` (a heat map of the cells after adaptation).
 """
 
@@ -47,7 +48,7 @@ from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.maml.meta_test import adaptation_curve
 from metarobust.plotting import plot_robustness_heatmaps, plot_under_attack, short_label
 from metarobust.risk import CVAR_ALPHA, cvar
-from metarobust.runs.outputs import write_csv
+from metarobust.runs.outputs import write_csv, write_task_returns
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
@@ -56,6 +57,7 @@ from metarobust.sampling.sampler_factory import make_sampler
 from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "under_attack.csv", "under_attack.png"
+TASKS_CSV_NAME = "under_attack_tasks.csv"
 GRID_CSV_NAME, GRID_PNG_NAME = "under_attack_grid.csv", "under_attack_grid.png"
 # Mass and friction scales of the grid condition: coarser than the robustness command's
 # 11 x 11, since every cell adapts on every task.
@@ -184,12 +186,13 @@ def evaluate_under_attack(
             with make_sampler(sampler_cfg, grid_env, policy, seed) as one_player:
                 curves["grid"] = curve(one_player, cells).returns
     _write_csv(out / CSV_NAME, run.path.name, curves)
+    write_task_returns(out / TASKS_CSV_NAME, "condition", curves)
     summary = {
         name: (curve.mean(1).tolist(), [cvar(row) for row in curve])
         for name, curve in curves.items()
     }
     plot_under_attack({short_label(run.cfg): summary}, out / PNG_NAME, spec.id, CVAR_ALPHA)
-    wrote = [out / CSV_NAME, out / PNG_NAME]
+    wrote = [out / CSV_NAME, out / TASKS_CSV_NAME, out / PNG_NAME]
     if "grid" in curves:
         assert grid_env is not None and grid is not None
         # [step, task x mass x friction] -> [step, mass, friction, task]

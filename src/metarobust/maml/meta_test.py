@@ -5,9 +5,10 @@ The meta-learned initialisation is compared with a randomly initialised policy a
 same way (same step size, episodes and tasks) and, if given, with a "pretrained" policy: a
 run of multi-task TRPO on the same task distribution (``maml.num_inner_steps: 0``), adapted
 with its own ``maml.fast_lr``. Writes ``adaptation.csv`` (per method and step: the mean, std,
-CVaR 10 % and worst of the tasks' returns) and ``adaptation.png`` into the run directory, and
-for an env that reports success (Meta-World) ``success.csv``: per method, env and step, the
-share of episodes that succeeded at some step. The tasks come from the task distribution's
+CVaR 10 % and worst of the tasks' returns), ``adaptation_tasks.csv`` (per method, step and
+task: the task's return) and ``adaptation.png`` into the run directory, and for an env that
+reports success (Meta-World) ``success.csv``: per method, env and step, the share of episodes
+that succeeded at some step. The tasks come from the task distribution's
 ``meta_test()``: fresh draws, or a benchmark's test split (Meta-World's meta-test protocol).
 
     for k = 0 .. K:
@@ -36,7 +37,7 @@ from metarobust.maml.adapt import StepSize, adapt_to_episodes
 from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.plotting import plot_adaptation
 from metarobust.risk import CVAR_ALPHA, cvar
-from metarobust.runs.outputs import write_csv
+from metarobust.runs.outputs import write_csv, write_task_returns
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.env_factory import env_dims
@@ -46,7 +47,7 @@ from metarobust.utils.seeding import episode_seed
 from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "adaptation.csv", "adaptation.png"
-SUCCESS_CSV_NAME = "success.csv"
+TASKS_CSV_NAME, SUCCESS_CSV_NAME = "adaptation_tasks.csv", "success.csv"
 
 
 @dataclass(frozen=True)
@@ -187,20 +188,21 @@ def evaluate_maml_run(
     out = saved.path if out is None else Path(out)
     returns = {name: curve.returns for name, curve in curves.items()}
     _write_csv(out / CSV_NAME, returns)
+    write_task_returns(out / TASKS_CSV_NAME, "method", returns)
     plot_adaptation(returns, out / PNG_NAME, cfg.env.id)
     maml = returns["MAML"].mean(1).tolist()
     steps = ", ".join(f"{k}: {r:.1f}" for k, r in enumerate(maml))
-    wrote = f"{out / CSV_NAME} and {out / PNG_NAME}"
+    wrote = [out / CSV_NAME, out / TASKS_CSV_NAME, out / PNG_NAME]
     if not curves["MAML"].successes.isnan().all():
         envs = [task.get("env_name", cfg.env.id) for task in tasks]
         _write_success_csv(out / SUCCESS_CSV_NAME, curves, envs)
         rates = curves["MAML"].successes.mean(1).tolist()
         steps += "; success " + ", ".join(f"{k}: {r:.0%}" for k, r in enumerate(rates))
-        wrote = f"{out / CSV_NAME}, {out / SUCCESS_CSV_NAME} and {out / PNG_NAME}"
+        wrote.insert(2, out / SUCCESS_CSV_NAME)
     return (
         f"{cfg.env.id}, {count(num_tasks, 'held-out task')} x "
         f"{count(episodes_per_task, 'episode')}: MAML return "
-        f"after k steps {{{steps}}}; wrote {wrote}"
+        f"after k steps {{{steps}}}; wrote {', '.join(map(str, wrote))}"
     )
 
 

@@ -14,13 +14,16 @@ from __future__ import annotations
 import csv
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metarobust.errors import ConfigError
 from metarobust.runs.run_dir import acquire_now
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 OUTPUT_LOCK_NAME = ".outputs.lock"
 
@@ -67,3 +70,16 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
         writer.writerow(header)
         writer.writerows(rows)
     return path
+
+
+def write_task_returns(path: Path, column: str, curves: Mapping[str, Tensor]) -> Path:
+    """One row per curve (named in ``column``), inner step and task of ``curves`` (each
+    ``[step, task]``): the task's mean return. The scores per task of a study's interval
+    estimates (``metarobust.studies.last_step_scores``)."""
+    rows = (
+        [name, k, task, f"{value:.4f}"]
+        for name, curve in curves.items()
+        for k, per_task in enumerate(curve)
+        for task, value in enumerate(per_task.tolist())
+    )
+    return write_csv(path, [column, "gradient_steps", "task", "return"], rows)
