@@ -2,7 +2,8 @@
 
 ``raw_steps_per_second(env_id, processes)`` steps the env's own ``MjModel`` with
 ``mj_step(model, data, nstep=frame_skip)`` (one env step of physics, no Python env, no policy)
-in ``processes`` processes at once and returns their summed env-steps/s.
+in ``processes`` processes at once and returns their summed env-steps/s. For Meta-World
+(``metarobust/MetaWorld-v0``, the metaworld extra) the model is its default task's.
 
     python benchmarks/raw_mujoco.py
 """
@@ -17,10 +18,19 @@ import mujoco
 import numpy as np
 
 
-def _stepper(env_id: str, seconds: float, start: mp.Event, out: mp.Queue) -> None:
+def simulator(env_id: str) -> tuple[mujoco.MjModel, mujoco.MjData, int]:
+    """The model, data and frame skip an env id steps, after a reset (Meta-World's: the
+    simulator of its current task)."""
     env = gym.make(env_id, disable_env_checker=True).unwrapped
-    model, data, frame_skip = env.model, env.data, env.frame_skip
     env.reset(seed=0)
+    sim = env.world() if hasattr(env, "world") else env
+    return sim.model, sim.data, sim.frame_skip
+
+
+def _stepper(env_id: str, seconds: float, start: mp.Event, out: mp.Queue) -> None:
+    if env_id.startswith("metarobust/"):
+        import metarobust.envs  # noqa: F401  (registers the ids in this process)
+    model, data, frame_skip = simulator(env_id)
     ctrl = np.random.default_rng(0).uniform(-1, 1, size=(4096, model.nu))
     start.wait()
     steps, tic = 0, time.perf_counter()

@@ -15,18 +15,23 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
 from metarobust.envs import default_task_distribution
-from metarobust.envs.meta_world import MetaWorldTasks, benchmark
+from metarobust.envs.meta_world import MetaWorldTasks, benchmark, object_parts
 from metarobust.errors import ConfigError
 from metarobust.runs.batch_memory import batch_estimate, machine_memory
 from metarobust.sampling.env_factory import EnvSpec
+from metarobust.sampling.env_state import capture_env_state, restore_env_state
+from metarobust.utils.checkpoint import load_checkpoint
 
 ENV_ID = "metarobust/MetaWorld-v0"
+DYNAMICS_ID = "metarobust/MetaWorldDynamics-v0"
+REACH = {"benchmark": "ML1", "env_name": "reach-v3", "seed": 0, "split": "train", "index": 3}
 
 try:
     import metaworld  # noqa: F401
@@ -148,10 +153,40 @@ def test_an_env_without_success_logs_no_success(tiny_config, rows):
     assert not any("success" in key for row in rows(run) for key in row)
 
 
-def test_ppo_on_meta_world_logs_the_success_rate(tiny_config, rows):
-    run = train(tiny_config("ppo", "run", f"env.id={ENV_ID}", "env.max_episode_steps=20",
-                            "checkpoint.every=100"))  # fmt: skip
-    assert all(0.0 <= row["charts/success_rate"] <= 1.0 for row in rows(run))
+def test_ppo_on_meta_world_logs_success_and_resumes_mid_episode_exactly(tiny_config, rows):
+    """64-step segments of 150-step episodes: the checkpoint after two iterations falls
+    mid-episode, and the resumed run continues those episodes as the straight run did."""
+    short = (f"env.id={DYNAMICS_ID}", "env.max_episode_steps=150")
+    straight = train(tiny_config("ppo", "straight", *short, "train.total_steps=384"))
+    split = train(tiny_config("ppo", "split", *short, "train.total_steps=256"))
+    (worker,) = load_checkpoint(split)["sampler"]["workers"]
+    assert all(env["layers"][0]["elapsed_steps"] > 0 for env in worker["envs"])  # mid-episode
+    assert main(["train", "--resume", str(split), "--set", "train.total_steps=384"]) == 0
+    assert rows(split) == rows(straight)
+    rates = [row["charts/success_rate"] for row in rows(straight) if "charts/success_rate" in row]
+    assert rates and all(0.0 <= rate <= 1.0 for rate in rates)  # logged once episodes end
+
+
+def test_an_episode_in_progress_is_data_and_continues_exactly(tmp_path):
+    env, again = gym.make(DYNAMICS_ID), gym.make(DYNAMICS_ID)
+    actions = np.random.default_rng(0).uniform(-1, 1, (30, 4)).astype(np.float32)
+    env.reset(seed=0, options={"task": {**REACH, "force_y": 2.0, "mass_scale": 0.5}})
+    for action in actions[:10]:
+        env.step(action)
+    state = capture_env_state(env)
+    torch.save(state, tmp_path / "state.pt")
+    state = torch.load(tmp_path / "state.pt", weights_only=True)  # data only: nothing unpickled
+    again.reset(seed=1, options={"task": {**REACH, "index": 9}})  # another episode, replaced
+    restore_env_state(again, state)
+    assert again.unwrapped.task == env.unwrapped.task
+    for action in actions[10:]:
+        mine, theirs = env.step(action), again.step(action)
+        np.testing.assert_array_equal(mine[0], theirs[0])
+        assert mine[1:] == theirs[1:]
+    bad = {**state, "core": {**state["core"], "steps": 501}}
+    with pytest.raises(ConfigError, match="MetaWorld state") as err:
+        restore_env_state(again, bad)
+    assert "\n" not in str(err.value)
 
 
 def test_meta_test_draws_the_test_split_and_writes_success_per_env(tiny_config, capsys):
@@ -175,3 +210,87 @@ def test_the_meta_world_configs_validate_and_fit_in_memory(path):
     assert cfg.env.id == ENV_ID and cfg.env.max_episode_steps == 500
     estimate = batch_estimate(cfg, EnvSpec.from_config(cfg.env))
     assert estimate is not None and 0 < estimate.num_bytes < min(machine_memory(), 4 * 2**30)
+
+
+def puck_travel(env: gym.Env, task: dict, steps: int = 20) -> tuple[np.ndarray, float]:
+    """How far the task's puck moves in ``steps`` steps of a still arm, and in what time."""
+    env.reset(seed=0, options={"task": task})
+    world = env.unwrapped._current
+    start = world.data.body("obj").xpos.copy()
+    for _ in range(steps):
+        env.step(np.zeros(4, dtype=np.float32))
+    return world.data.body("obj").xpos - start, world.dt * steps
+
+
+def test_a_constant_push_moves_the_object_as_a_force_of_that_size_should():
+    env = gym.make(DYNAMICS_ID)
+    mass = env.unwrapped._envs["reach-v3"].model.body("obj").mass[0]  # 0.75 kg
+    slippery = {**REACH, "friction_scale": 1e-3}
+    travel, seconds = puck_travel(env, {**slippery, "force_x": 3.0})
+    assert travel[0] == pytest.approx(0.5 * 3.0 / mass * seconds**2, rel=0.05)  # x = F t^2 / 2m
+    assert abs(travel[1]) < 1e-3
+    heavy, _ = puck_travel(env, {**slippery, "force_x": 3.0, "mass_scale": 2.0})
+    assert heavy[0] == pytest.approx(travel[0] / 2, rel=0.05)
+    held, _ = puck_travel(env, {**REACH, "force_x": 3.0})  # friction 1.0 holds 7.4 N back
+    assert np.abs(held).max() < 1e-3
+    still, _ = puck_travel(env, slippery)
+    assert np.abs(still[:2]).max() < 1e-3
+
+
+def test_dynamics_round_trip_through_the_task_and_never_compound():
+    env = gym.make(DYNAMICS_ID)
+    model = env.unwrapped._envs["reach-v3"].model
+    nominal = (model.body_mass.copy(), model.geom_friction.copy())
+    robot = model.body("hand").id
+    env.reset(seed=0, options={"task": {**REACH, "mass_scale": 2.0, "friction_scale": 0.5,
+                                        "force_y": -1.5}})  # fmt: skip
+    assert env.unwrapped.task == {**REACH, "mass_scale": 2.0, "friction_scale": 0.5,
+                                  "damping_scale": 1.0, "force_y": -1.5}  # fmt: skip
+    obj, table = model.body("obj").id, model.body("tablelink").id
+    assert (
+        model.body_mass[obj] == 2 * nominal[0][obj] and model.body_mass[robot] == nominal[0][robot]
+    )
+    table_geoms = model.geom_bodyid == table
+    np.testing.assert_array_equal(
+        model.geom_friction[table_geoms, 0], 0.5 * nominal[1][table_geoms, 0]
+    )
+    np.testing.assert_array_equal(env.unwrapped._current.data.xfrc_applied[obj, :3], [0, -1.5, 0])
+    env.reset(seed=0, options={"task": {**REACH, "mass_scale": 2.0}})
+    env.reset(seed=0, options={"task": REACH})  # back to nominal, to the bit
+    np.testing.assert_array_equal(model.body_mass, nominal[0])
+    np.testing.assert_array_equal(model.geom_friction, nominal[1])
+    assert not env.unwrapped._current.data.xfrc_applied.any()
+    with pytest.raises(ConfigError, match="mass_scale") as err:
+        env.reset(seed=0, options={"task": {**REACH, "mass_scale": -1.0}})
+    assert "\n" not in str(err.value)
+    with pytest.raises(ConfigError, match="unknown task key 'mass_scale'"):
+        gym.make(ENV_ID).reset(seed=0, options={"task": {**REACH, "mass_scale": 2.0}})
+
+
+def test_every_ml10_env_has_an_object_to_weigh_and_push():
+    """The dynamics keys find the task's object in each env: outside the robot and the table,
+    its pushed body on a joint (the puck, a door's leaf, a drawer)."""
+    ml10 = benchmark("ML10", "", 0)
+    for name, cls in {**ml10.train_classes, **ml10.test_classes}.items():
+        model = cls().model
+        parts = object_parts(model)
+        robot = model.body_rootid[model.body("hand").id]
+        assert (
+            len(parts["bodies"]) and not np.isin(model.body_rootid[parts["bodies"]], robot).any()
+        ), name
+        assert model.body_jntnum[parts["pushed_body"]] > 0, name
+        assert np.isin(model.geom_bodyid[parts["geoms"]], model.body("tablelink").id).any(), name
+
+
+def test_the_dynamics_grid_plays_the_test_split_on_every_cell(tiny_config, capsys):
+    run = train(tiny_config("maml_metaworld", "run", "maml.num_iterations=1",
+                            "env.max_episode_steps=10"))  # fmt: skip
+    args = ["evaluate", str(run), "--dynamics-grid", "--tasks", "2", "--episodes", "1",
+            "--steps", "1", "--mass", "0.5", "2", "2", "--friction", "1", "1", "1",
+            "--force-x", "0", "5"]  # fmt: skip
+    assert main(args) == 0, capsys.readouterr().err
+    with (run / "dynamics_grid.csv").open() as f:
+        cells = list(csv.DictReader(f))
+    cells_named = {(r["mass_scale"], r["force_x"], r["gradient_steps"], r["tasks"]) for r in cells}
+    assert cells_named == {(m, x, k, "2") for m in ("0.5", "2.0") for x in ("0.0", "5.0")
+                           for k in ("0", "1")}  # fmt: skip

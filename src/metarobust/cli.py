@@ -158,7 +158,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="held-out tasks (--tasks) on every cell of a mass x friction x force grid, a MAML "
         "run adapting on each: mean, CVaR 5%% and 10%%, worst, overall and outside the "
-        "training ranges (dynamics_grid.csv/.png; MuJoCo envs)",
+        "training ranges (dynamics_grid.csv/.png; MuJoCo envs and Meta-World)",
     )
     _scale_axes(evaluate, "with --dynamics-grid: {axis} scales of nominal (default: 0.25 3 5)")
     evaluate.add_argument(
@@ -166,7 +166,8 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         nargs="+",
         metavar="F",
-        help="with --dynamics-grid: constant pushes on the torso in newtons (default: 0)",
+        help="with --dynamics-grid: constant pushes along x in newtons, on the torso (Meta-World: "
+        "on the object) (default: 0)",
     )
     evaluate.add_argument(
         "--levels",

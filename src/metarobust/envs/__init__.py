@@ -13,6 +13,9 @@ Registered ids (``gymnasium.make(id, task={...})`` sets the initial task):
 - ``metarobust/<Name>Dynamics-v0`` for InvertedPendulum, HalfCheetah, Hopper, Walker2d, Swimmer
   and Ant (v5 models and time limits), and for the five task envs above, whose task then holds
   theirs and the scales in one dict (``{"velocity": 1.0, "mass_scale": 0.8}``)
+- ``metarobust/MetaWorld-v0`` and ``metarobust/MetaWorldDynamics-v0`` (500 steps; made only
+  with the metaworld extra, so not in ``ENV_IDS``): Meta-World's tasks as data, the second
+  with the object's dynamics in the task too (``metarobust.envs.meta_world``)
 
 Every env above takes its task through ``reset(options={"task": task})``; the bare env (or,
 through wrappers, ``env.get_wrapper_attr("set_task")``) also has ``set_task`` and ``task``.
@@ -114,7 +117,7 @@ ENV_IDS: tuple[str, ...] = (
     *(f"metarobust/{name}-v0" for name in _LOCOMOTION),
     *(f"metarobust/{base}Dynamics-v0" for base in _DYNAMICS_BASES),
     *(f"metarobust/{name}Dynamics-v0" for name in _LOCOMOTION),
-)  # and metarobust/MetaWorld-v0, registered here but made only with the metaworld extra
+)
 # The two-player ids that take a task (and have a default task distribution: their base's).
 ADVERSARIAL_TASK_ENV_IDS: tuple[str, ...] = (
     "metarobust/Navigation2DAdv-v0",
@@ -130,10 +133,11 @@ ADVERSARIAL_ENV_IDS: tuple[str, ...] = (
     ),
     *ADVERSARIAL_TASK_ENV_IDS,
 )
-# Two-player ids with the adversary built in rather than wrapped around a ``base_id``.
+# Variants built into their env rather than wrapped around a ``base_id``.
 _BUILT_IN_BASES = {
     "metarobust/Navigation2DAdv-v0": "metarobust/Navigation2D-v0",
     "metarobust/Navigation2DCliffAdv-v0": "metarobust/Navigation2DCliff-v0",
+    "metarobust/MetaWorldDynamics-v0": "metarobust/MetaWorld-v0",
 }
 
 
@@ -209,11 +213,13 @@ def register_envs() -> None:
             vector_entry_point=vector_entry_point,
             max_episode_steps=_MAML_HORIZON,
         )
-    _register(  # Meta-World (the metaworld extra) is imported when the id is first made
-        "metarobust/MetaWorld-v0",
-        entry_point="metarobust.envs.meta_world:MetaWorldEnv",
-        max_episode_steps=META_WORLD_HORIZON,
-    )
+    for name, dynamics in (("MetaWorld", False), ("MetaWorldDynamics", True)):
+        _register(  # Meta-World (the metaworld extra) is imported when an env is first made
+            f"metarobust/{name}-v0",
+            entry_point="metarobust.envs.meta_world:MetaWorldEnv",
+            max_episode_steps=META_WORLD_HORIZON,
+            kwargs={"dynamics": dynamics},
+        )
     # A task env's Dynamics variant takes its task and the scales in one dict.
     dynamics = [(base, f"{base}-v5") for base in _DYNAMICS_BASES]
     dynamics += [(name, f"metarobust/{name}-v0") for name in _LOCOMOTION]

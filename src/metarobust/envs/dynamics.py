@@ -26,12 +26,67 @@ from typing import Any
 
 import gymnasium as gym
 import mujoco
+import numpy as np
 from gymnasium.envs.registration import load_env_creator
 
 from metarobust.envs.tasks import DYNAMICS_KEYS, FORCE_KEYS, check_task_keys, read_number
 from metarobust.errors import ConfigError
 
 PUSHED_BODY = 1  # the body a task's force acts on: the first after the world
+BodyIndex = slice | np.ndarray  # bodies, geoms or dofs a scale touches: all, or these
+
+
+def read_dynamics(
+    task: Mapping[str, Any],
+) -> tuple[dict[str, Any], dict[str, float], dict[str, float]]:
+    """A task's other keys, its scales (a missing one 1.0) and the forces it gives, each
+    number checked (a one-line ConfigError names a bad one)."""
+    own = DYNAMICS_KEYS + FORCE_KEYS
+    rest = {k: v for k, v in task.items() if k not in own}
+    scales = {k: read_number(task, k, positive=True) if k in task else 1.0 for k in DYNAMICS_KEYS}
+    forces = {k: read_number(task, k) for k in FORCE_KEYS if k in task}
+    return rest, scales, forces
+
+
+class ModelDynamics:
+    """A task's scales and push on one MuJoCo model: each scale multiplies the nominal values
+    (recorded at construction) of the ``bodies`` (mass and inertia), the ``geoms`` (sliding
+    friction) and the ``dofs`` (damping), all by default; the force acts on ``pushed_body``.
+    Never scales in place: model edits persist across resets, so tasks must not compound."""
+
+    def __init__(
+        self,
+        model: mujoco.MjModel,
+        *,
+        bodies: BodyIndex = slice(None),
+        geoms: BodyIndex = slice(None),
+        dofs: BodyIndex = slice(None),
+        pushed_body: int = PUSHED_BODY,
+    ) -> None:
+        self.model, self.pushed_body = model, pushed_body
+        self._bodies, self._geoms, self._dofs = bodies, geoms, dofs
+        # mj_setConst needs an MjData to work in; a private one leaves the env's state alone.
+        self._scratch = mujoco.MjData(model)
+        self._nominal_mass = model.body_mass[bodies].copy()
+        self._nominal_inertia = model.body_inertia[bodies].copy()
+        self._nominal_friction = model.geom_friction[geoms, 0].copy()
+        self._nominal_damping = model.dof_damping[dofs].copy()
+
+    def apply(self, scales: Mapping[str, float]) -> None:
+        """Set the model to ``scales`` (every key of ``DYNAMICS_KEYS``) times nominal."""
+        model, mass = self.model, scales["mass_scale"]
+        model.body_mass[self._bodies] = self._nominal_mass * mass
+        model.body_inertia[self._bodies] = self._nominal_inertia * mass
+        model.geom_friction[self._geoms, 0] = self._nominal_friction * scales["friction_scale"]
+        model.dof_damping[self._dofs] = self._nominal_damping * scales["damping_scale"]
+        # Recompute what the compiler derived from the masses (subtree masses, invweight0 used
+        # by constraint softness, actuator acc0); at scale 1.0 this restores them to the bit.
+        mujoco.mj_setConst(model, self._scratch)
+
+    def push(self, data: mujoco.MjData, forces: Mapping[str, float]) -> None:
+        """Hold ``forces`` (the force keys given; a missing one 0.0) on the pushed body; MuJoCo's
+        reset clears it, so call this again after every reset."""
+        data.xfrc_applied[self.pushed_body, :3] = [forces.get(k, 0.0) for k in FORCE_KEYS]
 
 
 class DynamicsTask(gym.Wrapper):
@@ -50,13 +105,7 @@ class DynamicsTask(gym.Wrapper):
         model = getattr(env.unwrapped, "model", None)
         if not isinstance(model, mujoco.MjModel):
             raise ConfigError(f"DynamicsTask needs a MuJoCo env (with a .model), got {env}")
-        self._model = model
-        # mj_setConst needs an MjData to work in; a private one leaves the env's state alone.
-        self._scratch = mujoco.MjData(model)
-        self._nominal_mass = model.body_mass.copy()
-        self._nominal_inertia = model.body_inertia.copy()
-        self._nominal_friction = model.geom_friction[:, 0].copy()
-        self._nominal_damping = model.dof_damping.copy()
+        self._dynamics = ModelDynamics(model)
         self._scales = dict.fromkeys(DYNAMICS_KEYS, 1.0)
         self._forces: dict[str, float] = {}  # the force keys the task gave
         self._forwards_tasks = env.has_wrapper_attr("set_task")
@@ -72,53 +121,33 @@ class DynamicsTask(gym.Wrapper):
     def set_task(self, task: Mapping[str, Any]) -> None:
         """Switch to ``task`` (missing scales = 1.0, forces 0.0); it takes effect from the next
         step."""
-        own = DYNAMICS_KEYS + FORCE_KEYS
         if not (self._forwards_tasks and isinstance(task, Mapping)):
-            check_task_keys(task, self._name(), required=(), optional=own)
-        rest = {k: v for k, v in task.items() if k not in own}
-        scales = {
-            k: read_number(task, k, positive=True) if k in task else 1.0 for k in DYNAMICS_KEYS
-        }
-        forces = {k: read_number(task, k) for k in FORCE_KEYS if k in task}
+            check_task_keys(task, self._name(), required=(), optional=DYNAMICS_KEYS + FORCE_KEYS)
+        rest, scales, forces = read_dynamics(task)
         if rest:
             self.env.get_wrapper_attr("set_task")(rest)
-        self._apply(scales)
-        self._forces = forces
+        self._dynamics.apply(scales)
+        self._scales, self._forces = scales, forces
         self._push()
 
     def _push(self) -> None:
-        """Hold the task's force on the pushed body (zero without one)."""
-        force = [self._forces.get(k, 0.0) for k in FORCE_KEYS]
-        self.env.unwrapped.data.xfrc_applied[PUSHED_BODY, :3] = force
+        self._dynamics.push(self.env.unwrapped.data, self._forces)
 
     def _name(self) -> str:
         spec = self.env.unwrapped.spec
         return f"DynamicsTask({spec.id if spec else type(self.env.unwrapped).__name__})"
 
-    def _apply(self, scales: dict[str, float]) -> None:
-        model, mass = self._model, scales["mass_scale"]
-        # Always nominal x scale: model edits persist across reset, so never scale in place.
-        model.body_mass[:] = self._nominal_mass * mass
-        model.body_inertia[:] = self._nominal_inertia * mass
-        model.geom_friction[:, 0] = self._nominal_friction * scales["friction_scale"]
-        model.dof_damping[:] = self._nominal_damping * scales["damping_scale"]
-        # Recompute what the compiler derived from the masses (subtree masses, invweight0 used
-        # by constraint softness, actuator acc0); at scale 1.0 this restores them to the bit.
-        mujoco.mj_setConst(model, self._scratch)
-        self._scales = scales
-
     def __getstate__(self) -> dict[str, Any]:
         # Unpickling rebuilds the MuJoCo env from its constructor (EzPickle), i.e. at nominal
         # dynamics with a new model: drop what points at the old one, re-apply on the new.
         state = self.__dict__.copy()
-        del state["_model"], state["_scratch"]
+        del state["_dynamics"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
-        self._model = self.env.unwrapped.model
-        self._scratch = mujoco.MjData(self._model)
-        self._apply(self._scales)
+        self._dynamics = ModelDynamics(self.env.unwrapped.model)
+        self._dynamics.apply(self._scales)
         self._push()
 
     def reset(

@@ -15,6 +15,20 @@ s for ML10 on one core); the benchmarks are kept, so that happens once per proce
 ``metarobust/MetaWorld-v0`` stops an episode at Meta-World's horizon, 500 steps, and reports
 ``info["success"]`` (1.0 on a step that solves the task) beside the reward.
 
+``metarobust/MetaWorldDynamics-v0`` takes the dynamics keys of ``metarobust.envs.dynamics`` in
+the same task dict (``{..., "index": 7, "mass_scale": 2.0, "friction_scale": 0.5, "force_x":
+-3.0}``), applied to the task's object, not to the robot (whose arm Meta-World moves through
+a mocap body, so its masses hardly matter):
+
+- the object is every body outside the robot and the table in a tree that moves on a joint
+  (the puck of reach/push/pick-place, a door and its handle, a drawer); ``mass_scale`` scales
+  their masses and inertias, ``damping_scale`` their joints' damping (a door's hinge);
+- ``friction_scale`` scales the sliding friction of the table's and the object's geoms: MuJoCo
+  takes the larger of a contact pair's frictions, so scaling the table's alone would leave the
+  object sliding on its own;
+- ``force_x/y/z`` (newtons, world frame) act on the object's first body with a joint (the
+  puck; the door's moving leaf) for the whole episode.
+
 Meta-World is an optional extra: ``pip install -e ".[metaworld]"``.
 """
 
@@ -27,7 +41,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from metarobust.envs.tasks import TaskDistribution, _check_n, check_task_keys
+from metarobust.envs.dynamics import ModelDynamics, read_dynamics
+from metarobust.envs.tasks import DYNAMICS_KEYS, TaskDistribution, _check_n, check_task_keys
 from metarobust.errors import ConfigError
 
 BENCHMARKS = ("ML1", "ML10", "ML45")
@@ -38,6 +53,7 @@ DEFAULT_TASK: dict[str, Any] = {
     "benchmark": "ML1", "env_name": "reach-v3", "seed": 0, "split": "train", "index": 0,
 }  # fmt: skip
 _KEYS = tuple(DEFAULT_TASK)
+_STATE_KEYS = ("physics", "steps", "previous_frame", "last_stable", "unstable")
 
 
 def _metaworld() -> Any:
@@ -76,6 +92,16 @@ def _check_choice(key: str, value: Any, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"MetaWorld task: {key} expected one of {choices}, got {value!r}")
     return value
+
+
+def _floats(state: Mapping[str, Any], key: str, size: int) -> np.ndarray:
+    """``state[key]``, a list of ``size`` numbers, as float64."""
+    value = state[key]
+    if not (isinstance(value, list) and len(value) == size):
+        raise ConfigError(f"MetaWorld state: {key} expected a list of {size} numbers")
+    if not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in value):
+        raise ConfigError(f"MetaWorld state: {key} expected numbers only")
+    return np.array(value, dtype=np.float64)
 
 
 def _check_count(key: str, value: Any) -> int:
@@ -119,34 +145,70 @@ def benchmark_task(task: Mapping[str, Any]) -> tuple[Any, Any]:
     return classes[task["env_name"]], of_env[task["index"]]
 
 
+def object_parts(model: Any) -> dict[str, Any]:
+    """What a Meta-World model's dynamics keys touch (module doc), as ``ModelDynamics`` takes
+    it: the object's bodies and joints' dofs, the table's and the object's geoms, and the
+    object's first body with a joint, which is pushed."""
+    robot = model.body_rootid[model.body("hand").id]
+    moving = {int(model.body_rootid[model.jnt_bodyid[j]]) for j in range(model.njnt)}
+    bodies = [b for b in range(1, model.nbody) if model.body_rootid[b] in moving - {robot}]
+    surfaces = {*bodies, model.body("tablelink").id}
+    return {
+        "bodies": np.array(bodies),
+        "geoms": np.flatnonzero(np.isin(model.geom_bodyid, list(surfaces))),
+        "dofs": np.flatnonzero(np.isin(model.dof_bodyid, bodies)),
+        "pushed_body": next(b for b in bodies if model.body_jntnum[b] > 0),
+    }
+
+
 class MetaWorldEnv(gym.Env):
     """One Meta-World task at a time; ``reset(options={"task": task})`` switches task (module
-    doc). Keeps one Meta-World env per env name it has met."""
+    doc). Keeps one Meta-World env per env name it has met. With ``dynamics`` (the
+    ``MetaWorldDynamics-v0`` id) a task may also scale the object's dynamics and push it."""
 
     metadata = {"render_modes": []}
 
-    def __init__(self, task: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, task: Mapping[str, Any] | None = None, *, dynamics: bool = False) -> None:
         self._envs: dict[str, Any] = {}
-        self._task = parse_task(DEFAULT_TASK if task is None else task)
+        self._dynamics: dict[str, ModelDynamics] | None = {} if dynamics else None
+        self.set_task(DEFAULT_TASK if task is None else task)
         env = self._env()
         self.observation_space = env.observation_space
         self.action_space = env.action_space
 
     @property
     def task(self) -> dict[str, Any]:
-        """The current task (a fresh dict)."""
-        return dict(self._task)
+        """The current task (a fresh dict; with dynamics, its three scales and the forces it
+        gave too)."""
+        if self._dynamics is None:
+            return dict(self._task)
+        return {**self._task, **self._scales, **self._forces}
 
     def set_task(self, task: Mapping[str, Any]) -> None:
         """Switch to ``task`` from the next reset."""
+        scales, forces = dict.fromkeys(DYNAMICS_KEYS, 1.0), {}
+        if self._dynamics is not None and isinstance(task, Mapping):
+            task, scales, forces = read_dynamics(task)
         self._task = parse_task(task)
+        self._scales, self._forces = scales, forces
+
+    def world(self) -> Any:
+        """Meta-World's env of the task's env name, built when first met: the simulator
+        (``.model``, ``.data``, ``.frame_skip``) the current task runs in."""
+        name = self._task["env_name"]
+        if name not in self._envs:
+            cls, _ = benchmark_task(self._task)
+            env = self._envs[name] = cls()
+            if self._dynamics is not None:  # the nominal values: of a model just built
+                self._dynamics[name] = ModelDynamics(env.model, **object_parts(env.model))
+        return self._envs[name]
 
     def _env(self) -> Any:
-        cls, mw_task = benchmark_task(self._task)
-        env = self._envs.get(self._task["env_name"])
-        if env is None:
-            env = self._envs[self._task["env_name"]] = cls()
-        env.set_task(mw_task)
+        """``world()`` set to the current task."""
+        env = self.world()
+        env.set_task(benchmark_task(self._task)[1])
+        if self._dynamics is not None:
+            self._dynamics[self._task["env_name"]].apply(self._scales)
         return env
 
     def reset(
@@ -155,8 +217,56 @@ class MetaWorldEnv(gym.Env):
         super().reset(seed=seed)
         if options is not None and "task" in options:
             self.set_task(options["task"])
+        return self._start_episode(seed)
+
+    def _start_episode(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         self._current = self._env()
-        return self._current.reset(seed=seed)
+        observation, info = self._current.reset(seed=seed)
+        if self._dynamics is not None:  # after Meta-World's reset, which clears applied forces
+            self._dynamics[self._task["env_name"]].push(self._current.data, self._forces)
+        return observation, info
+
+    def get_state(self) -> dict[str, Any]:
+        """The episode in progress, checkpoint-safe: the physics (``capture_mujoco``) and what
+        Meta-World keeps beside it: its step count, the previous frame it stacks into each
+        observation, and the last stable observation it falls back on after a simulator
+        error. The task is the env's ``task``, saved apart."""
+        from metarobust.envs.mujoco_state import capture_mujoco  # torch: only to save a state
+
+        world = self._current
+        stable = world._last_stable_obs
+        return {
+            "physics": capture_mujoco(world.model, world.data),
+            "steps": int(world.curr_path_length),
+            "previous_frame": world._prev_obs.tolist(),
+            "last_stable": None if stable is None else stable.tolist(),
+            "unstable": bool(world._did_see_sim_exception),
+        }
+
+    def set_state(self, state: Mapping[str, Any]) -> None:
+        """Inverse of ``get_state``, for the current task: its episode starts afresh (Meta-World
+        derives the goal and the object's start from the task alone), then takes the saved
+        physics and counters. Checked first: a state that does not fit is a one-line
+        ConfigError and changes nothing."""
+        from metarobust.envs.mujoco_state import checked_mujoco, write_mujoco
+
+        world = self.world()
+        if not isinstance(state, Mapping) or set(state) != set(_STATE_KEYS):
+            raise ConfigError(f"MetaWorld state: expected a mapping of {list(_STATE_KEYS)}")
+        physics = checked_mujoco(world.model, state["physics"], "MetaWorld state: physics")
+        frame = _floats(state, "previous_frame", len(world._prev_obs))
+        stable = None
+        if state["last_stable"] is not None:
+            stable = _floats(state, "last_stable", self.observation_space.shape[0])
+        steps, unstable = state["steps"], state["unstable"]
+        if type(steps) is not int or not 0 <= steps <= HORIZON or type(unstable) is not bool:
+            raise ConfigError(
+                f"MetaWorld state: expected steps in [0, {HORIZON}] and unstable true or false"
+            )
+        self._start_episode()
+        write_mujoco(world.model, world.data, physics)
+        world.curr_path_length, world._prev_obs = steps, frame
+        world._last_stable_obs, world._did_see_sim_exception = stable, unstable
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         obs, reward, terminated, truncated, info = self._current.step(action)

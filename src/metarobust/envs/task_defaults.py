@@ -50,6 +50,7 @@ def _defaults() -> dict[str, Callable[..., TaskDistribution]]:
         table[f"metarobust/{base}Dynamics-v0"] = DynamicsScales
     table["metarobust/Navigation2DObstacles-v0"] = partial(RandomLevels, trap_prob=0.5)
     table["metarobust/MetaWorld-v0"] = MetaWorldTasks  # ML1 reach-v3's train tasks by default
+    table["metarobust/MetaWorldDynamics-v0"] = partial(_with_dynamics, MetaWorldTasks)
     # A two-player task env (robust MAML) draws the tasks of the task env it is built on, and
     # so does a task env's Dynamics variant: at nominal dynamics, or with the ``dynamics``
     # setting (DynamicsScales' ranges) each task with its own (WithDynamics).

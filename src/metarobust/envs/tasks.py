@@ -321,6 +321,10 @@ class WithDynamics(TaskDistribution):
         tasks, dynamics = self.task.sample(n, rng), self.dynamics.sample(n, rng)
         return [{**t, **d} for t, d in zip(tasks, dynamics, strict=True)]
 
+    def meta_test(self) -> WithDynamics:
+        """The task part's meta-test tasks, each with its own dynamics drawn the same way."""
+        return WithDynamics(self.task.meta_test(), self.dynamics)
+
     @property
     def feature_dim(self) -> int:
         return self.task.feature_dim + self.dynamics.feature_dim

@@ -108,8 +108,9 @@ def evaluate_dynamics_grid(
 def _tasks_and_ranges(
     run: SavedRun, num_tasks: int, seed: int
 ) -> tuple[list[dict], dict[str, tuple[float, float]]]:
-    """Held-out tasks of the task part of the run's distribution (the run's one task where it
-    has none), and the ranges its dynamics were drawn from in training."""
+    """Held-out tasks of the task part of the run's distribution (its meta-test tasks: a
+    benchmark's test split; the run's one task where it has none), and the ranges its dynamics
+    were drawn from in training."""
     try:
         distribution = default_task_distribution(run.cfg.env.id, run.cfg.env.task_distribution)
     except ConfigError:
@@ -119,7 +120,7 @@ def _tasks_and_ranges(
         distribution, ranges = distribution.task, distribution.dynamics.ranges
     elif isinstance(distribution, DynamicsScales):  # a Dynamics env's own: no task keys
         return [{}], distribution.ranges
-    tasks = distribution.sample(num_tasks, np.random.default_rng(seed))
+    tasks = distribution.meta_test().sample(num_tasks, np.random.default_rng(seed))
     return tasks, ranges
 
 

@@ -12,13 +12,8 @@ A captured state is data only: ints, floats, strings, dicts, lists and tensors, 
 being restored is treated as untrusted: every key, type, dtype and shape is checked before the
 env is touched, and a mismatch is a one-line ``ConfigError``.
 
-MuJoCo physics is stored as two parts. ``integration`` is ``mj_getState`` with
-``mjSTATE_INTEGRATION`` (time, qpos, qvel, act, the solver warm start, controls, applied
-forces, mocap, userdata, plugin state): all ``mj_step`` reads. It is not all a reward reads:
-after ``mj_step``, derived quantities such as ``xpos`` lag one substep behind ``qpos`` (Ant's
-reward differences the torso's ``xpos``), so ``fields`` also keeps a copy of every fixed-size
-array of ``MjData`` (those whose shape the model fixes; the per-step contact and constraint
-arrays are recomputed by the next step before anything reads them).
+MuJoCo physics is kept as arrays: its integration state and every fixed-size field of
+``MjData`` (``metarobust.envs.mujoco_state``).
 """
 
 from __future__ import annotations
@@ -28,16 +23,11 @@ from typing import Any
 
 import gymnasium as gym
 import mujoco
-import numpy as np
-import torch
 
+from metarobust.envs.mujoco_state import capture_mujoco, checked_mujoco, write_mujoco
 from metarobust.envs.rng import generator_from_state
 from metarobust.errors import ConfigError
 
-_INTEGRATION = mujoco.mjtState.mjSTATE_INTEGRATION
-# Raw pointers into plugin memory: process-specific, never restored (plugin state is part of
-# the integration state).
-_NOT_RESTORED = frozenset({"plugin_data"})
 _WHAT = "saved env state"
 
 
@@ -89,11 +79,14 @@ def restore_env_state(env: gym.Env, state: Any) -> None:
         raise ConfigError(f"{_WHAT}: layers: expected {len(layers)} wrapper layers, got {got}")
     for i, (layer, layer_state) in enumerate(zip(layers, saved_layers, strict=True)):
         _check_layer(layer, layer_state, f"{_WHAT}: layers.{i}")
-    physics = "mujoco" if _is_mujoco(core) else "core"
-    if physics not in state or ({"mujoco", "core"} - {physics}) & state.keys():
-        raise ConfigError(f"{_WHAT}: expected {physics!r} physics for {type(core).__name__}")
-    if physics == "mujoco":
-        integration, fields = _checked_mujoco(core.model, state["mujoco"])
+    kind = "mujoco" if _is_mujoco(core) else "core"
+    if kind not in state or ({"mujoco", "core"} - {kind}) & state.keys():
+        raise ConfigError(f"{_WHAT}: expected {kind!r} physics for {type(core).__name__}")
+    physics = (
+        checked_mujoco(core.model, state["mujoco"], f"{_WHAT}: mujoco")
+        if kind == "mujoco"
+        else None
+    )
     rng = None
     if "np_random" in state:
         rng = generator_from_state(state["np_random"], f"{_WHAT}: np_random")
@@ -105,88 +98,12 @@ def restore_env_state(env: gym.Env, state: Any) -> None:
             layer.set_task(layer_state["task"])
         if "first_step" in layer_state:
             layer.first_step = layer_state["first_step"]
-    if physics == "mujoco":
-        _write_mujoco(core.model, core.data, integration, fields)
+    if physics is not None:
+        write_mujoco(core.model, core.data, physics)
     else:
         core.set_state(state["core"])
     if rng is not None:
         core.np_random = rng
-
-
-def capture_mujoco(model: mujoco.MjModel, data: mujoco.MjData) -> dict[str, Any]:
-    """``{"integration": [size], "fields": {name: array}}`` of ``data``, as CPU tensors."""
-    integration = np.empty(mujoco.mj_stateSize(model, _INTEGRATION))
-    mujoco.mj_getState(model, data, integration, _INTEGRATION)
-    return {
-        "integration": torch.from_numpy(integration),
-        "fields": {
-            name: torch.from_numpy(getattr(data, name).copy()) for name in fixed_fields(model)
-        },
-    }
-
-
-def fixed_fields(model: mujoco.MjModel) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
-    """``{name: (shape, dtype)}`` of every non-empty ``MjData`` array whose shape ``model``
-    fixes: those a fresh ``MjData`` already has at full size (the arena arrays, sized by the
-    contacts and constraints of a step, are empty in a fresh one)."""
-    fresh = mujoco.MjData(model)
-    fields = {}
-    for name in dir(fresh):
-        if name.startswith("_") or name in _NOT_RESTORED:
-            continue
-        value = getattr(fresh, name)
-        if isinstance(value, np.ndarray) and value.size > 0:
-            fields[name] = (value.shape, value.dtype)
-    return fields
-
-
-def _checked_mujoco(model: mujoco.MjModel, saved: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The arrays of a ``capture_mujoco`` state, checked against ``model``."""
-    what = f"{_WHAT}: mujoco"
-    if not isinstance(saved, Mapping):
-        raise ConfigError(
-            f"{what}: expected a mapping of arrays, got {type(saved).__name__} (states written "
-            "as a pickle by older versions are not loaded)"
-        )
-    _check_keys(saved, what, required={"integration", "fields"})
-    integration = _checked_array(
-        saved["integration"],
-        f"{what}.integration",
-        (mujoco.mj_stateSize(model, _INTEGRATION),),
-        np.dtype(np.float64),
-    )
-    expected = fixed_fields(model)
-    _check_keys(saved["fields"], f"{what}.fields", required=set(expected))
-    fields = {
-        name: _checked_array(saved["fields"][name], f"{what}.fields.{name}", shape, dtype)
-        for name, (shape, dtype) in expected.items()
-    }
-    return integration, fields
-
-
-def _write_mujoco(
-    model: mujoco.MjModel,
-    data: mujoco.MjData,
-    integration: np.ndarray,
-    fields: Mapping[str, np.ndarray],
-) -> None:
-    for name, value in fields.items():
-        getattr(data, name)[...] = value
-    mujoco.mj_setState(model, data, integration, _INTEGRATION)
-
-
-def _checked_array(value: Any, what: str, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    """``value`` (a tensor) as a NumPy array of exactly ``shape`` and ``dtype``."""
-    want = torch.from_numpy(np.empty(0, dtype)).dtype
-    if not isinstance(value, torch.Tensor) or value.layout != torch.strided:
-        got = type(value).__name__ if not isinstance(value, torch.Tensor) else value.layout
-        raise ConfigError(f"{what}: expected a dense {want} tensor, got {got}")
-    if value.dtype != want or tuple(value.shape) != shape:
-        raise ConfigError(
-            f"{what}: expected a {want} tensor of shape {list(shape)}, "
-            f"got {value.dtype} of shape {list(value.shape)}"
-        )
-    return np.ascontiguousarray(value.detach().cpu().numpy())
 
 
 def _check_layer(layer: Any, layer_state: Any, what: str) -> None:
