@@ -18,6 +18,7 @@ import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
 
+from metarobust.agents.policy import GaussianPolicy
 from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
@@ -25,8 +26,11 @@ from metarobust.envs import default_task_distribution
 from metarobust.envs.meta_world import MetaWorldTasks, benchmark, object_parts
 from metarobust.errors import ConfigError
 from metarobust.runs.batch_memory import batch_estimate, machine_memory
-from metarobust.sampling.env_factory import EnvSpec
+from metarobust.sampling.acting import Acting, PolicyState
+from metarobust.sampling.env_factory import EnvSpec, env_dims
 from metarobust.sampling.env_state import capture_env_state, restore_env_state
+from metarobust.sampling.sampler import LocalSampler
+from metarobust.sampling.subprocess_backend import SubprocessSampler
 from metarobust.utils.checkpoint import load_checkpoint
 
 ENV_ID = "metarobust/MetaWorld-v0"
@@ -294,3 +298,20 @@ def test_the_dynamics_grid_plays_the_test_split_on_every_cell(tiny_config, capsy
     cells_named = {(r["mass_scale"], r["force_x"], r["gradient_steps"], r["tasks"]) for r in cells}
     assert cells_named == {(m, x, k, "2") for m in ("0.5", "2.0") for x in ("0.0", "5.0")
                            for k in ("0", "1")}  # fmt: skip
+
+
+def test_worker_processes_sample_what_the_local_sampler_does():
+    """Tasks cross to worker processes as data (no Meta-World bytes) and, with their dynamics,
+    give the same episodes to the bit."""
+    spec = EnvSpec(DYNAMICS_ID, max_episode_steps=15)
+    torch.manual_seed(0)
+    policy = GaussianPolicy(*env_dims(spec), hidden_sizes=(32, 32))
+    acting = Acting.single(PolicyState.of(policy.init_params(), policy))
+    tasks = [{**REACH, "mass_scale": 2.0, "force_x": 1.0}, {**REACH, "index": 5}]
+    batches = []
+    for backend in (LocalSampler, SubprocessSampler):
+        with backend(spec, policy, seed=3, envs_per_worker=2, num_workers=2) as sampler:
+            batches.append(sampler.sample_episodes(acting, tasks, 2, seed=4))
+    for name in ("obs", "actions", "rewards", "episode_returns", "episode_successes"):
+        torch.testing.assert_close(getattr(batches[0], name), getattr(batches[1], name),
+                                   rtol=0, atol=0, msg=name)  # fmt: skip
