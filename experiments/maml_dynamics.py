@@ -12,7 +12,8 @@ For each seed, on HalfCheetahVel whose tasks also fix their dynamics (``--config
   post-adaptation return (AdMRL's adversary over task parameters);
 - ``paired``: the same designer paid the regret against an antagonist PPO agent;
 - ``robust_maml_population``: robust MAML against a population of three force adversaries
-  (``configs/robust_maml/halfcheetah_vel.yaml``, ``adversarial.population=3``), nominal dynamics;
+  (``configs/robust_maml/halfcheetah_vel.yaml``, ``adversarial.population=3``, the study
+  config's policy), nominal dynamics;
 - ``multitask_dr``: multi-task TRPO (0 inner steps) on the uniform dynamics tasks.
 
 Every policy is then evaluated on ``--tasks`` held-out velocities x a grid wider than training's
@@ -63,9 +64,12 @@ def method_run(args: argparse.Namespace, method: str, seed: int) -> Path:
         task_only = {k: v for k, v in distribution.items() if k != "dynamics"}
         overrides += ["env.id=metarobust/HalfCheetahVel-v0",
                       f"env.task_distribution={json.dumps(task_only)}"]  # fmt: skip
-    elif method == "robust_maml_population":
+    elif method == "robust_maml_population":  # with the study config's policy
+        policy = load_config(args.config, args.overrides).policy
         config, algorithm = ROBUST_CONFIG, "robust_maml"
-        overrides = [f"seed={seed}", "adversarial.population=3"]
+        overrides = [f"seed={seed}", "adversarial.population=3",
+                     f"policy.hidden_sizes={json.dumps(list(policy.hidden_sizes))}",
+                     f"policy.activation={policy.activation}"]  # fmt: skip
     elif method == "multitask_dr":
         overrides += ["maml.num_inner_steps=0"]
     else:
