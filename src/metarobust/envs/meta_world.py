@@ -38,10 +38,10 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 from metarobust.envs.dynamics import ModelDynamics, read_dynamics
+from metarobust.envs.task_env import TaskEnv
 from metarobust.envs.tasks import DYNAMICS_KEYS, TaskDistribution, _check_n, check_task_keys
 from metarobust.errors import ConfigError
 
@@ -161,7 +161,7 @@ def object_parts(model: Any) -> dict[str, Any]:
     }
 
 
-class MetaWorldEnv(gym.Env):
+class MetaWorldEnv(TaskEnv):
     """One Meta-World task at a time; ``reset(options={"task": task})`` switches task (module
     doc). Keeps one Meta-World env per env name it has met. With ``dynamics`` (the
     ``MetaWorldDynamics-v0`` id) a task may also scale the object's dynamics and push it."""
@@ -211,15 +211,8 @@ class MetaWorldEnv(gym.Env):
             self._dynamics[self._task["env_name"]].apply(self._scales)
         return env
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        super().reset(seed=seed)
-        if options is not None and "task" in options:
-            self.set_task(options["task"])
-        return self._start_episode(seed)
-
-    def _start_episode(self, seed: int | None = None) -> tuple[np.ndarray, dict[str, Any]]:
+    def start_episode(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Meta-World's reset of the current task (and its push, with dynamics)."""
         self._current = self._env()
         observation, info = self._current.reset(seed=seed)
         if self._dynamics is not None:  # after Meta-World's reset, which clears applied forces
@@ -263,7 +256,7 @@ class MetaWorldEnv(gym.Env):
             raise ConfigError(
                 f"MetaWorld state: expected steps in [0, {HORIZON}] and unstable true or false"
             )
-        self._start_episode()
+        self.start_episode(None)
         write_mujoco(world.model, world.data, physics)
         world.curr_path_length, world._prev_obs = steps, frame
         world._last_stable_obs, world._did_see_sim_exception = stable, unstable

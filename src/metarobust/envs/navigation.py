@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
+from metarobust.envs.task_env import TaskEnv
 from metarobust.envs.tasks import (
     check_task_keys,
     is_nonnegative_number,
@@ -90,7 +90,7 @@ class Platform:
         return -distance - self.fall_cost * off
 
 
-class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
+class Navigation2DEnv(TaskEnv):
     """MAML 2D navigation: obs = position (float32, (2,)), task ``{"goal": [x, y]}``."""
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -117,13 +117,8 @@ class Navigation2DEnv(gym.Env[np.ndarray, np.ndarray]):
         """Switch to ``task``; it takes effect from the next step."""
         self._goal[0] = _parse_task(task)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Back to the origin; ``options={"task": task}`` switches task first."""
-        super().reset(seed=seed)
-        if options is not None and "task" in options:
-            self.set_task(options["task"])
+    def start_episode(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Back to the origin."""
         self._pos = np.zeros((1, 2), dtype=np.float32)
         return self._pos[0].copy(), {}
 

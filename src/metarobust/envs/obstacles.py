@@ -28,7 +28,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
@@ -45,6 +44,7 @@ from metarobust.envs.geometry import (
     ray_readings,
 )
 from metarobust.envs.levels import ROW_LENGTH, level_dict, level_row
+from metarobust.envs.task_env import TaskEnv
 from metarobust.envs.tasks import is_nonnegative_number
 from metarobust.envs.vector_base import TaskVectorEnv
 from metarobust.errors import ConfigError
@@ -109,7 +109,7 @@ def _spaces() -> tuple[spaces.Box, spaces.Box]:
     return observation, action
 
 
-class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
+class Navigation2DObstaclesEnv(TaskEnv):
     """The obstacle world (see the module doc); the task is a level."""
 
     metadata: dict[str, Any] = {"render_modes": []}
@@ -137,13 +137,8 @@ class Navigation2DObstaclesEnv(gym.Env[np.ndarray, np.ndarray]):
     def _set_row(self, row: np.ndarray) -> None:
         self._row, self._geometry = row, WalkingGeometry(row)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
-        """Back to the level's start; ``options={"task": level}`` switches level first."""
-        super().reset(seed=seed)
-        if options is not None and "task" in options:
-            self.set_task(options["task"])
+    def start_episode(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
+        """Back to the level's start."""
         self._pos = self._row[:, :2].copy()
         return observe(self._pos, self._geometry)[0], {}
 
