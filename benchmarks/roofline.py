@@ -7,12 +7,14 @@ sampling, adapting, outer step; sampling, updating):
 - matrix products (``mm``, ``addmm``, ``bmm``, ``baddbmm``) by shape and dtype, with their
   floating-point operations (2 m k n per product);
 - every other operation that is not a view, by the elements it writes (the elementwise chain:
-  activations, their derivatives, the losses' arithmetic, reductions, copies).
+  activations, their derivatives, the losses' arithmetic, reductions, copies), grouped by size:
+  the next power of two of each output's elements.
 
 The floor of a phase is the time the kernels alone need on this machine: each recorded product
 shape timed on its own (the best of several runs of that exact call) times its count, plus the
-elements written at the measured rate of an elementwise kernel (``torch.mul`` into a
-preallocated output, 2^17 float32 elements, the median size the phases write). Whatever an
+elements written at the measured rate of an elementwise kernel at that size (``torch.mul`` of
+two float32 tensors into a preallocated output of the group's size: in cache for small
+outputs, bound by memory bandwidth for large ones). Whatever an
 iteration spends above it is framework overhead (Python, dispatch, autograd bookkeeping,
 allocation) or work a better algorithm would not do; the floor assumes the same operations, so
 an algorithm that skips some (a cached forward, a fused kernel) can go below it. Sampling
@@ -59,7 +61,6 @@ CASES = {  # name: (config, overrides); one worker, so every kernel runs in this
     "ppo-hopper": ("configs/ppo/hopper.yaml", []),
 }
 GEMMS = {"mm", "addmm", "bmm", "baddbmm"}
-ELEMENTWISE_PROBE = 2**17  # elements of the rate probe
 
 
 def gemm_flops(name: str, shapes: tuple[tuple[int, ...], ...]) -> int:
@@ -71,13 +72,13 @@ def gemm_flops(name: str, shapes: tuple[tuple[int, ...], ...]) -> int:
 
 class KernelTally(TorchDispatchMode):
     """Every aten op run under it, by phase: products by (op, shapes, dtype), and the elements
-    every other op that is not a view writes."""
+    every other op that is not a view writes, by size group (``size_group``)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.phase = "start"
         self.gemms: dict[str, Counter] = defaultdict(Counter)
-        self.elements: Counter = Counter()
+        self.elements: dict[str, Counter] = defaultdict(Counter)
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
@@ -87,9 +88,15 @@ class KernelTally(TorchDispatchMode):
             key = (name, tuple(tuple(t.shape) for t in tensors), tensors[-1].dtype)
             self.gemms[self.phase][key] += 1
         elif not func.is_view:
-            written = (t.numel() for t in tree_leaves(out) if isinstance(t, torch.Tensor))
-            self.elements[self.phase] += sum(written)
+            for t in tree_leaves(out):
+                if isinstance(t, torch.Tensor) and t.numel():
+                    self.elements[self.phase][size_group(t.numel())] += t.numel()
         return out
+
+
+def size_group(elements: int) -> int:
+    """The power of two at or above ``elements``: outputs are timed by this size."""
+    return 1 << (elements - 1).bit_length()
 
 
 def best_seconds(call: Callable[[], object], repeats: int = 7, inner: int = 20) -> float:
@@ -113,10 +120,19 @@ def gemm_seconds(key: tuple) -> float:
     return best_seconds(lambda: op(*tensors))
 
 
-def elementwise_rate() -> float:
-    """Elements per second of ``torch.mul`` into a preallocated float32 output."""
-    a, b, out = (torch.randn(ELEMENTWISE_PROBE) for _ in range(3))
-    return ELEMENTWISE_PROBE / best_seconds(lambda: torch.mul(a, b, out=out), inner=200)
+def elementwise_rate(size: int) -> float:
+    """Elements per second of ``torch.mul`` of ``size`` float32 elements into a preallocated
+    output."""
+    a, b, out = (torch.randn(size) for _ in range(3))
+    inner = max(3, min(200, 2**24 // size))  # about the same work per try at every size
+    return size / best_seconds(lambda: torch.mul(a, b, out=out), inner=inner)
+
+
+def elementwise_rate_at(size: int, rates: dict[int, float]) -> float:
+    """``elementwise_rate(size)``, measured on first use and kept in ``rates``."""
+    if size not in rates:
+        rates[size] = elementwise_rate(size)
+    return rates[size]
 
 
 class PhaseClock:
@@ -170,7 +186,7 @@ def measure(config: str, overrides: list[str], iterations: int) -> dict:
     }
 
 
-def report(name: str, case: dict, rate: float, their: list[float] | None) -> None:
+def report(name: str, case: dict, rates: dict[int, float], their: list[float] | None) -> None:
     """The case's table: per phase our seconds, the floor's parts and the ratio."""
     cfg = case["cfg"]
     physics = None
@@ -187,12 +203,13 @@ def report(name: str, case: dict, rate: float, their: list[float] | None) -> Non
         counts = case["gemms"][phase]
         flops = sum(n * gemm_flops(key[0], key[1]) for key, n in counts.items())
         gemm = sum(n * per_call[key] for key, n in counts.items())
-        elementwise = case["elements"][phase] / rate
+        groups = case["elements"][phase]
+        elementwise = sum(n / elementwise_rate_at(size, rates) for size, n in groups.items())
         sim = physics if physics is not None and phase.startswith("sampling") else 0.0
         floor, ours = gemm + elementwise + sim, case["seconds"][phase]
         total_ours, total_floor = total_ours + ours, total_floor + floor
         print(f"| {phase} | {ours:.3f} | {flops / 1e9:.2f} | {gemm:.3f} | "
-              f"{case['elements'][phase] / 1e6:.0f} | {elementwise:.3f} | {sim:.3f} | "
+              f"{sum(groups.values()) / 1e6:.0f} | {elementwise:.3f} | {sim:.3f} | "
               f"{floor:.3f} | {ours / floor:.1f}x |")  # fmt: skip
     print(f"| all | {total_ours:.3f} | | | | | | {total_floor:.3f} | "
           f"{total_ours / total_floor:.1f}x |")  # fmt: skip
@@ -210,12 +227,12 @@ def main() -> None:
     parser.add_argument("--pytorch-maml-rl", type=Path, metavar="CHECKOUT")
     parser.add_argument("--their-python", default="python")
     args = parser.parse_args()
-    rate = elementwise_rate()
     print(
         f"{len(os.sched_getaffinity(0))} core(s), OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, torch {torch.__version__}, "
-        f"{torch.get_num_threads()} thread(s); elementwise {rate / 1e9:.2f} G elements/s"
+        f"{torch.get_num_threads()} thread(s)"
     )
+    rates: dict[int, float] = {}  # elementwise rate by size group, measured once per size
     for name in args.cases:
         config, overrides = CASES[name]
         their = None
@@ -223,7 +240,7 @@ def main() -> None:
             their = their_seconds_per_iteration(
                 args.pytorch_maml_rl, args.their_python, args.iterations
             )
-        report(name, measure(config, overrides, args.iterations), rate, their)
+        report(name, measure(config, overrides, args.iterations), rates, their)
 
 
 if __name__ == "__main__":

@@ -124,8 +124,12 @@ class ValueFunction(nn.Module):
         self._chain = linear_chain(self.net, "")
 
     def forward(self, obs: Tensor) -> Tensor:
+        return self.forward_normalized(self.obs_normalizer(obs))
+
+    def forward_normalized(self, normalized: Tensor) -> Tensor:
+        """``V`` of observations already through ``obs_normalizer``."""
         params = dict(self.net.named_parameters())
-        return run_chain(self._chain, params, self.obs_normalizer(obs)).squeeze(-1)
+        return run_chain(self._chain, params, normalized).squeeze(-1)
 
     def sync_normalizer(self, source: ObsNormalizer) -> None:
         """Use ``source``'s normalisation (on/off, clip and running statistics) from now on."""

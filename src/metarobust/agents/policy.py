@@ -167,7 +167,12 @@ class GaussianPolicy(nn.Module):
 
     def distribution(self, params: Params, obs: Tensor) -> tuple[Tensor, Tensor]:
         """``(mean, log_std)`` under ``params`` (named as the module's) for ``obs [..., dim]``."""
-        mean = run_chain(self._chain, params, self.obs_normalizer(obs))
+        return self.distribution_normalized(params, self.obs_normalizer(obs))
+
+    def distribution_normalized(self, params: Params, normalized: Tensor) -> tuple[Tensor, Tensor]:
+        """``distribution`` of observations already through ``obs_normalizer``: a learner that
+        evaluates the same batch many times normalises it once."""
+        mean = run_chain(self._chain, params, normalized)
         return mean, params["log_std"].expand_as(mean)
 
     def init_params(self) -> Params:

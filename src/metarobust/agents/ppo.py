@@ -19,7 +19,6 @@ from metarobust.agents.baselines import ValueFunction
 from metarobust.agents.policy import (
     GaussianPolicy,
     Params,
-    distribution_params,
     gaussian_entropy,
     gaussian_log_prob,
 )
@@ -75,12 +74,14 @@ class PPO:
                 traj, values, next_values, gamma=cfg.gamma, lam=cfg.gae_lambda
             )
             real = traj.mask.bool()
-            obs, actions, old_log_prob = traj.obs[real], traj.actions[real], traj.log_probs[real]
+            actions, old_log_prob = traj.actions[real], traj.log_probs[real]
+            # normalised once for every epoch; the value function's statistics are the same
+            obs = self.policy.obs_normalizer(traj.obs[real])
             if self.policy.obs_normalizer.enabled:  # pi_old under the statistics in force
-                mean, log_std = distribution_params(self.policy, self.params, obs)
+                mean, log_std = self.policy.distribution_normalized(self.params, obs)
                 old_log_prob = gaussian_log_prob(mean, log_std, actions)
         batch = {  # each [N, ...], N = real steps
-            "obs": obs,
+            "obs": obs,  # normalised
             "actions": actions,
             "old_log_prob": old_log_prob,
             "old_value": values[real],
@@ -94,9 +95,10 @@ class PPO:
             epochs_run += 1
             perm = torch.randperm(n, generator=self.generator, device=self.generator.device)
             perm = perm.to(self.device)
+            shuffled = {k: v[perm] for k, v in batch.items()}  # one gather per epoch
             stop = False
             for start in range(0, n, cfg.minibatch_size):
-                mb = {k: v[perm[start : start + cfg.minibatch_size]] for k, v in batch.items()}
+                mb = {k: v[start : start + cfg.minibatch_size] for k, v in shuffled.items()}
                 loss, terms = self._loss(mb)
                 for k, v in terms.items():
                     stats.setdefault(k, []).append(v)
@@ -119,7 +121,7 @@ class PPO:
     def _loss(self, mb: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss of one minibatch and its detached named terms."""
         cfg = self.cfg
-        mean, log_std = distribution_params(self.policy, self.params, mb["obs"])
+        mean, log_std = self.policy.distribution_normalized(self.params, mb["obs"])
         log_ratio = gaussian_log_prob(mean, log_std, mb["actions"]) - mb["old_log_prob"]
         ratio = log_ratio.exp()  # r_t(theta) = pi_theta(a|s) / pi_old(a|s)
         adv = mb["advantage"]
@@ -129,7 +131,7 @@ class PPO:
         clipped = ratio.clamp(1.0 - cfg.clip_coef, 1.0 + cfg.clip_coef)
         policy_loss = torch.max(-adv * ratio, -adv * clipped).mean()
 
-        value = self.value_fn(mb["obs"])
+        value = self.value_fn.forward_normalized(mb["obs"])
         value_err = (value - mb["return"]).square()
         if cfg.clip_value is not None:  # pessimistic clipped value loss (OpenAI baselines)
             v_clip = mb["old_value"] + (value - mb["old_value"]).clamp(
