@@ -54,6 +54,7 @@ from metarobust.config import load_config
 from metarobust.runs.algorithm import Setup
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.sampler_factory import make_sampler
+from metarobust.utils.allocator import keep_freed_memory
 
 CASES = {  # name: (config, overrides); one worker, so every kernel runs in this process
     "maml-nav-exact": ("configs/maml_config.yaml", ["maml.fisher_subsample=1"]),
@@ -227,6 +228,7 @@ def main() -> None:
     parser.add_argument("--pytorch-maml-rl", type=Path, metavar="CHECKOUT")
     parser.add_argument("--their-python", default="python")
     args = parser.parse_args()
+    keep_freed_memory()  # as a training run does
     print(
         f"{len(os.sched_getaffinity(0))} core(s), OMP_NUM_THREADS="
         f"{os.environ.get('OMP_NUM_THREADS', 'unset')}, torch {torch.__version__}, "

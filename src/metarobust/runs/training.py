@@ -2,6 +2,7 @@
 
     device, env spec         from the config
     batch size               refused if one batch cannot fit in the machine's memory
+    allocator                freed memory kept for reuse (``utils.allocator``)
     run directory            claimed (locked) for this process; fresh: config + run info
     seeding                  random, NumPy and torch from the run seed
     algorithm                built from a Setup, then (resuming) its saved state
@@ -31,6 +32,7 @@ from metarobust.runs.resume import resume_changes
 from metarobust.runs.run_dir import claim_run_dir, write_config
 from metarobust.sampling.env_factory import EnvSpec
 from metarobust.sampling.sampler_factory import make_sampler
+from metarobust.utils.allocator import keep_freed_memory
 from metarobust.utils.checkpoint import CHECKPOINT_FORMAT, checkpoint_errors, detached_copy
 from metarobust.utils.seeding import rng_state, seed_everything, set_rng_state
 
@@ -62,6 +64,7 @@ def run_algorithm(cfg: Config, algorithm: type[Algorithm], run_dir: Path | None 
     device = resolve_device(cfg.device)
     spec = EnvSpec.from_config(cfg.env)
     check_batch_fits(cfg, spec)  # before any run directory or sampling
+    keep_freed_memory()
     default_name = f"{cfg.env.id.replace('/', '-')}_{cfg.train.algorithm}"
     with claim_run_dir(cfg, run_dir, default_name=default_name) as claim:
         ckpt, changes = claim.checkpoint, {}
