@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import csv
 import os
+import runpy
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -206,6 +208,42 @@ def test_meta_test_draws_the_test_split_and_writes_success_per_env(tiny_config, 
         (method, "reach-v3", str(k), "2") for method in ("MAML", "random init") for k in (0, 1)
     ]
     assert all(0.0 <= float(r["success_rate"]) <= 1.0 for r in rows)
+    with (run / "success_tasks.csv").open() as f:  # per task: the env's rate is their mean
+        per_task = list(csv.DictReader(f))
+    assert len(per_task) == 2 * 2 * 2  # methods x steps x tasks
+    for r in rows:
+        key = (r["method"], r["gradient_steps"])
+        mine = [float(t["success"]) for t in per_task if (t["method"], t["gradient_steps"]) == key]
+        assert sum(mine) / len(mine) == pytest.approx(float(r["success_rate"]), abs=1e-4)
+
+
+def test_the_benchmark_study_reports_meta_train_and_meta_test_success(
+    tmp_path, monkeypatch, capsys
+):
+    root = Path(__file__).resolve().parents[1]
+    monkeypatch.chdir(root)  # the configs are named relative to the checkout
+    tiny = ["maml.meta_batch_size=2", "maml.episodes_per_task=2", "maml.num_iterations=2",
+            "env.max_episode_steps=20", "sampler.workers=1", "sampler.envs_per_worker=4",
+            "logging.progress=false"]  # fmt: skip
+    out = tmp_path / "study"
+    args = ["--benchmarks", "ml1_reach", "--seeds", "0", "1", "--tasks", "3", "--episodes", "2",
+            "--out", str(out), *(f"--set={o}" for o in tiny)]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["metaworld_benchmark.py", *args])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(str(root / "experiments" / "metaworld_benchmark.py"), run_name="__main__")
+    assert exited.value.code == 0, capsys.readouterr().err
+    with (out / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["method"], r["seed"]) for r in rows] == [("ml1_reach", "0"), ("ml1_reach", "1")]
+    for r in rows:
+        assert float(r["iterations"]) == 2 and float(r["env_steps"]) == 2 * 2 * 2 * 2 * 20
+        columns = ("train_pre_success", "train_post_success", "test_success_0", "test_success_1",
+                   "random_success_1")  # fmt: skip
+        assert all(0 <= float(r[column]) <= 100 for column in columns)
+    with (out / "ml1_reach" / "intervals.csv").open() as f:
+        intervals = list(csv.DictReader(f))
+    assert [(i["method"], i["runs"], i["tasks"]) for i in intervals] == [
+        ("random init", "2", "3"), ("MAML", "2", "3")]  # fmt: skip
 
 
 @pytest.mark.parametrize("path", sorted(Path("configs/metaworld").glob("*.yaml")), ids=str)

@@ -48,7 +48,7 @@ from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.maml.meta_test import adaptation_curve
 from metarobust.plotting import plot_robustness_heatmaps, plot_under_attack, short_label
 from metarobust.risk import CVAR_ALPHA, cvar
-from metarobust.runs.outputs import write_csv, write_task_returns
+from metarobust.runs.outputs import write_csv, write_task_scores
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
@@ -186,7 +186,7 @@ def evaluate_under_attack(
             with make_sampler(sampler_cfg, grid_env, policy, seed) as one_player:
                 curves["grid"] = curve(one_player, cells).returns
     _write_csv(out / CSV_NAME, run.path.name, curves)
-    write_task_returns(out / TASKS_CSV_NAME, "condition", curves)
+    write_task_scores(out / TASKS_CSV_NAME, "condition", curves)
     summary = {
         name: (curve.mean(1).tolist(), [cvar(row) for row in curve])
         for name, curve in curves.items()

@@ -8,8 +8,9 @@ with its own ``maml.fast_lr``. Writes ``adaptation.csv`` (per method and step: t
 CVaR 10 % and worst of the tasks' returns), ``adaptation_tasks.csv`` (per method, step and
 task: the task's return) and ``adaptation.png`` into the run directory, and for an env that
 reports success (Meta-World) ``success.csv``: per method, env and step, the share of episodes
-that succeeded at some step. The tasks come from the task distribution's
-``meta_test()``: fresh draws, or a benchmark's test split (Meta-World's meta-test protocol).
+that succeeded at some step, and ``success_tasks.csv``: that share per method, step and task.
+The tasks come from the task distribution's ``meta_test()``: fresh draws, or a benchmark's
+test split (Meta-World's meta-test protocol).
 
     for k = 0 .. K:
         D_k  <- fresh episodes of every task with theta_k (theta_0 = the start, shared)
@@ -37,7 +38,7 @@ from metarobust.maml.adapt import StepSize, adapt_to_episodes
 from metarobust.maml.algorithm import saved_meta_policy
 from metarobust.plotting import plot_adaptation
 from metarobust.risk import CVAR_ALPHA, cvar
-from metarobust.runs.outputs import write_csv, write_task_returns
+from metarobust.runs.outputs import write_csv, write_task_scores
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.env_factory import env_dims
@@ -48,6 +49,7 @@ from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "adaptation.csv", "adaptation.png"
 TASKS_CSV_NAME, SUCCESS_CSV_NAME = "adaptation_tasks.csv", "success.csv"
+SUCCESS_TASKS_CSV_NAME = "success_tasks.csv"
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def evaluate_maml_run(
     out = saved.path if out is None else Path(out)
     returns = {name: curve.returns for name, curve in curves.items()}
     _write_csv(out / CSV_NAME, returns)
-    write_task_returns(out / TASKS_CSV_NAME, "method", returns)
+    write_task_scores(out / TASKS_CSV_NAME, "method", returns)
     plot_adaptation(returns, out / PNG_NAME, cfg.env.id)
     maml = returns["MAML"].mean(1).tolist()
     steps = ", ".join(f"{k}: {r:.1f}" for k, r in enumerate(maml))
@@ -196,9 +198,11 @@ def evaluate_maml_run(
     if not curves["MAML"].successes.isnan().all():
         envs = [task.get("env_name", cfg.env.id) for task in tasks]
         _write_success_csv(out / SUCCESS_CSV_NAME, curves, envs)
+        successes = {name: curve.successes for name, curve in curves.items()}
+        write_task_scores(out / SUCCESS_TASKS_CSV_NAME, "method", successes, score="success")
         rates = curves["MAML"].successes.mean(1).tolist()
         steps += "; success " + ", ".join(f"{k}: {r:.0%}" for k, r in enumerate(rates))
-        wrote.insert(2, out / SUCCESS_CSV_NAME)
+        wrote[2:2] = [out / SUCCESS_CSV_NAME, out / SUCCESS_TASKS_CSV_NAME]
     return (
         f"{cfg.env.id}, {count(num_tasks, 'held-out task')} x "
         f"{count(episodes_per_task, 'episode')}: MAML return "

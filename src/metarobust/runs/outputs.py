@@ -72,14 +72,16 @@ def write_csv(path: Path, header: Sequence[str], rows: Iterable[Sequence[Any]]) 
     return path
 
 
-def write_task_returns(path: Path, column: str, curves: Mapping[str, Tensor]) -> Path:
+def write_task_scores(
+    path: Path, column: str, curves: Mapping[str, Tensor], score: str = "return"
+) -> Path:
     """One row per curve (named in ``column``), inner step and task of ``curves`` (each
-    ``[step, task]``): the task's mean return. The scores per task of a study's interval
-    estimates (``metarobust.studies.last_step_scores``)."""
+    ``[step, task]``): the task's ``score`` (its mean return, or its success rate). The
+    scores per task of a study's interval estimates (``metarobust.studies.last_step_scores``)."""
     rows = (
         [name, k, task, f"{value:.4f}"]
         for name, curve in curves.items()
         for k, per_task in enumerate(curve)
         for task, value in enumerate(per_task.tolist())
     )
-    return write_csv(path, [column, "gradient_steps", "task", "return"], rows)
+    return write_csv(path, [column, "gradient_steps", "task", score], rows)
