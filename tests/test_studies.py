@@ -45,6 +45,11 @@ STUDIES = {  # script: (its arguments, the methods its intervals name)
                "ppo.num_epochs=1", "logging.progress=false")],
         ["dr", "plr"],
     ),
+    "maml_paper.py": (
+        ["--tasks", "3", "--episodes", "1", "--steps", "1",
+         *sets(*TINY_MAML, "env.max_episode_steps=20")],
+        ["pretrained", "MAML", "random init"],
+    ),
     "rarl_vs_baseline.py": (
         ["--grid-points", "2", "--episodes", "1", "--attack-steps", "64",
          *sets("train.total_steps=128", *TINY_PPO)],

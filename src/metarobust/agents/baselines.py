@@ -50,9 +50,13 @@ def fit_linear_baseline(
     """Ridge regression of ``returns`` on ``linear_features``, separately per task.
 
     ``obs [task, ..., time, obs_dim]``, ``returns``/``mask``/``dones`` ``[task, ..., time]``
-    -> weights ``[task, F]``. All tasks and all regularisation strengths ``reg_coeff * 10^k``
-    (k < 5) are solved in one batched call; each task keeps the weakest finite solution.
-    Solved in float64 (as rllab's NumPy does); returned in ``obs.dtype``.
+    -> weights ``[task, F]``. Each task keeps the first finite solution of the regularisation
+    strengths ``reg_coeff * 10^k`` (k < 5), or zeros if none is. Solved in float64 (as
+    rllab's NumPy does); returned in ``obs.dtype``.
+
+    The systems are solved one at a time: torch 2.13's batched CPU solve of these
+    near-singular systems fails from about 200 features (Ant's) with more than one thread
+    (MKL: "Parameter 6 was incorrect on entry to DLASWP"); below that it gives the same bits.
     """
     feats = linear_features(obs, mask, dones).to(torch.float64)
     x = feats.reshape(feats.shape[0], -1, feats.shape[-1])  # [task, N, F]
@@ -61,14 +65,16 @@ def fit_linear_baseline(
     rhs = x.transpose(1, 2) @ y  # [task, F, 1]
     regs = reg_coeff * 10.0 ** torch.arange(_REG_TRIES, dtype=torch.float64, device=obs.device)
     eye = torch.eye(gram.shape[-1], dtype=torch.float64, device=obs.device)
-    lhs = gram + regs.view(-1, 1, 1, 1) * eye  # [try, task, F, F]
-    w, info = torch.linalg.solve_ex(lhs, rhs.expand(_REG_TRIES, *rhs.shape))
-    w = w.squeeze(-1)  # [try, task, F]
-    ok = torch.isfinite(w).all(-1) & (info == 0)  # [try, task]
-    chosen = torch.where(ok[-1, :, None], w[-1], torch.zeros_like(w[-1]))
-    for k in reversed(range(_REG_TRIES - 1)):
-        chosen = torch.where(ok[k, :, None], w[k], chosen)
-    return chosen.to(obs.dtype)
+    weights = []
+    for task_gram, task_rhs in zip(gram, rhs, strict=True):
+        for reg in regs:
+            w, info = torch.linalg.solve_ex(task_gram + reg * eye, task_rhs)
+            if info.item() == 0 and torch.isfinite(w).all().item():
+                break
+        else:
+            w = torch.zeros_like(task_rhs)
+        weights.append(w.squeeze(-1))
+    return torch.stack(weights).to(obs.dtype)
 
 
 def predict_linear_baseline(
