@@ -7,7 +7,8 @@ It builds what pytorch-maml-rl's ``train.py`` builds, from its config, and runs 
 its tasks are drawn, after the policy, baseline and sampler workers exist. The one change to
 that project is at run time: ``torch.lstsq``, which its linear baseline calls and torch 2
 removed, is supplied as ``torch.linalg.lstsq``. Prints one JSON line: the seconds and env
-steps of every iteration.
+steps of every iteration. With ``--stream``, also one JSON line per iteration as it ends, with
+the mean return of its post-adaptation (valid) episodes, for ``benchmarks/time_to_result.py``.
 
     python benchmarks/pytorch_maml_rl_iteration.py --checkout ../pytorch-maml-rl \
         --config configs/maml/2d-navigation.yaml --iterations 4 --workers 1
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=4)
     parser.add_argument("--workers", type=int, default=1, help="its sampler processes")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--stream", action="store_true", help="a JSON line per iteration")
     args = parser.parse_args()
 
     sys.path.insert(0, str(args.checkout.resolve()))
@@ -93,6 +95,10 @@ def main() -> None:
         train, valid = sampler.sample_wait(futures)
         seconds.append(time.perf_counter() - tic)
         steps.append(sum(sum(e.lengths) for e in train[0]) + sum(sum(e.lengths) for e in valid))
+        if args.stream:  # as its train.py logs valid_returns: episode returns, then the mean
+            valid_return = torch.stack([e.rewards.sum(dim=0) for e in valid]).mean().item()
+            line = {"iteration": len(seconds), "seconds": seconds[-1], "valid_return": valid_return}
+            print(json.dumps(line), flush=True)
     sampler.close()
     print(json.dumps({"seconds": seconds, "env_steps": steps}), flush=True)
 
