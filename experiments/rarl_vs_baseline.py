@@ -113,15 +113,10 @@ def main() -> int:
     parser.add_argument("--grid-points", type=int, default=DEFAULT_GRID[2])
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    try:
-        steps = load_config(args.config, args.overrides).train.total_steps
-    except ConfigError as err:
-        print(f"rarl_vs_baseline: error: {err}", file=sys.stderr)
-        return 2
     title = (
-        f"{args.config} {' '.join(args.overrides)}: {steps} protagonist steps, seeds "
-        f"{args.seeds}, {args.grid_points}x{args.grid_points} grid x {args.episodes} episodes, "
-        f"attacks of {args.attack_steps} steps"
+        f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}, "
+        f"{args.grid_points}x{args.grid_points} grid x {args.episodes} episodes, attacks of "
+        f"{args.attack_steps} steps"
     )
     return run_study(
         "rarl_vs_baseline",
