@@ -42,7 +42,7 @@ from metarobust.config import load_config
 from metarobust.maml.dynamics_grid import CSV_NAME, SUMMARY_NAME, evaluate_dynamics_grid
 from metarobust.plotting import plot_robustness_heatmaps
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import last_step_scores, run_study, trained_run
+from metarobust.studies import last_step_scores, parse_meta_test_args, run_study, trained_run
 
 METHODS = ("maml_nominal", "dr_maml", "cvar", "plr", "minimax", "paired",
            "robust_maml_population", "multitask_dr")  # fmt: skip
@@ -141,15 +141,10 @@ def main() -> int:
     )
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tasks", type=int, default=10, help="held-out velocities")
-    parser.add_argument("--episodes", type=int, default=5, help="per task, cell and step")
-    parser.add_argument("--steps", type=int, default=3, help="inner steps at evaluation")
-    parser.add_argument("--eval-seed", type=int, default=12345)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    if min(args.tasks, args.episodes, args.steps) < 1:
-        parser.error("--tasks, --episodes and --steps: expected positive integers")
+    args = parse_meta_test_args(
+        parser, tasks=(10, "held-out velocities"), episodes=(5, "per task, cell and step"),
+        steps=3,
+    )  # fmt: skip
     title = (
         f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}; {args.tasks} held-out "
         f"velocities x mass and friction {SCALES} x push {FORCES} N x {args.episodes} "

@@ -31,7 +31,7 @@ from pathlib import Path
 from metarobust.config import load_config
 from metarobust.maml.meta_test import CSV_NAME, TASKS_CSV_NAME, evaluate_maml_run
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import last_step_scores, run_study, trained_run
+from metarobust.studies import last_step_scores, parse_meta_test_args, run_study, trained_run
 
 METHODS = ("pretrained", "MAML", "random init")
 
@@ -78,15 +78,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=Path("configs/maml/ant_dir_paper.yaml"))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tasks", type=int, default=40, help="held-out tasks")
-    parser.add_argument("--episodes", type=int, default=20, help="per task and inner step")
-    parser.add_argument("--steps", type=int, default=3, help="inner steps at meta-test")
-    parser.add_argument("--eval-seed", type=int, default=12345)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    if min(args.tasks, args.episodes, args.steps) < 1:
-        parser.error("--tasks, --episodes and --steps: expected positive integers")
+    args = parse_meta_test_args(
+        parser, tasks=(40, "held-out tasks"), episodes=(20, "per task and inner step"),
+        steps=3,
+    )  # fmt: skip
     title = (
         f"{args.config} {' '.join(args.overrides)}: seeds {args.seeds}; {args.tasks} held-out "
         f"tasks x {args.episodes} episodes per inner step, mean return after k steps"

@@ -39,7 +39,7 @@ import numpy as np
 from metarobust.maml.meta_test import SUCCESS_TASKS_CSV_NAME, evaluate_maml_run
 from metarobust.reporting import write_intervals
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import last_step_scores, run_study, trained_run
+from metarobust.studies import last_step_scores, parse_meta_test_args, run_study, trained_run
 from metarobust.utils.logger import read_metrics
 
 BENCHMARKS = ("ml1_reach", "ml1_push", "ml1_pick_place", "ml10")
@@ -119,15 +119,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--benchmarks", nargs="+", choices=BENCHMARKS, default=list(BENCHMARKS))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="K=V")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--tasks", type=int, default=50, help="test-split tasks")
-    parser.add_argument("--episodes", type=int, default=10, help="per task and inner step")
-    parser.add_argument("--steps", type=int, default=1, help="inner steps at meta-test")
-    parser.add_argument("--eval-seed", type=int, default=12345)
-    parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args()
-    if min(args.tasks, args.episodes, args.steps) < 1:
-        parser.error("--tasks, --episodes and --steps: expected positive integers")
+    args = parse_meta_test_args(
+        parser, tasks=(50, "test-split tasks"), episodes=(10, "per task and inner step"),
+        steps=1,
+    )  # fmt: skip
     title = (
         f"Meta-World MAML-TRPO, configs/metaworld/*.yaml {' '.join(args.overrides)}: seeds "
         f"{args.seeds}; meta-test on {args.tasks} test-split tasks x {args.episodes} episodes "

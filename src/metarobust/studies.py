@@ -4,6 +4,7 @@ scores per task) the interquartile mean with bootstrap intervals (``metarobust.r
 
 from __future__ import annotations
 
+import argparse
 import csv
 import statistics
 import sys
@@ -47,6 +48,28 @@ def last_step_scores(path: Path, column: str, **match: str) -> np.ndarray:
         rows = [r for r in csv.DictReader(f) if all(r[k] == v for k, v in match.items())]
     last = max(int(r["gradient_steps"]) for r in rows)
     return np.array([float(r[column]) for r in rows if int(r["gradient_steps"]) == last])
+
+
+def parse_meta_test_args(
+    parser: argparse.ArgumentParser,
+    *,
+    tasks: tuple[int, str],
+    episodes: tuple[int, str],
+    steps: int,
+) -> argparse.Namespace:
+    """A study's arguments, with the ones every meta-testing study shares added to
+    ``parser``: ``--seeds``, ``--tasks``, ``--episodes`` and ``--steps`` (each ``(default,
+    help)``, or the default), ``--eval-seed`` and ``--out``; refuses counts below 1."""
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--tasks", type=int, default=tasks[0], help=tasks[1])
+    parser.add_argument("--episodes", type=int, default=episodes[0], help=episodes[1])
+    parser.add_argument("--steps", type=int, default=steps, help="inner steps at meta-test")
+    parser.add_argument("--eval-seed", type=int, default=12345)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    if min(args.tasks, args.episodes, args.steps) < 1:
+        parser.error("--tasks, --episodes and --steps: expected positive integers")
+    return args
 
 
 def run_study(
