@@ -169,6 +169,19 @@ def test_robustness_heatmaps_and_percentiles():
     assert legend_entries(fig) == labels
 
 
+def test_many_heatmaps_wrap_into_rows_of_four():
+    labels = [f"method {i}" for i in range(6)]
+    fig = plotting.heatmaps_figure(
+        labels, (0.5, 1.0, 1.5), (0.5, 1.0, 1.5), grid_returns(6), GRID_ENV
+    )
+    assert_laid_out(fig)
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_label() != "<colorbar>"]
+    assert [ax.get_title().split("\n")[0] for ax in shown] == labels
+    rows = sorted({round(ax.get_position().y0, 3) for ax in shown}, reverse=True)
+    assert len(rows) == 2
+    assert sum(round(ax.get_position().y0, 3) == rows[0] for ax in shown) == 4
+
+
 def test_held_out_level_has_a_key():
     level = load_levels(DEFAULT_LEVELS)["four_rooms"]
     rng = np.random.default_rng(0)

@@ -185,20 +185,24 @@ def heatmaps_figure(
     note: str = "mean action, no adversary",
 ) -> Figure:
     """Mean return per cell (``returns[i]``: ``[mass, friction, episode or task]``), x =
-    friction scale, y = mass scale, one colour scale for all."""
+    friction scale, y = mass scale, one colour scale for all; at most four panels a row."""
     means = [r.double().mean(-1).numpy() for r in returns]  # [mass, friction] each
     low, high = min(m.min() for m in means), max(m.max() for m in means)
-    width = 1.5 + 3.6 * len(means)
-    fig = _new_figure(width, 4.0)
-    axes = fig.subplots(1, len(means), squeeze=False)
-    for ax, label, mean in zip(axes[0], labels, means, strict=True):
+    columns = min(len(means), 4)
+    rows = math.ceil(len(means) / columns)
+    width = 1.5 + 3.6 * columns
+    fig = _new_figure(width, 0.4 + 3.6 * rows)
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(means) :]:
+        ax.set_visible(False)
+    for ax, label, mean in zip(axes, labels, means, strict=False):
         image = ax.imshow(mean, origin="lower", aspect="auto", vmin=low, vmax=high, cmap="viridis")
         ax.set_xticks(*_ticks(frictions))
         ax.set_yticks(*_ticks(masses))
         ax.set_xlabel("friction scale")
         ax.set_ylabel("mass scale")
         ax.set_title(f"{_wrap(label, 3.0, 9)}\ngrid mean {mean.mean():.1f}", fontsize=9)
-    fig.colorbar(image, ax=axes[0].tolist(), label="mean return per cell")
+    fig.colorbar(image, ax=axes.tolist(), label="mean return per cell")
     fig.suptitle(_wrap(f"{env_id}: {note}", width - 0.3, 9), fontsize=9)
     return fig
 
