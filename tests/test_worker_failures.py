@@ -23,7 +23,7 @@ import torch
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.cli import main
 from metarobust.errors import ConfigError, WorkerError
-from metarobust.sampling import subprocess_backend
+from metarobust.sampling import subprocess_backend, wire
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.env_factory import EnvSpec, env_dims
 from metarobust.sampling.ray_backend import RaySampler
@@ -136,6 +136,33 @@ def test_stopped_worker_times_out(pendulum_workers, padding, monkeypatch):
     ), str(err.value)
     # SIGKILL at once, with no grace: a stopped process ignores "close" and SIGTERM
     assert_closes_without_its_grace(sampler, monkeypatch)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_deadline_does_not_count_time_the_process_spent_stopped(monkeypatch):
+    clock = FakeClock()
+    monkeypatch.setattr(wire.time, "monotonic", clock)
+    deadline = wire.Deadline(3.0)
+    assert deadline.next_wait() == 1.0  # waits come in slices
+    clock.now += 1.0  # a slice waited as asked: running time
+    assert not deadline.passed()
+    deadline.next_wait()
+    clock.now += 600.0  # suspended (Ctrl-Z) in this wait, then continued: it counts its slice
+    assert not deadline.passed()
+    waited = 0.0
+    while not deadline.passed():  # a worker that never answers: the rest of the 3 s
+        slice_ = deadline.next_wait()
+        clock.now += slice_
+        waited += slice_
+    assert waited == pytest.approx(1.0)
+    assert wire.Deadline(float("inf")).next_wait() is None
 
 
 def test_config_error_in_a_worker_arrives_as_config_error():

@@ -7,7 +7,6 @@ the ``[ray]`` extra.
 from __future__ import annotations
 
 import pickle
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,10 +16,10 @@ from metarobust.sampling.game import Game
 from metarobust.sampling.sampler import Sampler, cpu_copy
 from metarobust.sampling.wire import (
     START_UP,
+    Deadline,
     RemoteWorker,
     from_wire,
     one_line,
-    remaining,
     to_wire,
 )
 from metarobust.sampling.worker import Policies, Request
@@ -72,14 +71,16 @@ class RaySampler(Sampler):
         """The value of each ref (None for None), gathered as they arrive; a dead or late
         actor is reported at once, an exception a call raised once all have answered."""
         ray = self._ray
-        deadline = time.monotonic() + self.timeout
+        deadline = Deadline(self.timeout)
         worker = {ref: w for w, ref in enumerate(refs) if ref is not None}
         results: list[Any] = [None] * len(refs)
         errors: dict[int, Exception] = {}
         waiting = list(worker)
         while waiting:
-            ready, waiting = ray.wait(waiting, num_returns=1, timeout=remaining(deadline))
+            ready, waiting = ray.wait(waiting, num_returns=1, timeout=deadline.next_wait())
             if not ready:
+                if not deadline.passed():
+                    continue
                 w = min(worker[ref] for ref in waiting)
                 raise WorkerError(
                     f"sampler worker {w} (Ray actor) did not finish {calls[w]} within "

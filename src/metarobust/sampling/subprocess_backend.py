@@ -12,7 +12,6 @@ import pickle
 import signal
 import sys
 import threading
-import time
 import traceback
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
@@ -24,10 +23,10 @@ from metarobust.sampling.game import Game
 from metarobust.sampling.sampler import Sampler, cpu_copy
 from metarobust.sampling.wire import (
     START_UP,
+    Deadline,
     RemoteWorker,
     from_wire,
     one_line,
-    remaining,
     to_wire,
 )
 from metarobust.sampling.worker import Policies, Request
@@ -39,7 +38,8 @@ _CLOSE_GRACE_S = 2.0  # how long close() waits for workers to stop before it kil
 class SubprocessSampler(Sampler):
     """One RolloutWorker per process (forkserver, or spawn where there is none), over Pipes.
 
-    Each call (start-up included) must be answered within ``timeout`` seconds. A worker that
+    Each call (start-up included) must be answered within ``timeout`` seconds, not counting
+    time the parent spent stopped (``wire.Deadline``: a suspended job resumes). A worker that
     dies or is late is a WorkerError naming it; an exception a worker raises comes back as
     the same ConfigError or TrainingError, any other as a WorkerError with its traceback.
     """
@@ -85,7 +85,7 @@ class SubprocessSampler(Sampler):
             raise
 
     def _run(self, calls: Sequence[Request | None]) -> list[Any]:
-        deadline = time.monotonic() + self.timeout
+        deadline = Deadline(self.timeout)
         self._collect(deadline)  # replies left unread: "ready", or an interrupted call's
         for w, call in enumerate(calls):
             if call is not None:
@@ -95,7 +95,7 @@ class SubprocessSampler(Sampler):
         replies = self._collect(deadline)
         return [None if call is None else from_wire(replies[w]) for w, call in enumerate(calls)]
 
-    def _send(self, w: int, data: bytes, deadline: float) -> None:
+    def _send(self, w: int, data: bytes, deadline: Deadline) -> None:
         """Write ``data`` to worker ``w`` by ``deadline``. From a thread: a worker that does
         not read (a stopped process, its pipe full) must not block this one for ever."""
 
@@ -105,16 +105,16 @@ class SubprocessSampler(Sampler):
 
         previous = self._senders[w]
         if previous is not None:  # a write cut short by Ctrl-C: keep messages whole
-            previous.join(remaining(deadline))
+            deadline.join(previous)
         if previous is None or not previous.is_alive():
             self._senders[w] = threading.Thread(target=write, daemon=True)
             self._senders[w].start()
-            self._senders[w].join(remaining(deadline))
+            deadline.join(self._senders[w])
         if self._senders[w].is_alive():
             self._stuck.add(w)
             raise self._late(w)
 
-    def _collect(self, deadline: float) -> dict[int, Any]:
+    def _collect(self, deadline: Deadline) -> dict[int, Any]:
         """The reply to each pending call, read as it arrives, then the first error reported.
 
         A worker that dies is reported at once, not after the others have answered.
@@ -123,8 +123,8 @@ class SubprocessSampler(Sampler):
         errors: dict[int, Exception] = {}
         waiting = {self._conns[w]: w for w, call in enumerate(self._pending) if call is not None}
         while waiting:
-            ready = mp.connection.wait(list(waiting), remaining(deadline))
-            if not ready:
+            ready = mp.connection.wait(list(waiting), deadline.next_wait())
+            if not ready and deadline.passed():
                 self._stuck.update(waiting.values())
                 raise self._late(min(waiting.values()))
             for conn in ready:
@@ -183,14 +183,15 @@ class SubprocessSampler(Sampler):
     def close(self) -> None:
         # "close", a short grace, then SIGKILL, which also ends a stopped process (SIGTERM
         # waits for it to continue); workers that missed a deadline are killed at once
-        grace = time.monotonic() + _CLOSE_GRACE_S
+        grace = Deadline(_CLOSE_GRACE_S)
         for w in range(len(self._conns)):
             if w not in self._stuck:
                 with contextlib.suppress(WorkerError):  # it does not read: killed below
                     self._send(w, _CLOSE, grace)
         for w, proc in enumerate(self._procs):
             if w not in self._stuck:
-                proc.join(remaining(grace))
+                while proc.is_alive() and not grace.passed():
+                    proc.join(grace.next_wait())
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=1.0)

@@ -2,14 +2,15 @@
 
 Requests and replies cross as plain pickles, every tensor in them a tagged NumPy array
 (``to_wire`` / ``from_wire``); ``RemoteWorker`` answers them on the far side. Also what the
-subprocess and Ray backends share to report a call: ``START_UP``, the time ``remaining`` to a
-deadline, and an exception in ``one_line``.
+subprocess and Ray backends share to report a call: ``START_UP``, a ``Deadline`` that does not
+count time the parent spent stopped, and an exception in ``one_line``.
 """
 
 from __future__ import annotations
 
 import math
 import pickle
+import threading
 import time
 from dataclasses import fields, is_dataclass, replace
 from typing import Any
@@ -84,9 +85,46 @@ class RemoteWorker:
         self.worker.close()
 
 
-def remaining(deadline: float) -> float | None:
-    """Seconds left until ``deadline`` (None: no deadline), as a timeout to wait with."""
-    return None if math.isinf(deadline) else max(deadline - time.monotonic(), 0.0)
+class Deadline:
+    """``seconds`` from now (``inf``: never), not counting time this process spent stopped.
+
+    Waits are cut into slices of at most ``SLICE`` seconds (``next_wait``); a slice that ends
+    over ``STOPPED_AFTER`` seconds later than asked means the process was not running (a job
+    suspended with Ctrl-Z or SIGSTOP, then continued), and moves the deadline on by as much.
+    A worker that hangs while the parent runs still misses it on time.
+    """
+
+    SLICE = 1.0
+    STOPPED_AFTER = 5.0
+
+    def __init__(self, seconds: float) -> None:
+        self._asked_at = time.monotonic()
+        self._asked = 0.0
+        self._end = self._asked_at + seconds
+
+    def _now(self) -> float:
+        now = time.monotonic()
+        late = now - self._asked_at - self._asked
+        if late > self.STOPPED_AFTER:
+            self._end += late
+        self._asked_at, self._asked = now, 0.0
+        return now
+
+    def next_wait(self) -> float | None:
+        """How long to wait before looking again: a slice, none past the deadline (None: no
+        deadline, wait as long as it takes)."""
+        if math.isinf(self._end):
+            return None
+        self._asked = min(self.SLICE, max(self._end - self._now(), 0.0))
+        return self._asked
+
+    def passed(self) -> bool:
+        return self._now() >= self._end
+
+    def join(self, thread: threading.Thread) -> None:
+        """Wait for ``thread`` to end, or for the deadline."""
+        while thread.is_alive() and not self.passed():
+            thread.join(self.next_wait())
 
 
 def one_line(exc: BaseException) -> str:
