@@ -25,7 +25,7 @@ from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
 from metarobust.envs import default_task_distribution
-from metarobust.envs.meta_world import MetaWorldTasks, benchmark, object_parts
+from metarobust.envs.meta_world import MetaWorldTasks, benchmark, object_parts, touching_object
 from metarobust.errors import ConfigError
 from metarobust.runs.batch_memory import batch_estimate, machine_memory
 from metarobust.sampling.acting import Acting, PolicyState
@@ -142,6 +142,24 @@ def test_a_bad_task_gets_one_line(task, said):
     with pytest.raises(ConfigError, match=said) as err:
         env.reset(seed=0, options={"task": task})
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("name", ["pick-place-v3", "push-v3"])
+def test_the_grip_test_on_arrays_answers_as_meta_world_does(name):
+    from metaworld.policies import SawyerPickPlaceV3Policy, SawyerPushV3Policy
+
+    policy = {"pick-place-v3": SawyerPickPlaceV3Policy, "push-v3": SawyerPushV3Policy}[name]()
+    env = gym.make(ENV_ID, task={**REACH, "env_name": name}).unwrapped
+    observation, _ = env.reset(seed=0)
+    world, rng, answers = env.world(), np.random.default_rng(0), []
+    assert world.touching_object.__func__ is touching_object  # ours answers, theirs checks
+    for _ in range(300):  # Meta-World's scripted policy with noise: grips, slips and lets go
+        action = np.clip(policy.get_action(observation) + rng.normal(0, 0.3, 4), -1, 1)
+        observation, *_ = env.step(action)
+        theirs = type(world).touching_object(world, world._get_id_main_object())
+        assert world.touching_object(world._get_id_main_object()) == theirs
+        answers.append(theirs)
+    assert 0 < sum(answers) < len(answers)
 
 
 def test_maml_on_ml1_logs_success_and_resumes_exactly(tiny_config, rows):

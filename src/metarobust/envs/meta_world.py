@@ -13,7 +13,9 @@ that names anything else is refused with one line.
 Meta-World builds every task of a benchmark when it is constructed (about 4 s for ML1 and 15-25
 s for ML10 on one core); the benchmarks are kept, so that happens once per process.
 ``metarobust/MetaWorld-v0`` stops an episode at Meta-World's horizon, 500 steps, and reports
-``info["success"]`` (1.0 on a step that solves the task) beside the reward.
+``info["success"]`` (1.0 on a step that solves the task) beside the reward. Its envs test
+whether the gripper holds the object on arrays (``touching_object``) where Meta-World walks
+the contact list in Python, a fifth of a push or pick-place step; the answer is the same.
 
 ``metarobust/MetaWorldDynamics-v0`` takes the dynamics keys of ``metarobust.envs.dynamics`` in
 the same task dict (``{..., "index": 7, "mass_scale": 2.0, "friction_scale": 0.5, "force_x":
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from functools import lru_cache
+from types import MethodType
 from typing import Any
 
 import numpy as np
@@ -161,6 +164,21 @@ def object_parts(model: Any) -> dict[str, Any]:
     }
 
 
+def touching_object(world: Any, object_geom_id: int) -> bool:
+    """Meta-World's ``touching_object`` (both finger pads press on the object: the normal
+    forces of their contacts with it sum above zero) on the contact arrays, summed in the same
+    order, so the answer is the same bit for bit."""
+    contact, force = world.data.contact, world.data.efc_force
+    pairs = contact.geom  # [contacts, 2]
+    with_object = (pairs == object_geom_id).any(axis=1)
+
+    def pressed(pad: str) -> bool:
+        rows = with_object & (pairs == world.data.geom(pad).id).any(axis=1)
+        return sum(force[address] for address in contact.efc_address[rows]) > 0
+
+    return pressed("leftpad_geom") and pressed("rightpad_geom")
+
+
 class MetaWorldEnv(TaskEnv):
     """One Meta-World task at a time; ``reset(options={"task": task})`` switches task (module
     doc). Keeps one Meta-World env per env name it has met. With ``dynamics`` (the
@@ -199,6 +217,7 @@ class MetaWorldEnv(TaskEnv):
         if name not in self._envs:
             cls, _ = benchmark_task(self._task)
             env = self._envs[name] = cls()
+            env.touching_object = MethodType(touching_object, env)
             if self._dynamics is not None:  # the nominal values: of a model just built
                 self._dynamics[name] = ModelDynamics(env.model, **object_parts(env.model))
         return self._envs[name]
