@@ -144,12 +144,11 @@ def test_a_bad_task_gets_one_line(task, said):
     assert "\n" not in str(err.value)
 
 
-@pytest.mark.parametrize("name", ["pick-place-v3", "push-v3"])
-def test_the_grip_test_on_arrays_answers_as_meta_world_does(name):
-    from metaworld.policies import SawyerPickPlaceV3Policy, SawyerPushV3Policy
+def test_the_grip_test_on_arrays_answers_as_meta_world_does():
+    from metaworld.policies import SawyerPickPlaceV3Policy
 
-    policy = {"pick-place-v3": SawyerPickPlaceV3Policy, "push-v3": SawyerPushV3Policy}[name]()
-    env = gym.make(ENV_ID, task={**REACH, "env_name": name}).unwrapped
+    policy = SawyerPickPlaceV3Policy()
+    env = gym.make(ENV_ID, task={**REACH, "env_name": "pick-place-v3"}).unwrapped
     observation, _ = env.reset(seed=0)
     world, rng, answers = env.world(), np.random.default_rng(0), []
     assert world.touching_object.__func__ is touching_object  # ours answers, theirs checks
