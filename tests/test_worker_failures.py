@@ -240,8 +240,9 @@ def test_death_at_start_up_gets_the_main_guard_hint():
     with pytest.raises(WorkerError) as err:
         SubprocessSampler(PENDULUM, ExitsWhenUnpickled(), seed=0, num_workers=1)
     assert re.fullmatch(
-        r"sampler worker 0 \(pid \d+\) exited with code 1 during start-up; workers re-import "
-        r"the main script, so guard it with `if __name__ == '__main__':`",
+        r"sampler worker 0 \(pid \d+\) exited with code 1 during start-up \(its stderr above says "
+        r"why\); if it is about bootstrapping, guard the main script with "
+        r"`if __name__ == '__main__':`, which workers re-import",
         str(err.value),
     ), str(err.value)
 

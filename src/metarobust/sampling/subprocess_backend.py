@@ -167,10 +167,13 @@ class SubprocessSampler(Sampler):
             what = f"exited with code {code}"
         message = f"{self._name(w)} {what} during {call}"
         if call == START_UP and code is not None and code > 0 and self._start_method != "fork":
-            # a fresh worker re-imports the main script; unguarded, that starts a sampler
-            # inside the worker, which multiprocessing refuses
+            # its traceback went to stderr; the commonest cause: a fresh worker re-imports the
+            # main script, and unguarded, that starts a sampler inside the worker, which
+            # multiprocessing refuses ("... before the current process has finished its
+            # bootstrapping phase")
             message += (
-                "; workers re-import the main script, so guard it with `if __name__ == '__main__':`"
+                " (its stderr above says why); if it is about bootstrapping, guard the "
+                "main script with `if __name__ == '__main__':`, which workers re-import"
             )
         return WorkerError(message)
 
