@@ -91,8 +91,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/maml_config.yaml", help="our MAML config")
     parser.add_argument("--pytorch-maml-rl", type=Path, metavar="CHECKOUT",
-                        help="also time pytorch-maml-rl's 2D navigation (needs --their-python)")  # fmt: skip
-    parser.add_argument("--their-python", help="the Python that runs pytorch-maml-rl")
+                        help="also time pytorch-maml-rl's 2D navigation")  # fmt: skip
+    parser.add_argument("--their-python", help="the Python to run pytorch-maml-rl with")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threshold", type=float, nargs="+", default=[-16.0])
     parser.add_argument("--window", type=int, default=5, help="iterations in the running mean")
