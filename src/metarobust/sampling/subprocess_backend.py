@@ -193,8 +193,7 @@ class SubprocessSampler(Sampler):
                     self._send(w, _CLOSE, grace)
         for w, proc in enumerate(self._procs):
             if w not in self._stuck:
-                while proc.is_alive() and not grace.passed():
-                    proc.join(grace.next_wait())
+                grace.join(proc)
             if proc.is_alive():
                 proc.kill()
                 proc.join(timeout=1.0)

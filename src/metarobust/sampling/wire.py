@@ -13,6 +13,7 @@ import pickle
 import threading
 import time
 from dataclasses import fields, is_dataclass, replace
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import numpy as np
@@ -121,10 +122,10 @@ class Deadline:
     def passed(self) -> bool:
         return self._now() >= self._end
 
-    def join(self, thread: threading.Thread) -> None:
-        """Wait for ``thread`` to end, or for the deadline."""
-        while thread.is_alive() and not self.passed():
-            thread.join(self.next_wait())
+    def join(self, task: threading.Thread | BaseProcess) -> None:
+        """Wait for a thread or process to end, or for the deadline."""
+        while task.is_alive() and not self.passed():
+            task.join(self.next_wait())
 
 
 def one_line(exc: BaseException) -> str:
