@@ -42,7 +42,13 @@ from metarobust.config import load_config
 from metarobust.maml.dynamics_grid import CSV_NAME, SUMMARY_NAME, evaluate_dynamics_grid
 from metarobust.plotting import plot_robustness_heatmaps
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import last_step_scores, parse_meta_test_args, run_study, trained_run
+from metarobust.studies import (
+    last_step_scores,
+    parse_meta_test_args,
+    run_study,
+    trained_run,
+    up_to_date,
+)
 
 METHODS = ("maml_nominal", "dr_maml", "cvar", "plr", "minimax", "paired",
            "robust_maml_population", "multitask_dr")  # fmt: skip
@@ -84,7 +90,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     rows, maps = [], {}
     for method in args.methods:
         run = method_run(args, method, seed)
-        if not (run / SUMMARY_NAME).exists():
+        if not up_to_date(run / SUMMARY_NAME, run):
             print(
                 evaluate_dynamics_grid(
                     run, masses=SCALES, frictions=SCALES, forces=FORCES,

@@ -27,7 +27,7 @@ from pathlib import Path
 from metarobust.config import load_config
 from metarobust.held_out import CSV_NAME, SUMMARY_NAME, evaluate_held_out
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import last_step_scores, run_study, trained_run
+from metarobust.studies import last_step_scores, run_study, trained_run, up_to_date
 
 SELECTIONS = ("uniform", "plr", "accel", "minimax", "paired")
 PPO_CONFIG = Path("configs/ued/obstacles.yaml")
@@ -74,7 +74,7 @@ def ppo_overrides(args: argparse.Namespace, seed: int, steps: int | None) -> lis
 def evaluated(args: argparse.Namespace, run: Path) -> dict[str, float]:
     """The held-out numbers of ``run`` (evaluated once, then read back); a policy that does
     not adapt (PPO) keeps its numbers of step 0 after every step."""
-    if not (run / SUMMARY_NAME).exists():
+    if not up_to_date(run / SUMMARY_NAME, run):
         print(
             evaluate_held_out(
                 run,

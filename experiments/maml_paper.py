@@ -31,7 +31,13 @@ from pathlib import Path
 from metarobust.config import load_config
 from metarobust.maml.meta_test import CSV_NAME, TASKS_CSV_NAME, evaluate_maml_run
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import last_step_scores, parse_meta_test_args, run_study, trained_run
+from metarobust.studies import (
+    last_step_scores,
+    parse_meta_test_args,
+    run_study,
+    trained_run,
+    up_to_date,
+)
 
 METHODS = ("pretrained", "MAML", "random init")
 
@@ -48,7 +54,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         [*overrides, "maml.num_inner_steps=0", f"maml.episodes_per_task={2 * episodes}"],
         out=args.out, name=f"pretrained_s{seed}", algorithm="maml",
     )  # fmt: skip
-    if not (maml / TASKS_CSV_NAME).exists():
+    if not up_to_date(maml / TASKS_CSV_NAME, maml, pretrained):
         print(
             evaluate_maml_run(
                 maml, num_tasks=args.tasks, episodes_per_task=args.episodes,

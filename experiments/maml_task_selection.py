@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 from metarobust.maml.meta_test import CSV_NAME, TASKS_CSV_NAME, evaluate_maml_run
-from metarobust.studies import last_step_scores, run_study, trained_run
+from metarobust.studies import last_step_scores, run_study, trained_run, up_to_date
 
 SELECTIONS = ("uniform", "cvar", "plr")
 
@@ -34,7 +34,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         run = trained_run(
             args.config, overrides, out=args.out, name=f"{selection}_s{seed}", algorithm="maml"
         )
-        if not (run / TASKS_CSV_NAME).exists():
+        if not up_to_date(run / TASKS_CSV_NAME, run):
             print(
                 evaluate_maml_run(
                     run,

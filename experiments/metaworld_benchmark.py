@@ -39,7 +39,13 @@ import numpy as np
 from metarobust.maml.meta_test import SUCCESS_TASKS_CSV_NAME, evaluate_maml_run
 from metarobust.reporting import write_intervals
 from metarobust.runs.saved import SavedRun
-from metarobust.studies import last_step_scores, parse_meta_test_args, run_study, trained_run
+from metarobust.studies import (
+    last_step_scores,
+    parse_meta_test_args,
+    run_study,
+    trained_run,
+    up_to_date,
+)
 from metarobust.utils.logger import read_metrics
 
 BENCHMARKS = ("ml1_reach", "ml1_push", "ml1_pick_place", "ml10")
@@ -58,7 +64,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
             config_of(benchmark), [*args.overrides, f"seed={seed}"], out=args.out,
             name=f"{benchmark}_s{seed}", algorithm="maml",
         )  # fmt: skip
-        if not (run / SUCCESS_TASKS_CSV_NAME).exists():
+        if not up_to_date(run / SUCCESS_TASKS_CSV_NAME, run):
             print(
                 evaluate_maml_run(
                     run, num_tasks=args.tasks, episodes_per_task=args.episodes,

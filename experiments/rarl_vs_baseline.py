@@ -30,7 +30,7 @@ from metarobust.api import train
 from metarobust.config import load_config
 from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
-from metarobust.studies import finished_run, run_study
+from metarobust.studies import finished_run, run_study, up_to_date
 
 METHODS = ("baseline", "rarl")
 
@@ -51,19 +51,21 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         ],
     )
     runs = {
-        "rarl": finished_run(args.out / f"rarl_s{seed}", lambda: train(rarl_cfg)),
-        "baseline": finished_run(args.out / f"baseline_s{seed}", lambda: train(baseline_cfg)),
+        "rarl": finished_run(args.out / f"rarl_s{seed}", lambda: train(rarl_cfg), rarl_cfg),
+        "baseline": finished_run(
+            args.out / f"baseline_s{seed}", lambda: train(baseline_cfg), baseline_cfg
+        ),
     }
     grid = scale_grid(*DEFAULT_GRID[:2], args.grid_points)
     grid_dir = args.out / f"robustness_s{seed}"
-    if not (grid_dir / "robustness.csv").exists():
+    if not up_to_date(grid_dir / CSV_NAME, *runs.values()):
         print(robustness_grid(list(runs.values()), grid, grid, args.episodes, seed, grid_dir))
     cell_means = read_grid_means(grid_dir / CSV_NAME)
     rows = []
     for method, run_dir in runs.items():
         attack_dir = run_dir.parent / f"{run_dir.name}_attack_s{seed}"
         attack_dir = finished_run(attack_dir, lambda r=run_dir: attack(r, args.attack_steps, seed))
-        if not (attack_dir / "attack.csv").exists():
+        if not up_to_date(attack_dir / "attack.csv", attack_dir):
             print(attack_report(attack_dir, args.episodes * 4, seed))
         returns = read_attack(attack_dir / "attack.csv")
         rows.append(

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
 from metarobust.held_out import CSV_NAME, evaluate_held_out
-from metarobust.studies import last_step_scores, run_study, trained_run
+from metarobust.studies import last_step_scores, run_study, trained_run, up_to_date
 
 GENERATORS = ("dr", "minimax", "paired", "plr", "accel")
 
@@ -42,7 +42,8 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
         run = trained_run(
             args.config, overrides, out=args.out, name=f"{generator}_s{seed}", algorithm="ued"
         )
-        if played_with(run / CSV_NAME) != ("sampled" if args.stochastic else "mean"):
+        played = played_with(run / CSV_NAME) if up_to_date(run / CSV_NAME, run) else None
+        if played != ("sampled" if args.stochastic else "mean"):
             print(
                 evaluate_held_out(
                     run,

@@ -83,6 +83,28 @@ def test_a_study_reuses_finished_runs_and_resumes_cut_off_ones(tiny_config):
     assert load_checkpoint(run)["env_steps"] == 512
 
 
+
+def test_a_study_trains_a_run_to_the_budget_it_asks_and_refuses_other_settings(tiny_config):
+    from metarobust.studies import finished_run, up_to_date
+
+    cfg = tiny_config("ppo", "study", "train.total_steps=256")
+    run = finished_run(cfg.logging.log_dir / Path("study"), lambda: mr.train(cfg), cfg)
+    (run / "evaluation.csv").write_text("score\n1\n")
+    assert up_to_date(run / "evaluation.csv", run)
+    longer = tiny_config("ppo", "study", "train.total_steps=384")
+    assert finished_run(run, lambda: pytest.fail("started again"), longer) == run
+    assert load_checkpoint(run)["env_steps"] == 384  # resumed to the larger budget ...
+    assert not up_to_date(run / "evaluation.csv", run)  # ... so its evaluation is stale
+    before = (run / "checkpoint.pt").read_bytes()
+    other = tiny_config("ppo", "study", "train.total_steps=384", "ppo.num_epochs=3")
+    with pytest.raises(ConfigError, match=r"study was trained with ppo.num_epochs=\d+, not the 3"):
+        finished_run(run, lambda: pytest.fail("started again"), other)
+    shorter = tiny_config("ppo", "study", "train.total_steps=256")
+    with pytest.raises(ConfigError, match="has trained 384 steps .* more than the train.total"):
+        finished_run(run, lambda: pytest.fail("started again"), shorter)
+    assert (run / "checkpoint.pt").read_bytes() == before  # refusals leave the run as it was
+
+
 # ---------------------------------------------------------------------- every run kind's agent
 
 SMALL_MAML = (  # one meta-iteration of 2 tasks x 2 episodes, a cheap outer step

@@ -1,6 +1,7 @@
-"""Helpers of side-by-side studies (``experiments/``): runs that are reused when finished and
-resumed when cut off, and summaries: per seed, mean ± std over seeds, and (given each run's
-scores per task) the interquartile mean with bootstrap intervals (``metarobust.reporting``)."""
+"""Helpers of side-by-side studies (``experiments/``): runs that are reused when finished,
+resumed when cut off or given a larger budget, and evaluated again once trained further;
+and summaries: per seed, mean ± std over seeds, and (given each run's scores per task) the
+interquartile mean with bootstrap intervals (``metarobust.reporting``)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ import csv
 import statistics
 import sys
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from metarobust.api import resume, train
-from metarobust.config import load_config
+from metarobust.api import algorithm_class, train
+from metarobust.config import Config, load_config
 from metarobust.errors import ConfigError
 from metarobust.runs.outputs import write_csv
+from metarobust.runs.resume import CHANGEABLE, changed_settings
 from metarobust.runs.saved import SavedRun
+from metarobust.runs.training import run_algorithm
 from metarobust.utils.checkpoint import CHECKPOINT_NAME
 
 
@@ -29,15 +33,58 @@ def trained_run(
     cfg = load_config(config, [*overrides, f"logging.log_dir={out}", f"logging.run_name={name}"])
     if cfg.train.algorithm != algorithm:
         raise ConfigError(f"{config}: expected train.algorithm: {algorithm}")
-    return finished_run(out / name, lambda: train(cfg))
+    return finished_run(out / name, lambda: train(cfg), cfg)
 
 
-def finished_run(run_dir: Path, start: Callable[[], Path]) -> Path:
-    """The finished run in ``run_dir``: started with ``start()`` if absent, resumed from its
-    last checkpoint if cut off."""
+def finished_run(run_dir: Path, start: Callable[[], Path], cfg: Config | None = None) -> Path:
+    """The finished run in ``run_dir`` under ``cfg`` (default: its saved config): started with
+    ``start()`` if absent, resumed from its last checkpoint if cut off or if ``cfg`` raises its
+    budget. ConfigError if ``cfg`` differs from the saved run in a setting that shapes it
+    (``resume.CHANGEABLE`` are the others), or lowers a budget the run has trained past."""
     if not (run_dir / CHECKPOINT_NAME).exists():
         return start()
-    return run_dir if SavedRun.load(run_dir).finished else resume(run_dir)
+    saved = SavedRun.load(run_dir)
+    asked = saved.cfg if cfg is None else _placed_as(cfg, saved.cfg)
+    changes = changed_settings(saved.cfg, asked)
+    for key, (old, new) in changes.items():
+        if key not in CHANGEABLE:
+            raise ConfigError(
+                f"{run_dir} was trained with {key}={old!r}, not the {new!r} asked: move it "
+                "away or train into another directory"
+            )
+    done = {"iterations": int(saved.checkpoint["iteration"]), "steps": saved.env_steps}
+    for key, unit in BUDGETS.items():
+        old, new = changes.get(key, (None, None))
+        if old is not None and new is not None and new < old and done[unit] > new:
+            raise ConfigError(
+                f"{run_dir} has trained {done[unit]} {unit} (of {key}={old}), more than the "
+                f"{key}={new} asked: train into another directory"
+            )
+    if replace(saved, cfg=asked).finished:
+        return run_dir
+    return run_algorithm(asked, algorithm_class(asked), run_dir)
+
+
+BUDGETS = {  # the settings that end a run, and what they count
+    "train.total_steps": "steps",
+    "maml.num_iterations": "iterations",
+    "ued.num_iterations": "iterations",
+    "ued.total_steps": "steps",
+}
+
+
+def _placed_as(cfg: Config, saved: Config) -> Config:
+    """``cfg`` with ``saved``'s run directory: where a run lies does not shape it."""
+    where = {"log_dir": saved.logging.log_dir, "run_name": saved.logging.run_name}
+    return cfg.model_copy(update={"logging": cfg.logging.model_copy(update=where)})
+
+
+def up_to_date(output: Path, *runs: Path) -> bool:
+    """Whether ``output`` (an evaluation of ``runs``) exists and was written after each run's
+    last checkpoint: a run trained further since is evaluated again."""
+    return output.exists() and all(
+        output.stat().st_mtime >= (run / CHECKPOINT_NAME).stat().st_mtime for run in runs
+    )
 
 
 def last_step_scores(path: Path, column: str, **match: str) -> np.ndarray:

@@ -46,11 +46,16 @@ def flat_settings(cfg: BaseModel, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def changed_settings(saved: Config, new: Config) -> dict[str, tuple[Any, Any]]:
+    """``{key: (saved value, new value)}`` of every setting that differs."""
+    before, after = flat_settings(saved), flat_settings(new)
+    return {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+
+
 def resume_changes(saved: Config, new: Config) -> dict[str, tuple[Any, Any]]:
     """``{key: (saved value, new value)}`` of the settings a resume changes; ConfigError for
     the first one that cannot change."""
-    before, after = flat_settings(saved), flat_settings(new)
-    changes = {k: (before[k], after[k]) for k in before if before[k] != after[k]}
+    changes = changed_settings(saved, new)
     for key, (old, value) in changes.items():
         if key not in CHANGEABLE:
             raise ConfigError(
