@@ -1,6 +1,8 @@
-"""Meta-World's step with its own grip test (``touching_object`` walking the contact list in
-Python) against ours on the contact arrays (``metarobust.envs.meta_world.touching_object``),
-alternated in one process on the same env.
+"""Meta-World's step with its own grip test and object orientation against ours, alternated in
+one process on the same env: Meta-World's ``touching_object`` walks the contact list in Python
+where ours reads the contact arrays (``metarobust.envs.meta_world.touching_object``), and its
+``Rotation.from_matrix(...).as_quat()`` goes through SciPy's checks where ours computes the
+same quaternion directly (``QuickRotation``).
 
 For each env name, one ``metarobust/MetaWorld-v0`` env of its ML1 train task 0 steps with
 Meta-World's scripted policy plus noise (so the gripper grips, slips and lets go), resetting
@@ -19,12 +21,17 @@ from types import MethodType
 
 import gymnasium as gym
 import numpy as np
-from metaworld.policies import SawyerPickPlaceV3Policy, SawyerPushV3Policy
+from metaworld.policies import SawyerPickPlaceV3Policy, SawyerPushV3Policy, SawyerReachV3Policy
+from scipy.spatial.transform import Rotation
 
 import metarobust.envs  # noqa: F401  (registers the task envs)
-from metarobust.envs.meta_world import touching_object
+from metarobust.envs.meta_world import QuickRotation, touching_object
 
-POLICIES = {"push-v3": SawyerPushV3Policy, "pick-place-v3": SawyerPickPlaceV3Policy}
+POLICIES = {
+    "reach-v3": SawyerReachV3Policy,
+    "push-v3": SawyerPushV3Policy,
+    "pick-place-v3": SawyerPickPlaceV3Policy,
+}
 TASK = {"benchmark": "ML1", "seed": 0, "split": "train", "index": 0}
 
 
@@ -40,6 +47,15 @@ def steps_per_second(env, policy, rng: np.random.Generator, steps: int) -> float
     return steps / (time.perf_counter() - tic)
 
 
+def use(world, *, ours: bool) -> None:
+    """Make ``world`` answer with our grip test and orientation, or with Meta-World's own."""
+    if ours:
+        world.touching_object = MethodType(touching_object, world)
+    else:
+        del world.touching_object  # the class's method again
+    type(world)._get_quat_objects.__globals__["Rotation"] = QuickRotation if ours else Rotation
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=5000, help="steps per timing")
@@ -53,9 +69,9 @@ def main() -> None:
         world, policy, rng = env.world(), policy_class(), np.random.default_rng(0)
         theirs, ours = [], []
         for _ in range(args.rounds):
-            del world.touching_object  # Meta-World's method again
+            use(world, ours=False)
             theirs.append(steps_per_second(env, policy, rng, args.steps))
-            world.touching_object = MethodType(touching_object, world)
+            use(world, ours=True)
             ours.append(steps_per_second(env, policy, rng, args.steps))
         ratios = [o / t for o, t in zip(ours, theirs, strict=True)]
         print(f"| {name} | {statistics.median(theirs):,.0f} | {statistics.median(ours):,.0f} | "

@@ -83,7 +83,6 @@ def test_a_study_reuses_finished_runs_and_resumes_cut_off_ones(tiny_config):
     assert load_checkpoint(run)["env_steps"] == 512
 
 
-
 def test_a_study_trains_a_run_to_the_budget_it_asks_and_refuses_other_settings(tiny_config):
     from metarobust.studies import finished_run, up_to_date
 

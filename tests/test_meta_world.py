@@ -19,13 +19,21 @@ import numpy as np
 import pytest
 import torch
 from gymnasium.utils.env_checker import check_env
+from scipy.spatial.transform import Rotation
 
 from metarobust.agents.policy import GaussianPolicy
 from metarobust.api import train
 from metarobust.cli import main
 from metarobust.config import load_config
 from metarobust.envs import default_task_distribution
-from metarobust.envs.meta_world import MetaWorldTasks, benchmark, object_parts, touching_object
+from metarobust.envs.meta_world import (
+    MetaWorldTasks,
+    QuickRotation,
+    benchmark,
+    object_parts,
+    proper_rotation_quaternion,
+    touching_object,
+)
 from metarobust.errors import ConfigError
 from metarobust.runs.batch_memory import batch_estimate, machine_memory
 from metarobust.sampling.acting import Acting, PolicyState
@@ -144,21 +152,43 @@ def test_a_bad_task_gets_one_line(task, said):
     assert "\n" not in str(err.value)
 
 
-def test_the_grip_test_on_arrays_answers_as_meta_world_does():
+def test_the_grip_test_and_the_object_orientation_answer_as_meta_world_does():
     from metaworld.policies import SawyerPickPlaceV3Policy
 
     policy = SawyerPickPlaceV3Policy()
     env = gym.make(ENV_ID, task={**REACH, "env_name": "pick-place-v3"}).unwrapped
     observation, _ = env.reset(seed=0)
-    world, rng, answers = env.world(), np.random.default_rng(0), []
+    world, rng, answers, turns = env.world(), np.random.default_rng(0), [], set()
     assert world.touching_object.__func__ is touching_object  # ours answers, theirs checks
+    assert world._get_quat_objects.__globals__["Rotation"] is QuickRotation
     for _ in range(300):  # Meta-World's scripted policy with noise: grips, slips and lets go
         action = np.clip(policy.get_action(observation) + rng.normal(0, 0.3, 4), -1, 1)
         observation, *_ = env.step(action)
         theirs = type(world).touching_object(world, world._get_id_main_object())
         assert world.touching_object(world._get_id_main_object()) == theirs
         answers.append(theirs)
-    assert 0 < sum(answers) < len(answers)
+        scipy_quat = Rotation.from_matrix(world.data.geom("objGeom").xmat.reshape(3, 3)).as_quat()
+        assert np.array_equal(world._get_quat_objects(), scipy_quat)
+        turns.add(tuple(scipy_quat.round(3)))
+    assert 0 < sum(answers) < len(answers) and len(turns) > 10  # the object turns
+
+
+def test_quick_rotation_gives_scipys_quaternion_bit_for_bit():
+    rng = np.random.default_rng(0)
+    matrices = Rotation.random(20_000, random_state=0).as_matrix()
+    matrices += rng.normal(0, 1e-16, matrices.shape)  # a simulator's rounding
+    axes = [np.diag(d) for d in ([1.0, -1, -1], [-1.0, 1, -1], [-1.0, -1, 1], [1.0, 1, 1])]
+    for matrix in [*matrices, *axes]:
+        ours = QuickRotation.from_matrix(matrix).as_quat()
+        assert np.array_equal(ours, Rotation.from_matrix(matrix).as_quat())
+    stretched, mirrored = 1.001 * np.eye(3), np.diag([1.0, 1, -1])  # left to SciPy
+    assert proper_rotation_quaternion(stretched) is None
+    assert np.array_equal(
+        QuickRotation.from_matrix(stretched).as_quat(), Rotation.from_matrix(stretched).as_quat()
+    )
+    assert proper_rotation_quaternion(mirrored) is None
+    with pytest.raises(ValueError, match="determinant"):
+        QuickRotation.from_matrix(mirrored)
 
 
 def test_maml_on_ml1_logs_success_and_resumes_exactly(tiny_config, rows):
