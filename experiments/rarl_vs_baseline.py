@@ -30,7 +30,7 @@ from metarobust.api import train
 from metarobust.config import load_config
 from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
-from metarobust.studies import finished_run, run_study, up_to_date
+from metarobust.studies import attack_run, finished_run, run_study, up_to_date
 
 METHODS = ("baseline", "rarl")
 
@@ -63,8 +63,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     cell_means = read_grid_means(grid_dir / CSV_NAME)
     rows = []
     for method, run_dir in runs.items():
-        attack_dir = run_dir.parent / f"{run_dir.name}_attack_s{seed}"
-        attack_dir = finished_run(attack_dir, lambda r=run_dir: attack(r, args.attack_steps, seed))
+        attack_dir = attack_run(run_dir, seed, lambda r=run_dir: attack(r, args.attack_steps, seed))
         if not up_to_date(attack_dir / "attack.csv", attack_dir):
             print(attack_report(attack_dir, args.episodes * 4, seed))
         returns = read_attack(attack_dir / "attack.csv")

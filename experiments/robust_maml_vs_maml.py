@@ -52,7 +52,7 @@ from metarobust.envs import base_env_id
 from metarobust.errors import ConfigError
 from metarobust.plotting import plot_under_attack
 from metarobust.risk import CVAR_ALPHA
-from metarobust.studies import finished_run, last_step_scores, run_study, up_to_date
+from metarobust.studies import attack_run, finished_run, last_step_scores, run_study, up_to_date
 
 METHODS = ("robust_maml", "maml", "multitask_rarl", "multitask_trpo")
 CONDITIONS = ("none", "fresh", "shared", "random", "grid")  # what the summary reports
@@ -111,9 +111,8 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     shared = args.out / configs["robust_maml"].logging.run_name  # robust MAML's own adversary
     for method, cfg in configs.items():
         run = finished_run(args.out / cfg.logging.run_name, lambda c=cfg: train(c), cfg)
-        attacker = finished_run(
-            run.parent / f"{run.name}_attack_s{seed}",
-            lambda r=run: attack(r, args.attack_steps, seed, args.attack_overrides),
+        attacker = attack_run(
+            run, seed, lambda r=run: attack(r, args.attack_steps, seed, args.attack_overrides)
         )
         if not up_to_date(run / TASKS_CSV_NAME, run, attacker):
             print(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,6 +103,19 @@ def test_a_study_trains_a_run_to_the_budget_it_asks_and_refuses_other_settings(t
     with pytest.raises(ConfigError, match="has trained 384 steps .* more than the train.total"):
         finished_run(run, lambda: pytest.fail("started again"), shorter)
     assert (run / "checkpoint.pt").read_bytes() == before  # refusals leave the run as it was
+
+
+def test_a_study_refuses_an_attack_on_an_earlier_checkpoint_of_its_victim(tmp_path):
+    from metarobust.studies import attack_run
+
+    victim, attacked = tmp_path / "victim", tmp_path / "victim_attack_s3"
+    for run in (victim, attacked):
+        run.mkdir()
+        (run / "checkpoint.pt").write_bytes(b"")
+    os.utime(attacked / "checkpoint.pt", (1000, 1000))  # the victim trained on after it
+    with pytest.raises(ConfigError, match="victim_attack_s3 attacked an earlier checkpoint of"):
+        attack_run(victim, 3, lambda: pytest.fail("started again"))
+    assert attack_run(victim, 4, lambda: tmp_path / "fresh") == tmp_path / "fresh"  # no attack yet
 
 
 # ---------------------------------------------------------------------- every run kind's agent

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from metarobust.adversarial.attack import attack_dir
 from metarobust.api import algorithm_class, train
 from metarobust.config import Config, load_config
 from metarobust.errors import ConfigError
@@ -63,6 +64,19 @@ def finished_run(run_dir: Path, start: Callable[[], Path], cfg: Config | None = 
     if replace(saved, cfg=asked).finished:
         return run_dir
     return run_algorithm(asked, algorithm_class(asked), run_dir)
+
+
+def attack_run(victim: Path, seed: int, start: Callable[[], Path]) -> Path:
+    """The finished attack of ``seed`` on the run ``victim`` (in ``attack_dir``;
+    ``finished_run``). ConfigError if it attacked an earlier checkpoint of the victim than its
+    last: an attacker of the run as it was is no test of the run as it is."""
+    run_dir = attack_dir(victim, seed)
+    if (run_dir / CHECKPOINT_NAME).exists() and not up_to_date(run_dir / CHECKPOINT_NAME, victim):
+        raise ConfigError(
+            f"{run_dir} attacked an earlier checkpoint of {victim}: move it away to attack the "
+            "run as it is now"
+        )
+    return finished_run(run_dir, start)
 
 
 BUDGETS = {  # the settings that end a run, and what they count

@@ -39,6 +39,12 @@ ATTACK_NAME = "attack.csv"
 CONDITIONS = ("none", "random", "trained")
 
 
+def attack_dir(victim_dir: Path, seed: int, *, observations: bool = False) -> Path:
+    """Where the attack of ``seed`` on the run in ``victim_dir`` trains: beside it."""
+    kind = "obs_attack" if observations else "attack"
+    return victim_dir.parent / f"{victim_dir.name}_{kind}_s{seed}"
+
+
 def attack(
     victim_dir: Path,
     steps: int,
@@ -82,7 +88,7 @@ def attack(
             "adversarial.population=1",
             f"adversarial.victim={victim_dir}",
             f"logging.log_dir={victim_dir.parent}",
-            f"logging.run_name={victim_dir.name}_{'obs_' if epsilon else ''}attack_s{seed}",
+            f"logging.run_name={attack_dir(victim_dir, seed, observations=bool(epsilon)).name}",
             *overrides,
         ],
     )
@@ -118,7 +124,7 @@ def attack_meta_policy(
             # linear baseline, as the inner loop does
             *([] if two_player else ["trpo.baseline=linear"]),
             f"logging.log_dir={victim_dir.parent}",
-            f"logging.run_name={victim_dir.name}_attack_s{seed}",
+            f"logging.run_name={attack_dir(victim_dir, seed).name}",
             *overrides,
         ],
     )

@@ -194,8 +194,10 @@ def proper_rotation_quaternion(matrix: np.ndarray) -> np.ndarray | None:
         for j, b in enumerate(rows[i:], start=i):
             if not abs(a[0] * b[0] + a[1] * b[1] + a[2] * b[2] - (i == j)) <= 1e-13:
                 return None  # (NaN fails too)
-    det = m00 * (m11 * m22 - m12 * m21) - m01 * (m10 * m22 - m12 * m20) + m02 * (
-        m10 * m21 - m11 * m20
+    det = (
+        m00 * (m11 * m22 - m12 * m21)
+        - m01 * (m10 * m22 - m12 * m20)
+        + m02 * (m10 * m21 - m11 * m20)
     )
     if not det > 0:
         return None
