@@ -20,7 +20,7 @@ from metarobust.api import algorithm_class, train
 from metarobust.config import Config, load_config
 from metarobust.errors import ConfigError
 from metarobust.runs.outputs import write_csv
-from metarobust.runs.resume import CHANGEABLE, changed_settings
+from metarobust.runs.resume import BUDGETS, CHANGEABLE, changed_settings
 from metarobust.runs.saved import SavedRun
 from metarobust.runs.training import run_algorithm
 from metarobust.utils.checkpoint import CHECKPOINT_NAME
@@ -77,14 +77,6 @@ def attack_run(victim: Path, seed: int, start: Callable[[], Path]) -> Path:
             "run as it is now"
         )
     return finished_run(run_dir, start)
-
-
-BUDGETS = {  # the settings that end a run, and what they count
-    "train.total_steps": "steps",
-    "maml.num_iterations": "iterations",
-    "ued.num_iterations": "iterations",
-    "ued.total_steps": "steps",
-}
 
 
 def _placed_as(cfg: Config, saved: Config) -> Config:

@@ -15,12 +15,15 @@ from pydantic import BaseModel
 from metarobust.config import Config
 from metarobust.errors import ConfigError
 
+BUDGETS = {  # the settings that end a run, and what they count
+    "train.total_steps": "steps",
+    "maml.num_iterations": "iterations",
+    "ued.num_iterations": "iterations",
+    "ued.total_steps": "steps",
+}
 CHANGEABLE = frozenset(
     {
-        "train.total_steps",
-        "maml.num_iterations",
-        "ued.num_iterations",
-        "ued.total_steps",
+        *BUDGETS,
         "ppo.lr",
         "trpo.vf_lr",
         "logging.tensorboard",
