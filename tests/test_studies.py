@@ -94,3 +94,24 @@ def test_last_step_scores_are_the_matching_rows_of_the_last_step(tmp_path):
     np.testing.assert_array_equal(last_step_scores(path, "return", method="MAML"), [-1, -2])
     np.testing.assert_array_equal(last_step_scores(path, "return", method="random"), [-7])
     np.testing.assert_array_equal(last_step_scores(path, "task"), [0])
+
+
+def test_the_traps_study_adapts_every_meta_policy_of_the_levels_study(
+    tiny_config, tmp_path, monkeypatch
+):
+    from metarobust.api import train
+
+    runs = tmp_path / "levels"
+    train(tiny_config("maml_levels", "uniform_s0", f"logging.log_dir={runs}"))
+    out = tmp_path / "traps"
+    args = ["--runs", str(runs), "--out", str(out), "--steps", "2", "--episodes", "2"]
+    assert run_script("maml_levels_traps.py", args, monkeypatch) == 0
+    with (out / "uniform_s0.csv").open() as f:
+        played = {(r["level"], int(r["gradient_steps"])) for r in csv.DictReader(f)}
+    assert played == {(t, k) for t in ("zigzag", "spiral", "labyrinth") for k in range(3)}
+    rows = (out / "summary.md").read_text().splitlines()
+    assert rows[-1].startswith("| uniform_s0 | ") and rows[-1].endswith(" % |")
+    assert (
+        run_script("maml_levels_traps.py", ["--runs", str(out), "--out", str(out)], monkeypatch)
+        == 2
+    )  # fmt: skip  (no MAML runs there)
