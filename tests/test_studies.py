@@ -102,7 +102,8 @@ def test_the_traps_study_adapts_every_meta_policy_of_the_levels_study(
     from metarobust.api import train
 
     runs = tmp_path / "levels"
-    train(tiny_config("maml_levels", "uniform_s0", f"logging.log_dir={runs}"))
+    train(tiny_config("maml_levels", "uniform_s0", f"logging.log_dir={runs}",
+                      "maml.num_iterations=1"))  # fmt: skip
     out = tmp_path / "traps"
     args = ["--runs", str(runs), "--out", str(out), "--steps", "2", "--episodes", "2"]
     assert run_script("maml_levels_traps.py", args, monkeypatch) == 0
