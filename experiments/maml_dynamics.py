@@ -21,9 +21,12 @@ Every policy is then evaluated on ``--tasks`` held-out velocities x a grid wider
 -40, 0 and 40 N), the meta-policies after 0..``--steps`` inner steps on each (task, cell). A row
 per method and seed: the nominal cell's mean return before and after adapting, the grid's mean,
 CVaR 5 % and 10 % and worst after the last step, the mean outside the training ranges before
-and after one step, and the env steps trained on. Writes ``summary.csv``, ``summary.md`` and
-``dynamics_grid_s<seed>.png`` (every method's heat map at no push after the last step, side
-by side) into ``--out``; finished runs are reused and cut-off runs resumed.
+and after one step, the env steps trained on, and each cell's mean after the last step
+against the best of the study's methods in that cell (``cell_gap``: its mean over the cells
+and its CVaR 10 %, the mean of the worst tenth; 0 where the method is the best). Writes
+``summary.csv``, ``summary.md`` and ``dynamics_grid_s<seed>.png`` (every method's heat map at
+no push after the last step, side by side) into ``--out``; finished runs are reused and
+cut-off runs resumed.
 
     python experiments/maml_dynamics.py --seeds 0 1 2 --out runs/maml_dynamics
 """
@@ -41,6 +44,7 @@ import torch
 from metarobust.config import load_config
 from metarobust.maml.dynamics_grid import CSV_NAME, SUMMARY_NAME, evaluate_dynamics_grid
 from metarobust.plotting import plot_robustness_heatmaps
+from metarobust.risk import cvar
 from metarobust.runs.saved import SavedRun
 from metarobust.studies import (
     last_step_scores,
@@ -87,7 +91,7 @@ def method_run(args: argparse.Namespace, method: str, seed: int) -> Path:
 
 def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     """Train and evaluate every method for one seed; a row per method."""
-    rows, maps = [], {}
+    rows, cells = [], {}
     for method in args.methods:
         run = method_run(args, method, seed)
         if not up_to_date(run / SUMMARY_NAME, run):
@@ -98,10 +102,16 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
                     num_steps=args.steps, seed=args.eval_seed,
                 )
             )  # fmt: skip
-        row, maps[method] = read_grid(run, args.steps)
+        row, cells[method] = read_grid(run, args.steps)
         rows.append({"method": method, "seed": seed, **row})
+    best = torch.stack(list(cells.values())).amax(0)
+    for row, per_cell in zip(rows, cells.values(), strict=True):
+        gap = per_cell - best
+        row[f"cell_gap_mean_{args.steps}"] = gap.mean().item()
+        row[f"cell_gap_cvar10_{args.steps}"] = cvar(gap)
+    no_push = [per_cell[..., FORCES.index(0.0), None] for per_cell in cells.values()]
     plot_robustness_heatmaps(
-        args.out / f"dynamics_grid_s{seed}.png", list(maps), SCALES, SCALES, list(maps.values()),
+        args.out / f"dynamics_grid_s{seed}.png", list(cells), SCALES, SCALES, no_push,
         "metarobust/HalfCheetahVelDynamics-v0",
         f"seed {seed}: mean over held-out velocities, no push, after the last step",
     )  # fmt: skip
@@ -110,7 +120,7 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
 
 def read_grid(run: Path, steps: int) -> tuple[dict[str, float], torch.Tensor]:
     """A run's row (a policy that does not adapt keeps its step-0 numbers) and its cell means
-    at no push after the last step, ``[mass, friction, 1]``."""
+    after the last step, ``[mass, friction, push]``."""
     with (run / SUMMARY_NAME).open() as f:
         summary = {(r["region"], int(r["gradient_steps"])): r for r in csv.DictReader(f)}
     with (run / CSV_NAME).open() as f:
@@ -136,8 +146,8 @@ def read_grid(run: Path, steps: int) -> tuple[dict[str, float], torch.Tensor]:
         "outside_mean_1": float(summary["outside training", one]["return_mean"]),
         "env_steps_M": SavedRun.load(run).env_steps / 1e6,
     }
-    maps = torch.tensor([[cell(m, f, 0.0, last) for f in SCALES] for m in SCALES])
-    return row, maps[..., None]
+    per_cell = [[[cell(m, f, x, last) for x in FORCES] for f in SCALES] for m in SCALES]
+    return row, torch.tensor(per_cell)
 
 
 def main() -> int:
