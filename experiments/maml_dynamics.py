@@ -107,8 +107,8 @@ def compare_seed(args: argparse.Namespace, seed: int) -> list[dict]:
     best = torch.stack(list(cells.values())).amax(0)
     for row, per_cell in zip(rows, cells.values(), strict=True):
         gap = per_cell - best
-        row[f"cell_gap_mean_{args.steps}"] = gap.mean().item()
-        row[f"cell_gap_cvar10_{args.steps}"] = cvar(gap)
+        row[f"cell_gap_mean_{args.steps}"] = round(gap.mean().item(), 4)
+        row[f"cell_gap_cvar10_{args.steps}"] = round(cvar(gap), 4)
     no_push = [per_cell[..., FORCES.index(0.0), None] for per_cell in cells.values()]
     plot_robustness_heatmaps(
         args.out / f"dynamics_grid_s{seed}.png", list(cells), SCALES, SCALES, no_push,
