@@ -26,16 +26,19 @@ import yaml
 
 from metarobust.envs.levels import DEFAULT_LEVELS, load_levels
 from metarobust.held_out import CSV_NAME, evaluate_held_out
-from metarobust.runs.saved import SavedRun
+from metarobust.runs.run_dir import load_run_config
 from metarobust.utils.checkpoint import CHECKPOINT_NAME
 
 TRAPS = ("zigzag", "spiral", "labyrinth")
 
 
-def solved_rates(path: Path, level: str) -> list[float]:
-    """The solved rate (percent) of ``level`` after each inner step, from a held-out CSV."""
+def solved_rates(path: Path) -> dict[str, list[float]]:
+    """Per level of a held-out CSV, its solved rate (percent) after each inner step."""
+    rates: dict[str, list[float]] = {}
     with path.open() as f:
-        return [100 * float(r["solved_rate"]) for r in csv.DictReader(f) if r["level"] == level]
+        for row in csv.DictReader(f):
+            rates.setdefault(row["level"], []).append(100 * float(row["solved_rate"]))
+    return rates
 
 
 def main() -> int:
@@ -49,7 +52,7 @@ def main() -> int:
     runs = sorted(
         run
         for run in args.runs.glob("*_s*")
-        if (run / CHECKPOINT_NAME).exists() and SavedRun.load(run).cfg.train.meta_learns
+        if (run / CHECKPOINT_NAME).exists() and load_run_config(run).train.meta_learns
     )
     if not runs:
         print(f"{args.runs}: no MAML runs of the levels study", file=sys.stderr)
@@ -74,13 +77,12 @@ def main() -> int:
                 out=Path(scratch), progress=False,
             )  # fmt: skip
             shutil.copy(Path(scratch) / CSV_NAME, args.out / f"{run.name}.csv")
+        rates = solved_rates(args.out / f"{run.name}.csv")
         cells = []
         for trap in TRAPS:
-            rates = solved_rates(args.out / f"{run.name}.csv", trap)
-            best = max(range(len(rates)), key=rates.__getitem__)
-            cells.append(f"{rates[best]:.0f} % ({best})")
-        spiral = solved_rates(args.out / f"{run.name}.csv", "spiral")
-        shown = " / ".join(f"{spiral[k]:.0f}" for k in (0, min(3, args.steps), args.steps))
+            best = max(range(len(rates[trap])), key=rates[trap].__getitem__)
+            cells.append(f"{rates[trap][best]:.0f} % ({best})")
+        shown = " / ".join(f"{rates['spiral'][k]:.0f}" for k in (0, min(3, args.steps), args.steps))
         lines.append(f"| {run.name} | {' | '.join(cells)} | {shown} % |")
         print(lines[-1], flush=True)
     (args.out / "summary.md").write_text("\n".join(lines) + "\n")

@@ -20,7 +20,7 @@ from metarobust.api import algorithm_class, train
 from metarobust.config import Config, load_config
 from metarobust.errors import ConfigError
 from metarobust.runs.outputs import write_csv
-from metarobust.runs.resume import BUDGETS, CHANGEABLE, changed_settings
+from metarobust.runs.resume import BUDGETS, changed_settings, shaping_change
 from metarobust.runs.saved import SavedRun
 from metarobust.runs.training import run_algorithm
 from metarobust.utils.checkpoint import CHECKPOINT_NAME
@@ -47,12 +47,13 @@ def finished_run(run_dir: Path, start: Callable[[], Path], cfg: Config | None = 
     saved = SavedRun.load(run_dir)
     asked = saved.cfg if cfg is None else _placed_as(cfg, saved.cfg)
     changes = changed_settings(saved.cfg, asked)
-    for key, (old, new) in changes.items():
-        if key not in CHANGEABLE:
-            raise ConfigError(
-                f"{run_dir} was trained with {key}={old!r}, not the {new!r} asked: move it "
-                "away or train into another directory"
-            )
+    key = shaping_change(changes)
+    if key is not None:
+        old, new = changes[key]
+        raise ConfigError(
+            f"{run_dir} was trained with {key}={old!r}, not the {new!r} asked: move it away "
+            "or train into another directory"
+        )
     done = {"iterations": int(saved.checkpoint["iteration"]), "steps": saved.env_steps}
     for key, unit in BUDGETS.items():
         old, new = changes.get(key, (None, None))

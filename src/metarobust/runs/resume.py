@@ -55,14 +55,20 @@ def changed_settings(saved: Config, new: Config) -> dict[str, tuple[Any, Any]]:
     return {k: (before[k], after[k]) for k in before if before[k] != after[k]}
 
 
+def shaping_change(changes: dict[str, tuple[Any, Any]]) -> str | None:
+    """The first key of ``changes`` that shapes a saved run (one not ``CHANGEABLE``), or None."""
+    return next((key for key in changes if key not in CHANGEABLE), None)
+
+
 def resume_changes(saved: Config, new: Config) -> dict[str, tuple[Any, Any]]:
     """``{key: (saved value, new value)}`` of the settings a resume changes; ConfigError for
     the first one that cannot change."""
     changes = changed_settings(saved, new)
-    for key, (old, value) in changes.items():
-        if key not in CHANGEABLE:
-            raise ConfigError(
-                f"{key}: cannot change when resuming ({old!r} -> {value!r}: it shapes the saved "
-                f"run); changeable: {', '.join(sorted(CHANGEABLE))}"
-            )
+    key = shaping_change(changes)
+    if key is not None:
+        old, value = changes[key]
+        raise ConfigError(
+            f"{key}: cannot change when resuming ({old!r} -> {value!r}: it shapes the saved "
+            f"run); changeable: {', '.join(sorted(CHANGEABLE))}"
+        )
     return changes
