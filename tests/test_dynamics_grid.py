@@ -48,6 +48,7 @@ def test_the_grid_summary_is_the_cells_measures(tiny_config, capsys):
     assert "outside training" in capsys.readouterr().out
     cells = read(run / "dynamics_grid.csv")
     assert len(cells) == 2 * 3 * 3  # steps x masses x forces
+    assert "success_rate" not in cells[0]  # HalfCheetah reports no success
     summary = {
         (r["region"], r["gradient_steps"]): r for r in read(run / "dynamics_grid_summary.csv")
     }

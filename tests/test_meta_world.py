@@ -383,6 +383,13 @@ def test_the_dynamics_grid_plays_the_test_split_on_every_cell(tiny_config, capsy
     cells_named = {(r["mass_scale"], r["force_x"], r["gradient_steps"], r["tasks"]) for r in cells}
     assert cells_named == {(m, x, k, "2") for m in ("0.5", "2.0") for x in ("0.0", "5.0")
                            for k in ("0", "1")}  # fmt: skip
+    # success beside the return, a share of the 2 tasks x 1 episode, over the whole grid too
+    assert all(float(r["success_rate"]) in (0.0, 0.5, 1.0) for r in cells)
+    with (run / "dynamics_grid_summary.csv").open() as f:
+        summary = list(csv.DictReader(f))
+    mean = sum(float(r["success_rate"]) for r in cells if r["gradient_steps"] == "1") / len(cells) * 2
+    overall = next(r for r in summary if r["region"] == "all" and r["gradient_steps"] == "1")
+    assert float(overall["success_rate"]) == pytest.approx(mean)
 
 
 def test_worker_processes_sample_what_the_local_sampler_does():

@@ -183,9 +183,11 @@ def heatmaps_figure(
     returns: list[Tensor],
     env_id: str,
     note: str = "mean action, no adversary",
+    measure: str = "mean return per cell",
 ) -> Figure:
-    """Mean return per cell (``returns[i]``: ``[mass, friction, episode or task]``), x =
-    friction scale, y = mass scale, one colour scale for all; at most four panels a row."""
+    """Mean return (or the ``measure`` given) per cell (``returns[i]``: ``[mass, friction,
+    episode or task]``), x = friction scale, y = mass scale, one colour scale for all; at most
+    four panels a row."""
     means = [r.double().mean(-1).numpy() for r in returns]  # [mass, friction] each
     low, high = min(m.min() for m in means), max(m.max() for m in means)
     columns = min(len(means), 4)
@@ -202,7 +204,7 @@ def heatmaps_figure(
         ax.set_xlabel("friction scale")
         ax.set_ylabel("mass scale")
         ax.set_title(f"{_wrap(label, 3.0, 9)}\ngrid mean {mean.mean():.1f}", fontsize=9)
-    fig.colorbar(image, ax=axes.tolist(), label="mean return per cell")
+    fig.colorbar(image, ax=axes.tolist(), label=measure)
     fig.suptitle(_wrap(f"{env_id}: {note}", width - 0.3, 9), fontsize=9)
     return fig
 
@@ -215,9 +217,10 @@ def plot_robustness_heatmaps(
     returns: list[Tensor],
     env_id: str,
     note: str = "mean action, no adversary",
+    measure: str = "mean return per cell",
 ) -> Path:
     """``heatmaps_figure`` as a PNG at ``path``."""
-    return _save(heatmaps_figure(labels, masses, frictions, returns, env_id, note), path)
+    return _save(heatmaps_figure(labels, masses, frictions, returns, env_id, note, measure), path)
 
 
 def percentiles_figure(labels: list[str], returns: list[Tensor], env_id: str) -> Figure:

@@ -11,9 +11,13 @@ the mean, the CVaR at 5 % and 10 % (the mean of the worst 5 % / 10 % of (task, c
 and the worst, for the whole grid and for the cells outside the run's training ranges (where
 it drew its dynamics from a range; every cell off nominal where it trained at nominal).
 
+Where the env reports success (Meta-World), the share of episodes that succeeded is written
+beside the return (``success_rate``) and is what the map shows: the measure its benchmark is
+read by.
+
 Writes ``dynamics_grid.csv`` (per cell and step, over tasks), ``dynamics_grid_summary.csv``
-(per region and step) and ``dynamics_grid.png`` (mean return per mass x friction cell after
-the last step, one map per force).
+(per region and step) and ``dynamics_grid.png`` (mean return, or success rate, per mass x
+friction cell after the last step, one map per force).
 """
 
 from __future__ import annotations
@@ -83,21 +87,29 @@ def evaluate_dynamics_grid(
     sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
     bar = tqdm(total=steps + 1, unit="step", desc="dynamics grid", disable=not progress)
     with make_sampler(sampler_cfg, spec, policy, seed) as sampler, bar:
-        returns = adaptation_curve(
+        curve = adaptation_curve(
             policy, params, sampler, cells, step_size=step_size,
             episodes_per_task=episodes_per_task, num_steps=steps, gamma=run.cfg.maml.gamma,
             seed=seed, later_step_size=later_lr, progress=bar,
-        ).returns  # fmt: skip
-    # [step, task x cell] -> [step, cell, task]
-    per_cell = returns.view(steps + 1, len(tasks), len(grid)).permute(0, 2, 1)
+        )  # fmt: skip
+
+    def cell_major(values: Tensor) -> Tensor:  # [step, task x cell] -> [step, cell, task]
+        return values.view(steps + 1, len(tasks), len(grid)).permute(0, 2, 1)
+
+    per_cell = cell_major(curve.returns)
+    success = None if curve.successes.isnan().all() else cell_major(curve.successes)
     outside = np.array([_outside(cell, trained_ranges) for cell in grid])
-    _write_cells(out / CSV_NAME, grid, per_cell)
+    _write_cells(out / CSV_NAME, grid, per_cell, success)
     regions = {"all": np.ones(len(grid), bool), "outside training": outside}
-    summary = _write_summary(out / SUMMARY_NAME, regions, per_cell)
-    last = per_cell[-1].view(len(forces), len(masses), len(frictions), len(tasks))
+    summary = _write_summary(out / SUMMARY_NAME, regions, per_cell, success)
+    shown = per_cell if success is None else 100 * success
+    last = shown[-1].view(len(forces), len(masses), len(frictions), len(tasks))
     labels = [f"force_x {x:g} N" for x in forces]
-    note = f"mean over {count(len(tasks), 'held-out task')} after {count(steps, 'inner step')}"
-    plot_robustness_heatmaps(out / PNG_NAME, labels, masses, frictions, list(last), spec.id, note)
+    measure = "mean return" if success is None else "success rate (%)"
+    note = f"{measure} over {count(len(tasks), 'held-out task')} after {count(steps, 'inner step')}"
+    plot_robustness_heatmaps(
+        out / PNG_NAME, labels, masses, frictions, list(last), spec.id, note, f"{measure} per cell"
+    )
     return (
         f"{spec.id}, {count(len(tasks), 'held-out task')} x {count(len(grid), 'cell')} x "
         f"{count(episodes_per_task, 'episode')}: {summary}; wrote {out / CSV_NAME}, "
@@ -143,18 +155,29 @@ def _measure_names() -> list[str]:
     return ["return_mean", *(f"return_cvar{round(100 * a)}" for a in ALPHAS), "return_worst"]
 
 
-def _write_cells(path: Path, grid: list[tuple[float, float, float]], per_cell: Tensor) -> None:
-    """A row per cell and step (``per_cell``: ``[step, cell, task]``)."""
-    header = [*AXES, "gradient_steps", *_measure_names(), "tasks"]
-    rows = (
-        [*cell, k, *(f"{v:.4f}" for v in _measures(step[i])), step.shape[1]]
-        for k, step in enumerate(per_cell)
-        for i, cell in enumerate(grid)
-    )
+def _success_columns(success: Tensor | None) -> list[str]:
+    return [] if success is None else ["success_rate"]
+
+
+def _write_cells(
+    path: Path,
+    grid: list[tuple[float, float, float]],
+    per_cell: Tensor,
+    success: Tensor | None,
+) -> None:
+    """A row per cell and step (``per_cell`` and ``success``: ``[step, cell, task]``)."""
+    header = [*AXES, "gradient_steps", *_measure_names(), *_success_columns(success), "tasks"]
+    rows = []
+    for k, step in enumerate(per_cell):
+        for i, cell in enumerate(grid):
+            rate = [] if success is None else [f"{success[k, i].mean().item():.4f}"]
+            rows.append([*cell, k, *(f"{v:.4f}" for v in _measures(step[i])), *rate, len(step[i])])
     write_csv(path, header, rows)
 
 
-def _write_summary(path: Path, regions: dict[str, np.ndarray], per_cell: Tensor) -> str:
+def _write_summary(
+    path: Path, regions: dict[str, np.ndarray], per_cell: Tensor, success: Tensor | None
+) -> str:
     """A row per region of the grid and step over its tasks x cells; returns its words."""
     rows, words = [], []
     for region, mask in regions.items():
@@ -162,12 +185,21 @@ def _write_summary(path: Path, regions: dict[str, np.ndarray], per_cell: Tensor)
             continue
         for k, step in enumerate(per_cell):
             values = step[mask].flatten()
-            rows.append([region, k, *(f"{v:.4f}" for v in _measures(values)), values.numel()])
+            rates = [] if success is None else [f"{success[k][mask].mean().item():.4f}"]
+            rows.append(
+                [region, k, *(f"{v:.4f}" for v in _measures(values)), *rates, values.numel()]
+            )
         mean = [step[mask].mean().item() for step in per_cell]
         tail = [cvar(step[mask].flatten(), ALPHAS[1]) for step in per_cell]
+        rate = (
+            ""
+            if success is None
+            else ", success " + " / ".join(f"{s[mask].mean().item():.0%}" for s in success)
+        )
         words.append(
             f"{region}: mean {' / '.join(f'{m:.1f}' for m in mean)}, CVaR 10 % "
-            f"{' / '.join(f'{t:.1f}' for t in tail)}"
+            f"{' / '.join(f'{t:.1f}' for t in tail)}{rate}"
         )
-    write_csv(path, ["region", "gradient_steps", *_measure_names(), "pairs"], rows)
+    header = ["region", "gradient_steps", *_measure_names(), *_success_columns(success), "pairs"]
+    write_csv(path, header, rows)
     return "; ".join(words) + f" after 0..{len(per_cell) - 1} steps"
