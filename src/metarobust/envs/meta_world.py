@@ -236,8 +236,10 @@ class QuickRotation:
 
 class MetaWorldEnv(TaskEnv):
     """One Meta-World task at a time; ``reset(options={"task": task})`` switches task (module
-    doc). Keeps one Meta-World env per env name it has met. With ``dynamics`` (the
-    ``MetaWorldDynamics-v0`` id) a task may also scale the object's dynamics and push it."""
+    doc). Keeps one Meta-World env per env name it has played (each holds its own model, some
+    20 MB of meshes): the one built for the spaces alone is let go when the first episode is of
+    another env. With ``dynamics`` (the ``MetaWorldDynamics-v0`` id) a task may also scale the
+    object's dynamics and push it."""
 
     metadata = {"render_modes": []}
 
@@ -248,6 +250,7 @@ class MetaWorldEnv(TaskEnv):
         env = self._env()
         self.observation_space = env.observation_space
         self.action_space = env.action_space
+        self._unplayed: str | None = self._task["env_name"]  # built for the spaces so far
 
     @property
     def task(self) -> dict[str, Any]:
@@ -290,6 +293,11 @@ class MetaWorldEnv(TaskEnv):
 
     def start_episode(self, seed: int | None) -> tuple[np.ndarray, dict[str, Any]]:
         """Meta-World's reset of the current task (and its push, with dynamics)."""
+        if self._unplayed not in (None, self._task["env_name"]):
+            self._envs.pop(self._unplayed).close()
+            if self._dynamics is not None:
+                del self._dynamics[self._unplayed]
+        self._unplayed = None
         self._current = self._env()
         observation, info = self._current.reset(seed=seed)
         if self._dynamics is not None:  # after Meta-World's reset, which clears applied forces
