@@ -128,14 +128,18 @@ def test_success_is_reported_every_step():
 
 @pytest.mark.parametrize("env_id", [ENV_ID, DYNAMICS_ID])
 def test_an_env_keeps_the_meta_world_envs_it_played_and_no_other(env_id):
-    """Each holds its own model (some 20 MB): the one built for the spaces goes when the first
-    episode is of another env; every env played stays, for the next task of its name."""
+    """Each holds its own model (some 20 MB): the one built for the spaces, reset into without
+    a task as a sampler's first reset does, goes when the first step is in another env; every
+    env stepped in stays, for the next task of its name."""
     env = gym.make(env_id).unwrapped
+    env.reset(seed=0)
     assert sorted(env._envs) == ["reach-v3"]  # the default task's, for the spaces
     push = {**REACH, "benchmark": "ML10", "env_name": "push-v3"}
     env.reset(seed=0, options={"task": push})
     assert sorted(env._envs) == ["push-v3"]
+    env.step(env.action_space.sample())
     env.reset(seed=0, options={"task": {**push, "env_name": "reach-v3"}})
+    env.step(env.action_space.sample())
     env.reset(seed=0, options={"task": push})
     assert sorted(env._envs) == ["push-v3", "reach-v3"]
     reach = gym.make(env_id).unwrapped

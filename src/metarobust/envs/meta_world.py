@@ -237,8 +237,8 @@ class QuickRotation:
 class MetaWorldEnv(TaskEnv):
     """One Meta-World task at a time; ``reset(options={"task": task})`` switches task (module
     doc). Keeps one Meta-World env per env name it has played (each holds its own model, some
-    20 MB of meshes): the one built for the spaces alone is let go when the first episode is of
-    another env. With ``dynamics`` (the ``MetaWorldDynamics-v0`` id) a task may also scale the
+    20 MB of meshes): the one built for the spaces, and reset into by a sampler's first reset,
+    is let go if its first step is taken in another env. With ``dynamics`` (the ``MetaWorldDynamics-v0`` id) a task may also scale the
     object's dynamics and push it."""
 
     metadata = {"render_modes": []}
@@ -250,7 +250,7 @@ class MetaWorldEnv(TaskEnv):
         env = self._env()
         self.observation_space = env.observation_space
         self.action_space = env.action_space
-        self._unplayed: str | None = self._task["env_name"]  # built for the spaces so far
+        self._unplayed: str | None = self._task["env_name"]  # not stepped in yet
 
     @property
     def task(self) -> dict[str, Any]:
@@ -297,7 +297,7 @@ class MetaWorldEnv(TaskEnv):
             self._envs.pop(self._unplayed).close()
             if self._dynamics is not None:
                 del self._dynamics[self._unplayed]
-        self._unplayed = None
+            self._unplayed = None
         self._current = self._env()
         observation, info = self._current.reset(seed=seed)
         if self._dynamics is not None:  # after Meta-World's reset, which clears applied forces
@@ -347,6 +347,7 @@ class MetaWorldEnv(TaskEnv):
         world._last_stable_obs, world._did_see_sim_exception = stable, unstable
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        self._unplayed = None
         obs, reward, terminated, truncated, info = self._current.step(action)
         return obs, float(reward), bool(terminated), bool(truncated), info
 
