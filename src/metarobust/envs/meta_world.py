@@ -238,8 +238,8 @@ class MetaWorldEnv(TaskEnv):
     """One Meta-World task at a time; ``reset(options={"task": task})`` switches task (module
     doc). Keeps one Meta-World env per env name it has played (each holds its own model, some
     20 MB of meshes): the one built for the spaces, and reset into by a sampler's first reset,
-    is let go if its first step is taken in another env. With ``dynamics`` (the ``MetaWorldDynamics-v0`` id) a task may also scale the
-    object's dynamics and push it."""
+    is let go if its first step is taken in another env. With ``dynamics`` (the
+    ``MetaWorldDynamics-v0`` id) a task may also scale the object's dynamics and push it."""
 
     metadata = {"render_modes": []}
 
