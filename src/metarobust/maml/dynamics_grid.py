@@ -183,22 +183,19 @@ def _write_summary(
     for region, mask in regions.items():
         if not mask.any():
             continue
+        rates = [] if success is None else [s[mask].mean().item() for s in success]  # per step
         for k, step in enumerate(per_cell):
             values = step[mask].flatten()
-            rates = [] if success is None else [f"{success[k][mask].mean().item():.4f}"]
+            rate = [f"{rates[k]:.4f}"] if rates else []
             rows.append(
-                [region, k, *(f"{v:.4f}" for v in _measures(values)), *rates, values.numel()]
+                [region, k, *(f"{v:.4f}" for v in _measures(values)), *rate, values.numel()]
             )
         mean = [step[mask].mean().item() for step in per_cell]
         tail = [cvar(step[mask].flatten(), ALPHAS[1]) for step in per_cell]
-        rate = (
-            ""
-            if success is None
-            else ", success " + " / ".join(f"{s[mask].mean().item():.0%}" for s in success)
-        )
+        said = f", success {' / '.join(f'{r:.0%}' for r in rates)}" if rates else ""
         words.append(
             f"{region}: mean {' / '.join(f'{m:.1f}' for m in mean)}, CVaR 10 % "
-            f"{' / '.join(f'{t:.1f}' for t in tail)}{rate}"
+            f"{' / '.join(f'{t:.1f}' for t in tail)}{said}"
         )
     header = ["region", "gradient_steps", *_measure_names(), *_success_columns(success), "pairs"]
     write_csv(path, header, rows)
