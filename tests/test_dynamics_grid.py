@@ -10,6 +10,7 @@ import pytest
 from metarobust.api import train
 from metarobust.cli import main
 from metarobust.maml.dynamics_grid import _outside
+from metarobust.sampling.sampler_factory import make_sampler
 
 RANGES = (
     '{"dynamics": {"mass_scale": [0.5, 2.0], "friction_scale": [0.5, 2.0], "force_x": [-20, 20]}}'
@@ -17,6 +18,7 @@ RANGES = (
 CHEETAH = ("env.id=metarobust/HalfCheetahVelDynamics-v0", "env.max_episode_steps=10",
            f"env.task_distribution={RANGES}", "maml.meta_batch_size=2",
            "maml.episodes_per_task=2", "maml.num_iterations=1")  # fmt: skip
+AXES_AND_STEP = ("mass_scale", "friction_scale", "force_x", "gradient_steps")
 
 
 def read(path) -> list[dict]:
@@ -70,3 +72,34 @@ def test_grid_axes_need_the_grid(tiny_config, capsys):
     run = train(tiny_config("maml", "run", *CHEETAH))
     assert main(["evaluate", str(run), "--force-x", "10"]) == 2
     assert "--force-x: an axis of --dynamics-grid" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--envs", "4"]) == 2
+    assert "--envs: a setting of --dynamics-grid" in capsys.readouterr().err
+    assert main(["evaluate", str(run), "--dynamics-grid", "--envs", "0"]) == 2
+    assert "--envs: expected a positive integer, got 0" in capsys.readouterr().err
+
+
+def test_fewer_envs_play_the_same_episodes(tiny_config, tmp_path, monkeypatch):
+    """--envs caps the grid's sampler (memory) and leaves its episodes alone but for the float
+    rounding of a policy batched over fewer envs: before adapting, the same returns."""
+    import metarobust.maml.dynamics_grid as dynamics_grid
+
+    used = []
+
+    def recording(cfg, *args, **kwargs):
+        used.append(cfg.envs_per_worker)
+        return make_sampler(cfg, *args, **kwargs)
+
+    monkeypatch.setattr(dynamics_grid, "make_sampler", recording)
+    run = train(tiny_config("maml", "run", *CHEETAH))
+    grid = ["--dynamics-grid", "--tasks", "2", "--episodes", "2", "--steps", "1", "--mass",
+            "0.5", "2", "2", "--friction", "1", "1", "1", "--force-x", "0", "10"]  # fmt: skip
+    for name, envs in (("all", []), ("three", ["--envs", "3"])):
+        assert main(["evaluate", str(run), *grid, *envs, "--out", str(tmp_path / name)]) == 0
+    assert used == [2 * 4 * 2, 3]  # tasks x cells x episodes, then the cap
+    rows = {name: read(tmp_path / name / "dynamics_grid.csv") for name in ("all", "three")}
+    for mine, theirs in zip(rows["three"], rows["all"], strict=True):
+        assert [mine[k] for k in AXES_AND_STEP] == [theirs[k] for k in AXES_AND_STEP]
+        if mine["gradient_steps"] == "0":
+            assert float(mine["return_mean"]) == pytest.approx(
+                float(theirs["return_mean"]), abs=1e-3
+            )

@@ -170,6 +170,14 @@ def _parser() -> argparse.ArgumentParser:
         "on the object) (default: 0)",
     )
     evaluate.add_argument(
+        "--envs",
+        type=int,
+        metavar="N",
+        help="with --dynamics-grid: envs of its one sampling process (default: 256, or fewer "
+        "where fewer episodes are asked for); fewer use less memory, about 50 MB an env on "
+        "Meta-World",
+    )
+    evaluate.add_argument(
         "--levels",
         type=Path,
         metavar="FILE",
@@ -317,6 +325,10 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise ConfigError("--grid / --no-grid: the grid is a condition of --under-attack")
     if args.grid and args.no_grid:
         raise ConfigError("--grid: given together with --no-grid")
+    if args.envs is not None and not args.dynamics_grid:
+        raise ConfigError("--envs: a setting of --dynamics-grid")
+    if args.envs is not None and args.envs <= 0:
+        raise ConfigError(f"--envs: expected a positive integer, got {args.envs}")
     axes = {"--mass": args.mass, "--friction": args.friction, "--force-x": args.force_x}
     given = [flag for flag, value in axes.items() if value is not None]
     if given and not args.dynamics_grid:
@@ -352,6 +364,7 @@ def _evaluate(args: argparse.Namespace) -> None:
             )
             if args.dynamics_grid
             else None,
+            grid_envs=args.envs,
             out=out,
         )
     print(summary)

@@ -48,6 +48,7 @@ def evaluate(
     levels: Path | None = None,
     random_levels: int = 200,
     dynamics_grid: tuple[list[float], list[float], list[float]] | None = None,
+    grid_envs: int | None = None,
     out: Path | None = None,
     progress: bool = True,
 ) -> str:
@@ -61,7 +62,8 @@ def evaluate(
     ``random_levels`` harder random levels (``metarobust.held_out``), a MAML run
     after 0..``steps`` inner steps on each. ``dynamics_grid`` (masses, frictions, forces)
     evaluates any run on held-out tasks x that grid instead, a MAML run adapting on each
-    (``metarobust.maml.dynamics_grid``). The outputs go into ``out`` (default ``run_dir``)."""
+    (``metarobust.maml.dynamics_grid``), with at most ``grid_envs`` envs. The outputs go
+    into ``out`` (default ``run_dir``)."""
     run = SavedRun.load(run_dir)
     meta = run.cfg.train.meta_learns
     if later_lr is not None and not meta:
@@ -85,6 +87,7 @@ def evaluate(
             num_steps=steps,
             seed=seed,
             later_lr=later_lr,
+            envs=grid_envs,
             out=out,
             progress=progress,
         )

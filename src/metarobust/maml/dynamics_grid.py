@@ -49,6 +49,7 @@ CSV_NAME, SUMMARY_NAME, PNG_NAME = (
 )
 DEFAULT_SCALES = (0.25, 3.0, 5)  # LOW, HIGH, POINTS of mass and friction: wider than RoML's 0.5-2
 ALPHAS = (0.05, 0.1)  # the CVaR levels reported
+MAX_ENVS = 256  # envs of the sampling process, unless told fewer
 AXES = ("mass_scale", "friction_scale", "force_x")
 
 
@@ -63,12 +64,14 @@ def evaluate_dynamics_grid(
     num_steps: int = 3,
     seed: int = 12345,
     later_lr: float | None = None,
+    envs: int | None = None,
     out: Path | None = None,
     progress: bool = True,
 ) -> str:
     """The run's returns on every held-out task x cell after 0..``num_steps`` inner steps
     (module doc; ``later_lr`` the step size after the first), into ``out`` (default the run
-    directory); returns a summary."""
+    directory); returns a summary. ``envs`` caps the envs of the one sampling process (default
+    ``MAX_ENVS``; fewer use less memory: a Meta-World env holds a model of about 20 MB)."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
     spec = EnvSpec.dynamics(run.cfg.env)
@@ -83,7 +86,7 @@ def evaluate_dynamics_grid(
         for task in tasks
         for m, f, x in grid
     ]
-    envs = min(256, len(cells) * episodes_per_task)
+    envs = min(envs or MAX_ENVS, len(cells) * episodes_per_task)
     sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
     bar = tqdm(total=steps + 1, unit="step", desc="dynamics grid", disable=not progress)
     with make_sampler(sampler_cfg, spec, policy, seed) as sampler, bar:
