@@ -71,7 +71,7 @@ def evaluate_dynamics_grid(
     """The run's returns on every held-out task x cell after 0..``num_steps`` inner steps
     (module doc; ``later_lr`` the step size after the first), into ``out`` (default the run
     directory); returns a summary. ``envs`` caps the envs of the one sampling process (default
-    ``MAX_ENVS``; fewer use less memory: a Meta-World env holds a model of about 20 MB)."""
+    ``MAX_ENVS``; fewer use less memory: about 50 MB an env on Meta-World)."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
     spec = EnvSpec.dynamics(run.cfg.env)
@@ -86,7 +86,7 @@ def evaluate_dynamics_grid(
         for task in tasks
         for m, f, x in grid
     ]
-    envs = min(envs or MAX_ENVS, len(cells) * episodes_per_task)
+    envs = min(MAX_ENVS if envs is None else envs, len(cells) * episodes_per_task)
     sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
     bar = tqdm(total=steps + 1, unit="step", desc="dynamics grid", disable=not progress)
     with make_sampler(sampler_cfg, spec, policy, seed) as sampler, bar:
