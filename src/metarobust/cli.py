@@ -314,9 +314,9 @@ def _scale_axes(parser: argparse.ArgumentParser, help_of: str) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    for name in ("episodes", "tasks", "steps"):
-        if getattr(args, name) <= 0:
-            raise ConfigError(f"--{name}: expected a positive integer, got {getattr(args, name)}")
+    for name in ("episodes", "tasks", "steps", "envs"):  # --envs: None when not given
+        if (value := getattr(args, name)) is not None and value <= 0:
+            raise ConfigError(f"--{name}: expected a positive integer, got {value}")
     if args.later_lr is not None and not args.later_lr > 0:
         raise ConfigError(f"--later-lr: expected a positive number, got {args.later_lr}")
     if args.random_levels < 0:
@@ -327,8 +327,6 @@ def _evaluate(args: argparse.Namespace) -> None:
         raise ConfigError("--grid: given together with --no-grid")
     if args.envs is not None and not args.dynamics_grid:
         raise ConfigError("--envs: a setting of --dynamics-grid")
-    if args.envs is not None and args.envs <= 0:
-        raise ConfigError(f"--envs: expected a positive integer, got {args.envs}")
     axes = {"--mass": args.mass, "--friction": args.friction, "--force-x": args.force_x}
     given = [flag for flag, value in axes.items() if value is not None]
     if given and not args.dynamics_grid:

@@ -38,7 +38,7 @@ from metarobust.risk import CVAR_ALPHA, cvar
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
-from metarobust.sampling.sampler_factory import make_sampler
+from metarobust.sampling.sampler_factory import EVALUATION_ENVS, make_sampler
 from metarobust.trajectories import Trajectories
 from metarobust.utils.seeding import episode_seed
 from metarobust.utils.wording import count
@@ -89,7 +89,7 @@ def evaluate_held_out(
     steps = steps if meta else 0
     step_size = saved_meta_policy(run)[1] if meta else 0.0
     actions = "mean" if deterministic else "sampled"
-    sampler_cfg = SamplerConfig(envs_per_worker=min(256, len(tasks) * episodes))
+    sampler_cfg = SamplerConfig(envs_per_worker=min(EVALUATION_ENVS, len(tasks) * episodes))
     played: list[Trajectories] = []  # per inner step, the episodes reported
     bar = tqdm(total=steps + 1, unit="step", desc="held out", disable=not progress)
     with make_sampler(sampler_cfg, run.spec, policy, seed) as sampler, bar:

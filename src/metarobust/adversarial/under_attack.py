@@ -53,7 +53,7 @@ from metarobust.runs.saved import SavedRun
 from metarobust.sampling.acting import Acting, PolicyState
 from metarobust.sampling.env_factory import EnvSpec, env_dims, env_players
 from metarobust.sampling.sampler import Sampler
-from metarobust.sampling.sampler_factory import make_sampler
+from metarobust.sampling.sampler_factory import EVALUATION_ENVS, make_sampler
 from metarobust.utils.wording import count
 
 CSV_NAME, PNG_NAME = "under_attack.csv", "under_attack.png"
@@ -149,7 +149,7 @@ def evaluate_under_attack(
             )
     idle = zero_mean(PolicyState.of(adversary.init_params(), adversary, deterministic=True), None)
     tasks, named = _tasks(run, num_tasks, seed)
-    envs = min(256, len(tasks) * episodes_per_task)
+    envs = min(EVALUATION_ENVS, len(tasks) * episodes_per_task)
     sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
     modules = {"protagonist": policy, "adversary": adversary}
     conditions = {"none": idle, **trained}

@@ -39,7 +39,7 @@ from metarobust.risk import cvar
 from metarobust.runs.outputs import write_csv
 from metarobust.runs.saved import SavedRun
 from metarobust.sampling.env_factory import EnvSpec
-from metarobust.sampling.sampler_factory import make_sampler
+from metarobust.sampling.sampler_factory import EVALUATION_ENVS, make_sampler
 from metarobust.utils.wording import count
 
 CSV_NAME, SUMMARY_NAME, PNG_NAME = (
@@ -49,7 +49,6 @@ CSV_NAME, SUMMARY_NAME, PNG_NAME = (
 )
 DEFAULT_SCALES = (0.25, 3.0, 5)  # LOW, HIGH, POINTS of mass and friction: wider than RoML's 0.5-2
 ALPHAS = (0.05, 0.1)  # the CVaR levels reported
-MAX_ENVS = 256  # envs of the sampling process, unless told fewer
 AXES = ("mass_scale", "friction_scale", "force_x")
 
 
@@ -71,7 +70,7 @@ def evaluate_dynamics_grid(
     """The run's returns on every held-out task x cell after 0..``num_steps`` inner steps
     (module doc; ``later_lr`` the step size after the first), into ``out`` (default the run
     directory); returns a summary. ``envs`` caps the envs of the one sampling process (default
-    ``MAX_ENVS``; fewer use less memory: about 50 MB an env on Meta-World)."""
+    ``EVALUATION_ENVS``; fewer use less memory: about 50 MB an env on Meta-World)."""
     run = SavedRun.load(run_dir)
     out = run.path if out is None else Path(out)
     spec = EnvSpec.dynamics(run.cfg.env)
@@ -86,7 +85,7 @@ def evaluate_dynamics_grid(
         for task in tasks
         for m, f, x in grid
     ]
-    envs = min(MAX_ENVS if envs is None else envs, len(cells) * episodes_per_task)
+    envs = min(EVALUATION_ENVS if envs is None else envs, len(cells) * episodes_per_task)
     sampler_cfg = run.cfg.sampler.model_copy(update={"envs_per_worker": envs, "workers": 1})
     bar = tqdm(total=steps + 1, unit="step", desc="dynamics grid", disable=not progress)
     with make_sampler(sampler_cfg, spec, policy, seed) as sampler, bar:

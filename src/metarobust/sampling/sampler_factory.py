@@ -11,6 +11,7 @@ from metarobust.sampling.subprocess_backend import SubprocessSampler
 from metarobust.sampling.worker import Policies
 
 EVALUATION_BATCH = 16  # envs a saved policy's evaluation steps together
+EVALUATION_ENVS = 256  # at most, in the one process that plays a saved run on many tasks
 
 
 def make_sampler(
