@@ -88,3 +88,11 @@ def test_a_mistyped_flag_shows_its_commands_usage(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "logs/x", "--epsiodes", "3"])
     assert capsys.readouterr().err.startswith("usage: metarobust evaluate")
+
+
+def test_the_envs_help_states_the_evaluation_cap(capsys):
+    # the CLI spells the number out so that --help need not import the sampler stack
+    from metarobust.sampling.sampler_factory import EVALUATION_ENVS
+
+    entry = option_help(help_text(capsys, "evaluate"), "--envs")
+    assert f"(default: {EVALUATION_ENVS}, or fewer" in entry

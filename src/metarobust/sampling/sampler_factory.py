@@ -11,7 +11,9 @@ from metarobust.sampling.subprocess_backend import SubprocessSampler
 from metarobust.sampling.worker import Policies
 
 EVALUATION_BATCH = 16  # envs a saved policy's evaluation steps together
-EVALUATION_ENVS = 256  # at most, in the one process that plays a saved run on many tasks
+# At most, in the one process that plays a saved run on many tasks; `metarobust evaluate
+# --help` states the number too (checked by tests/test_cli_help.py).
+EVALUATION_ENVS = 256
 
 
 def make_sampler(
